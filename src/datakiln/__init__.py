@@ -1,0 +1,109 @@
+"""datakiln: load, clean, balance, synthesize and evaluate large ML datasets.
+
+The public API is listed in ``__all__``; submodules load on first use so that
+``import datakiln`` stays fast and never imports torch or ray.
+
+>>> import datakiln
+>>> ds = datakiln.read("data/*.parquet")          # doctest: +SKIP
+>>> ds.schema.kinds; ds.profile().to_dict()       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from datakiln.errors import (
+    ConnectionFailedError,
+    DatakilnError,
+    EmptySourceError,
+    EncodingError,
+    InvalidArgumentError,
+    MemoryBudgetError,
+    MissingDependencyError,
+    ParseError,
+    QueryError,
+    SchemaError,
+    SchemaMismatchError,
+    SourceError,
+    SourceNotFoundError,
+    UnsupportedFormatError,
+    WriteError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Dataset": "datakiln.dataset.dataset",
+    "Profile": "datakiln.dataset.profile",
+    "ColumnProfile": "datakiln.dataset.profile",
+    "Schema": "datakiln.schema",
+    "ColumnSchema": "datakiln.schema",
+    "infer_schema": "datakiln.schema",
+    "read": "datakiln.io",
+    "read_sql": "datakiln.io",
+    "from_arrow": None,
+    "from_pandas": None,
+}
+
+__all__ = [
+    "ColumnProfile",
+    "ColumnSchema",
+    "ConnectionFailedError",
+    "Dataset",
+    "DatakilnError",
+    "EmptySourceError",
+    "EncodingError",
+    "InvalidArgumentError",
+    "MemoryBudgetError",
+    "MissingDependencyError",
+    "ParseError",
+    "Profile",
+    "QueryError",
+    "Schema",
+    "SchemaError",
+    "SchemaMismatchError",
+    "SourceError",
+    "SourceNotFoundError",
+    "UnsupportedFormatError",
+    "WriteError",
+    "__version__",
+    "from_arrow",
+    "from_pandas",
+    "infer_schema",
+    "read",
+    "read_sql",
+]
+
+if TYPE_CHECKING:
+    from datakiln.dataset.dataset import Dataset
+    from datakiln.dataset.profile import ColumnProfile, Profile
+    from datakiln.io import read, read_sql
+    from datakiln.schema import ColumnSchema, Schema, infer_schema
+
+
+def from_arrow(table: Any, **kwargs: Any) -> Dataset:
+    """A :class:`Dataset` over an Arrow table or record batch in memory."""
+    from datakiln.dataset.dataset import Dataset
+
+    return Dataset.from_arrow(table, **kwargs)
+
+
+def from_pandas(frame: Any, **kwargs: Any) -> Dataset:
+    """A :class:`Dataset` over a pandas DataFrame (converted to Arrow once)."""
+    from datakiln.dataset.dataset import Dataset
+
+    return Dataset.from_pandas(frame, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'datakiln' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,1 @@
+"""The ``kiln`` command line: parse options, call the public API, print a summary."""

@@ -1,0 +1,88 @@
+"""What every command shares: read options, error printing, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from datakiln.errors import DatakilnError
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True)
+
+NamesOption = typer.Option(None, "--names", help="Comma-separated column names, e.g. "
+                           "'age,workclass,income' (replaces a header row if there is one).")
+HeaderOption = typer.Option(None, "--header/--no-header",
+                            help="Whether the first CSV line holds column names (default: detect).")
+DelimiterOption = typer.Option(None, "--delimiter", "-d",
+                               help="CSV delimiter, one character (default: detect; use '\\t' for tabs).")
+NaOption = typer.Option(None, "--na", help="A value to read as missing; repeat for more "
+                        "(default: '', NA, N/A, NaN, null, None, ?).")
+FormatOption = typer.Option(None, "--format", "-f",
+                            help="Input format when the extension does not tell: csv, parquet, json, arrow.")
+EncodingOption = typer.Option(None, "--encoding", help="Text encoding of CSV files (default utf-8).")
+SkipBadOption = typer.Option(False, "--skip-bad-rows",
+                             help="Skip and count malformed CSV rows instead of stopping.")
+SchemaOption = typer.Option(None, "--schema", help="JSON/YAML file of column kind overrides.")
+BudgetOption = typer.Option("1GB", "--memory-budget", help="Memory the streaming work may use, e.g. 512MB, 2GB.")
+
+
+def read_options(names: str | None, header: bool | None, delimiter: str | None,
+                 na: list[str] | None, format: str | None, encoding: str | None,
+                 skip_bad_rows: bool, schema: str | None) -> dict[str, Any]:
+    """Keyword arguments for :func:`datakiln.read` from the shared CLI options."""
+    options: dict[str, Any] = {"format": format}
+    if names:
+        options["names"] = [n.strip() for n in names.split(",")]
+    if header is not None:
+        options["header"] = header
+    if delimiter is not None:
+        options["delimiter"] = "\t" if delimiter in ("\\t", "tab") else delimiter
+    if na:
+        options["na_values"] = list(na)
+    if encoding:
+        options["encoding"] = encoding
+    if skip_bad_rows:
+        options["on_bad_rows"] = "skip"
+    if schema:
+        options["schema"] = schema
+    return options
+
+
+def fail(exc: BaseException) -> None:
+    """Print a datakiln error as one clear message and exit with status 2."""
+    errors.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@contextlib.contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn :class:`DatakilnError` into a message instead of a traceback."""
+    try:
+        yield
+    except DatakilnError as exc:
+        fail(exc)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over rows; yields the ``on_progress(rows)`` callback."""
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("rows"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=errors, transient=True,
+                  disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda rows: progress.advance(task, rows)

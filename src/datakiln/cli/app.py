@@ -1,0 +1,34 @@
+"""The ``kiln`` command: one sub-command per module in :mod:`datakiln.cli.commands`."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from datakiln.cli.commands.convert import convert
+from datakiln.cli.commands.demo import demo
+from datakiln.cli.commands.inspect import inspect
+
+app = typer.Typer(
+    name="kiln",
+    help="datakiln: load, inspect and convert large datasets (more commands arrive with "
+         "cleaning, synthesis and evaluation).\n\nExamples:\n\n  kiln demo\n\n"
+         "  kiln inspect data.csv --json\n\n  kiln convert data.csv data/",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("inspect")(inspect)
+app.command("convert")(convert)
+app.command("demo")(demo)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,384 @@
+"""The lazy, immutable Dataset: a source plus a list of small operation records.
+
+Every method that changes data returns a new Dataset; nothing is read until a result is
+asked for (``head``, ``count``, ``iter_batches``, ``to_arrow``, ``write``, ``profile``).
+Leading ``select``/``filter`` operations are pushed into the source (Parquet decodes
+only those columns and row groups); the rest run per table on the executor's threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datakiln.dataset._executor import default_threads, ordered_map
+from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError
+from datakiln.io.arrow import TableSource
+from datakiln.io.base import Source
+from datakiln.schema import Schema, infer_schema, load_overrides
+from datakiln.units import format_bytes, parse_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from datakiln.dataset.profile import Profile
+    from datakiln.io.write import WriteResult
+
+__all__ = ["INFER_ROWS", "Dataset"]
+
+#: rows read from the start of the data to infer column kinds
+INFER_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class _Op:
+    kind: str  # "select" | "filter" | "map" | "limit"
+    arg: Any
+
+    def describe(self) -> str:
+        if self.kind == "map":
+            return f"map({getattr(self.arg, '__module__', '')}.{getattr(self.arg, '__qualname__', repr(self.arg))})"
+        return f"{self.kind}({self.arg})"
+
+
+def _apply(table: pa.Table, ops: Sequence[_Op]) -> pa.Table:
+    for op in ops:
+        if op.kind == "select":
+            table = table.select(list(op.arg))
+        elif op.kind == "filter":
+            table = table.filter(op.arg)
+        elif op.kind == "map":
+            out = op.arg(table)
+            table = _as_table(out, op.arg)
+    return table
+
+
+def _as_table(out: Any, fn: Any) -> pa.Table:
+    if isinstance(out, pa.Table):
+        return out
+    if isinstance(out, pa.RecordBatch):
+        return pa.Table.from_batches([out])
+    if type(out).__name__ == "DataFrame":
+        return pa.Table.from_pandas(out, preserve_index=False)
+    if isinstance(out, dict):
+        return pa.table(out)
+    raise InvalidArgumentError(
+        f"map_batches function {getattr(fn, '__qualname__', fn)!r} returned "
+        f"{type(out).__name__}; return a pyarrow Table/RecordBatch, a pandas DataFrame or a "
+        "dict of columns")
+
+
+class Dataset:
+    """A lazy, immutable table: a :class:`~datakiln.io.Source` plus operations.
+
+    Build one with :func:`datakiln.read`, :func:`datakiln.read_sql`,
+    :meth:`Dataset.from_arrow` or :meth:`Dataset.from_pandas`.
+
+    Parameters
+    ----------
+    source : Source
+        Where the rows come from.
+    kinds : dict or path, optional
+        Column kind overrides (see :func:`datakiln.schema.load_overrides`).
+    memory_budget : int or str, optional
+        Bytes that streaming work on this dataset may hold at once, e.g. ``"1GB"``;
+        ``None`` uses ``threads + 2`` tasks in flight.
+    num_threads : int, optional
+        Worker threads (default: the usable CPU count).
+    """
+
+    def __init__(self, source: Source, ops: Sequence[_Op] = (), *,
+                 kinds: Mapping[str, Any] | str | Path | None = None,
+                 memory_budget: int | str | None = None, num_threads: int | None = None) -> None:
+        self._source = source
+        self._ops = tuple(ops)
+        self._kinds = load_overrides(kinds)
+        self._memory_budget = parse_bytes(memory_budget)
+        self._num_threads = num_threads
+        self._arrow_schema: pa.Schema | None = None
+        self._schema: Schema | None = None
+        self._head: pa.Table | None = None
+
+    # -- constructors -----------------------------------------------------------------------
+    @classmethod
+    def from_arrow(cls, table: pa.Table | pa.RecordBatch, **kwargs: Any) -> Dataset:
+        """A dataset over an Arrow table already in memory."""
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        return cls(TableSource(table), **kwargs)
+
+    @classmethod
+    def from_pandas(cls, frame: pd.DataFrame, **kwargs: Any) -> Dataset:
+        """A dataset over a pandas DataFrame (converted to Arrow once, index dropped)."""
+        return cls.from_arrow(pa.Table.from_pandas(frame, preserve_index=False), **kwargs)
+
+    def _derive(self, op: _Op | None = None, **changes: Any) -> Dataset:
+        options = {"kinds": self._kinds, "memory_budget": self._memory_budget,
+                   "num_threads": self._num_threads, **changes}
+        ops = self._ops + ((op,) if op else ())
+        return Dataset(self._source, ops, **options)
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def source(self) -> Source:
+        """The source this dataset reads."""
+        return self._source
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The Arrow schema of the rows this dataset yields."""
+        if self._arrow_schema is None:
+            if any(op.kind == "map" for op in self._ops):
+                self._arrow_schema = self.limit(1)._first_table().schema
+            else:
+                schema = self._source.schema
+                for op in self._ops:
+                    if op.kind == "select":
+                        schema = pa.schema([schema.field(c) for c in op.arg])
+                self._arrow_schema = schema
+        return self._arrow_schema
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names in order."""
+        return list(self.arrow_schema.names)
+
+    @property
+    def schema(self) -> Schema:
+        """Column kinds inferred from the first :data:`INFER_ROWS` rows, with overrides."""
+        if self._schema is None:
+            kinds = {k: v for k, v in self._kinds.items() if k in self.columns}
+            self._schema = infer_schema(self._inference_sample(), kinds)
+        return self._schema
+
+    def _inference_sample(self) -> pa.Table:
+        """The first :data:`INFER_ROWS` rows, read once and kept."""
+        if self._head is None:
+            self._head = self.head(INFER_ROWS)
+        return self._head
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the source's identity and the operations."""
+        text = self._source.fingerprint() + "".join(op.describe() for op in self._ops)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    @property
+    def stats(self) -> dict[str, object]:
+        """What reading has skipped so far (``on_bad_rows="skip"``): count and examples."""
+        return self._source.stats.to_dict()
+
+    def __repr__(self) -> str:
+        ops = " → ".join(op.describe() for op in self._ops)
+        return f"Dataset({self._source.name!r}{' → ' + ops if ops else ''})"
+
+    # -- operations -------------------------------------------------------------------------
+    def select(self, columns: str | Sequence[str]) -> Dataset:
+        """Keep ``columns``, in the order given."""
+        names = [columns] if isinstance(columns, str) else list(columns)
+        missing = [c for c in names if c not in self.columns]
+        if missing:
+            raise SchemaError(f"select: no column(s) {missing}; the columns are {self.columns}")
+        return self._derive(_Op("select", tuple(names)))
+
+    def filter(self, expression: pc.Expression) -> Dataset:
+        """Keep rows where ``expression`` (a pyarrow compute expression) is true.
+
+        >>> ds.filter((pc.field("age") > 30) & (pc.field("sex") == "Female"))  # doctest: +SKIP
+        """
+        if not isinstance(expression, pc.Expression):
+            raise InvalidArgumentError(
+                f"filter takes a pyarrow compute expression such as pc.field('age') > 30, got "
+                f"{type(expression).__name__}")
+        try:
+            pa.table({n: pa.array([], t) for n, t in zip(self.columns, self.arrow_schema.types)}
+                     ).filter(expression)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(f"filter {expression} does not fit the columns {self.columns}: "
+                              f"{exc}") from exc
+        return self._derive(_Op("filter", expression))
+
+    def map_batches(self, fn: Callable[[pa.Table], Any]) -> Dataset:
+        """Apply ``fn`` to each table of rows; it returns a Table, RecordBatch, DataFrame or dict.
+
+        ``fn`` runs on worker threads, several tables at once: it must not rely on order or
+        shared mutable state.
+        """
+        if not callable(fn):
+            raise InvalidArgumentError(f"map_batches takes a function, got {type(fn).__name__}")
+        return self._derive(_Op("map", fn))
+
+    def limit(self, rows: int) -> Dataset:
+        """The first ``rows`` rows."""
+        if rows < 0:
+            raise InvalidArgumentError(f"limit must be zero or positive, got {rows}")
+        return self._derive(_Op("limit", int(rows)))
+
+    def with_kinds(self, kinds: Mapping[str, Any] | str | Path) -> Dataset:
+        """The same rows with column kind overrides (dict or JSON/YAML file) added."""
+        return self._derive(kinds={**self._kinds, **load_overrides(kinds)})
+
+    def with_memory_budget(self, memory_budget: int | str | None) -> Dataset:
+        """The same dataset with a new memory budget for its streaming work."""
+        return self._derive(memory_budget=parse_bytes(memory_budget))
+
+    # -- execution --------------------------------------------------------------------------
+    def _pushdown(self) -> tuple[Sequence[str] | None, pc.Expression | None, list[_Op]]:
+        columns, condition, index = None, None, 0
+        for index, op in enumerate(self._ops):  # noqa: B007 - index used after the loop
+            if op.kind == "select":
+                columns = list(op.arg)
+            elif op.kind == "filter":
+                condition = op.arg if condition is None else condition & op.arg
+            else:
+                return columns, condition, list(self._ops[index:])
+        return columns, condition, []
+
+    def _in_flight(self, budget: int | None) -> tuple[int, int]:
+        threads = self._num_threads or default_threads()
+        if budget is None:
+            return threads, threads + 2
+        task_bytes = self._source.task_bytes()
+        slots = int(budget // (2 * task_bytes))
+        if slots < 1:
+            raise MemoryBudgetError(
+                f"one read task of {self._source.name!r} needs about {format_bytes(task_bytes)} "
+                f"but the memory budget is {format_bytes(budget)}; raise the budget or rewrite "
+                "the data in smaller pieces (kiln convert --rows-per-file / smaller row groups)")
+        return min(threads, slots), min(threads + 2, slots)
+
+    def _tables(self, fn: Callable[[pa.Table], Any] | None = None,
+                memory_budget: int | None = None) -> Iterator[Any]:
+        """Run the plan; yield ``fn(table)`` (or tables) in order, ``fn`` on worker threads."""
+        columns, condition, rest = self._pushdown()
+        segments: list[list[_Op]] = [[]]
+        limits: list[int] = []
+        for op in rest:
+            if op.kind == "limit":
+                limits.append(op.arg)
+                segments.append([])
+            else:
+                segments[-1].append(op)
+        first, later = segments[0], segments[1:]
+        tail_fn = fn if not limits else None
+
+        def work(table: pa.Table) -> Any:
+            table = _apply(table, first)
+            return tail_fn(table) if tail_fn is not None else table
+
+        threads, in_flight = self._in_flight(memory_budget or self._memory_budget)
+        stream = ordered_map(self._source.read_tasks(columns, condition), work,
+                             threads=threads, in_flight=in_flight)
+        if not limits:
+            yield from stream
+            return
+        yield from (fn(t) if fn is not None else t for t in self._limited(stream, limits, later))
+
+    @staticmethod
+    def _limited(stream: Iterator[pa.Table], limits: list[int],
+                 later: list[list[_Op]]) -> Iterator[pa.Table]:
+        remaining = list(limits)
+        try:
+            for table in stream:
+                for stage, ops in enumerate(later):
+                    table = table.slice(0, remaining[stage])
+                    remaining[stage] -= table.num_rows
+                    table = _apply(table, ops)
+                if table.num_rows:
+                    yield table
+                if any(r <= 0 for r in remaining):
+                    return
+        finally:
+            stream.close()  # type: ignore[attr-defined]
+
+    def _first_table(self) -> pa.Table:
+        for table in self._tables():
+            return table
+        return _apply(self._source.schema.empty_table(), [o for o in self._ops if o.kind != "limit"])
+
+    def iter_batches(self, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream the rows as Arrow record batches of ``batch_rows`` rows (last may be short).
+
+        ``None`` yields batches as the source produces them (fastest).
+        """
+        if batch_rows is not None and batch_rows <= 0:
+            raise InvalidArgumentError(f"batch_rows must be positive, got {batch_rows}")
+        pending: list[pa.Table] = []
+        have = 0
+        for table in self._tables():
+            if batch_rows is None:
+                yield from table.to_batches()
+                continue
+            pending.append(table)
+            have += table.num_rows
+            while have >= batch_rows:
+                joined = pa.concat_tables(pending)
+                yield from joined.slice(0, batch_rows).combine_chunks().to_batches()
+                rest = joined.slice(batch_rows)
+                pending, have = [rest], rest.num_rows
+        if batch_rows is not None and have:
+            yield from pa.concat_tables(pending).combine_chunks().to_batches()
+
+    def head(self, rows: int = 5) -> pa.Table:
+        """The first ``rows`` rows as an Arrow table (reads only what it needs)."""
+        if not self._ops:
+            return self._source.head(rows)
+        return self.limit(rows).to_arrow()
+
+    def count(self) -> int:
+        """Number of rows; from metadata when the format has it and nothing filters rows."""
+        if all(op.kind == "select" for op in self._ops):
+            return self._source.count_rows()
+        return sum(self._tables(lambda t: t.num_rows))
+
+    def to_arrow(self) -> pa.Table:
+        """All rows as one Arrow table (in memory)."""
+        columns, condition, rest = self._pushdown()
+        if not rest:
+            return self._source.read_all(columns, condition)
+        tables = list(self._tables())
+        return pa.concat_tables(tables) if tables else self._first_table().slice(0, 0)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """All rows as a pandas DataFrame (in memory)."""
+        return self.to_arrow().to_pandas()
+
+    def write(self, path: str | os.PathLike[str], *, format: str = "parquet",
+              partition_by: Sequence[str] | None = None, rows_per_file: int | None = None,
+              compression: str = "zstd",
+              on_progress: Callable[[int], None] | None = None) -> WriteResult:
+        """Write the rows atomically as Parquet (zstd), CSV or JSON Lines.
+
+        One file by default; a directory of ``part-NNNNN`` shards with ``rows_per_file``;
+        hive ``key=value`` directories with ``partition_by``. ``on_progress(rows)`` is
+        called after each table written.
+        """
+        from datakiln.io.write import write_tables
+
+        return write_tables(self._tables(), self.arrow_schema, path, format=format,
+                            partition_by=partition_by, rows_per_file=rows_per_file,
+                            compression=compression, on_progress=on_progress)
+
+    def write_sql(self, table: str, url: str, *, if_exists: str = "fail",
+                  chunk_rows: int = 10_000) -> int:
+        """Insert the rows into database table ``table`` (created from the Arrow types)."""
+        from datakiln.io.sql import write_sql
+
+        return write_sql(self._tables(), table, url, schema=self.arrow_schema,
+                         if_exists=if_exists, chunk_rows=chunk_rows)
+
+    def profile(self, *, memory_budget: int | str | None = "1GB", top_k: int = 10,
+                sample_rows: int = 65_536, seed: int = 0,
+                on_progress: Callable[[int], None] | None = None) -> Profile:
+        """Streaming per-column statistics (see :func:`datakiln.dataset.profile.profile`)."""
+        from datakiln.dataset.profile import profile
+
+        return profile(self, memory_budget=memory_budget, top_k=top_k, sample_rows=sample_rows,
+                       seed=seed, on_progress=on_progress)

@@ -1,0 +1,335 @@
+"""Streaming per-column statistics: one pass, batch by batch, fixed memory per column.
+
+Each table of rows is summarised on a worker thread (moments, distinct-count sketch,
+heavy hitters, min/max); the summaries merge in order on the calling thread, and a
+uniform row sample of ``sample_rows`` rows gives quantiles and histograms. Memory is the
+tables in flight (bounded by the budget) plus a fixed size per column, whatever the row
+count. Quantiles from a 65,536-row sample have a rank error of about ±0.4 % (two standard
+errors); they are exact when the data has no more rows than the sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datakiln.dataset._sketches import (
+    DistinctSketch,
+    FrequentItems,
+    Moments,
+    RowSample,
+    hash_values,
+    mix64,
+)
+from datakiln.units import parse_bytes
+
+if TYPE_CHECKING:
+    from datakiln.dataset.dataset import Dataset
+
+__all__ = ["QUANTILES", "ColumnProfile", "Profile", "profile"]
+
+#: quantile levels reported for numeric, integer and datetime columns
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+HISTOGRAM_BINS = 20
+
+
+@dataclass
+class ColumnProfile:
+    """Statistics of one column; counts are exact, ``distinct`` and quantiles approximate
+    unless ``distinct_exact`` / the data fits the sample; ``top_values`` counts are exact
+    when ``top_exact``, otherwise lower bounds."""
+
+    name: str
+    kind: str
+    type: str
+    count: int
+    nulls: int
+    distinct: int
+    distinct_exact: bool
+    min: Any = None
+    max: Any = None
+    mean: Any = None
+    std: float | None = None
+    quantiles: dict[str, Any] = field(default_factory=dict)
+    top_values: list[tuple[Any, int]] = field(default_factory=list)
+    top_exact: bool = True
+    histogram: dict[str, list[float]] | None = None
+    pii: str | None = None
+    evidence: list[str] = field(default_factory=list)
+
+    @property
+    def null_share(self) -> float:
+        """Share of missing values in [0, 1]."""
+        return self.nulls / self.count if self.count else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with JSON-ready values (timestamps as ISO 8601 text)."""
+        return {
+            "name": self.name, "kind": self.kind, "type": self.type, "pii": self.pii,
+            "count": self.count, "nulls": self.nulls, "null_share": round(self.null_share, 6),
+            "distinct": self.distinct, "distinct_exact": self.distinct_exact,
+            "min": _jsonable(self.min), "max": _jsonable(self.max), "mean": _jsonable(self.mean),
+            "std": self.std, "quantiles": {k: _jsonable(v) for k, v in self.quantiles.items()},
+            "top_values": [{"value": _jsonable(v), "count": c} for v, c in self.top_values],
+            "top_exact": self.top_exact, "histogram": self.histogram,
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass
+class Profile:
+    """The profile of a dataset: ``rows``, one :class:`ColumnProfile` per column, timing."""
+
+    rows: int
+    columns: list[ColumnProfile]
+    seconds: float
+    sample_rows: int
+    source: str = ""
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of the profiling pass."""
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+    def __getitem__(self, name: str) -> ColumnProfile:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"no column {name!r}; the columns are {[c.name for c in self.columns]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"rows", "columns": [...], "seconds", "rows_per_second", ...}``."""
+        return {"source": self.source, "rows": self.rows,
+                "columns": [c.to_dict() for c in self.columns],
+                "seconds": round(self.seconds, 4),
+                "rows_per_second": round(self.rows_per_second, 1),
+                "sample_rows": self.sample_rows}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The profile as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "as_tuple"):  # Decimal
+        return str(value)
+    return value
+
+
+def _mode(dtype: pa.DataType) -> str:
+    if pa.types.is_dictionary(dtype):
+        return "text"
+    if (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
+            or pa.types.is_decimal(dtype)):
+        return "number"
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype) or pa.types.is_duration(dtype) \
+            or pa.types.is_time(dtype):
+        return "time"
+    return "text"
+
+
+def _as_number_array(array: pa.Array, mode: str) -> pa.Array:
+    """Numbers as float64 (temporal values as their integer ticks), nulls kept."""
+    if mode == "time":
+        array = pc.cast(array, pa.int64())
+    return array if pa.types.is_float64(array.type) else array.cast(pa.float64())
+
+
+def _numbers(array: pa.Array | pa.ChunkedArray, mode: str) -> np.ndarray:
+    """Non-null values as a float64 NumPy array."""
+    values = _as_number_array(array.drop_null(), mode)
+    return np.asarray(values.to_numpy(), dtype=np.float64) if len(values) else np.zeros(0)
+
+
+@dataclass
+class _ColumnState:
+    nulls: int = 0
+    moments: Moments = field(default_factory=Moments)
+    distinct: DistinctSketch = field(default_factory=DistinctSketch)
+    frequent: FrequentItems | None = None
+    low: Any = None
+    high: Any = None
+
+    def merge(self, other: _ColumnState) -> None:
+        self.nulls += other.nulls
+        self.moments.merge(other.moments)
+        self.distinct.merge(other.distinct)
+        if self.frequent is None:
+            self.frequent = other.frequent
+        elif other.frequent is not None:
+            self.frequent.merge(other.frequent)
+        if other.low is not None and (self.low is None or other.low < self.low):
+            self.low = other.low
+        if other.high is not None and (self.high is None or other.high > self.high):
+            self.high = other.high
+
+
+def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int,
+               floors: dict[str, DistinctSketch]) -> tuple[int, dict[str, _ColumnState], pa.Table]:
+    """Per-table partial statistics (runs on a worker thread).
+
+    ``plan`` maps each column to ``(mode, exact_counts)``: columns with few distinct
+    values are counted exactly (Misra–Gries) and summarised from their distinct values and
+    counts; the others are hashed into the distinct-count sketch and sampled. ``floors``
+    are the running distinct sketches, read only to skip hashes that cannot count.
+    """
+    states = {}
+    for name, (mode, exact_counts) in plan.items():
+        column = table.column(name).combine_chunks()
+        state = _ColumnState(nulls=column.null_count)
+        numeric = mode in ("number", "time")
+        if exact_counts:
+            summary = pc.value_counts(column.drop_null())
+            distinct = summary.field("values")
+            counts = summary.field("counts").to_numpy()
+            state.frequent = FrequentItems.of_counts(distinct, counts, capacity)
+            state.distinct.add_hashes(hash_values(distinct), floors.get(name))
+            if numeric:
+                state.moments = Moments.of(_numbers(distinct, mode), counts)
+        elif numeric:
+            values = _numbers(column, mode)
+            state.distinct.add_hashes(mix64(values.view(np.uint64)), floors.get(name))
+            state.moments = Moments.of_array(_as_number_array(column, mode))
+        else:
+            state.distinct.add_hashes(hash_values(column), floors.get(name))
+        if not numeric and len(column) > column.null_count and not pa.types.is_null(column.type):
+            extremes = pc.min_max(distinct if exact_counts else column)
+            state.low, state.high = extremes["min"].as_py(), extremes["max"].as_py()
+        states[name] = state
+    sampled = [n for n, (mode, exact) in plan.items() if mode in ("number", "time") or not exact]
+    return table.num_rows, states, table.select(sampled)
+
+
+def _plan(dataset: Dataset) -> dict[str, tuple[str, bool]]:
+    """Mode of each column and whether its values are few enough to count exactly."""
+    head = dataset._inference_sample()
+    plan = {}
+    for field in dataset.arrow_schema:
+        values = head.column(field.name).drop_null()
+        few = len(values) < 200 or pc.count_distinct(values).as_py() <= 0.2 * len(values)
+        plan[field.name] = (_mode(field.type), few)
+    return plan
+
+
+def profile(dataset: Dataset, *, memory_budget: int | str | None = "1GB", top_k: int = 10,
+            sample_rows: int = 65_536, seed: int = 0,
+            on_progress: Callable[[int], None] | None = None) -> Profile:
+    """Profile every column of ``dataset`` in one streaming pass.
+
+    Parameters
+    ----------
+    memory_budget : int or str, optional
+        Bytes the pass may hold at once (default ``"1GB"``): tables in flight plus sketches.
+    top_k : int
+        Most frequent values reported per column (default 10).
+    sample_rows : int
+        Size of the uniform row sample behind quantiles and histograms (default 65,536).
+    seed : int
+        Seed of the sample; the same seed gives the same profile.
+    on_progress : callable, optional
+        Called with the number of rows of each table as it is merged.
+    """
+    started = time.perf_counter()
+    schema = dataset.schema
+    plan = _plan(dataset)
+    capacity = max(1024, 20 * top_k)
+    budget = parse_bytes(memory_budget)
+    rng = np.random.default_rng(seed)
+    totals = {name: _ColumnState() for name in plan}
+    floors = {name: state.distinct for name, state in totals.items()}
+    sample = RowSample(sample_rows)
+    rows = 0
+    for count, states, numeric in dataset._tables(
+            lambda t: _summarise(t, plan, capacity, floors), memory_budget=budget):
+        rows += count
+        for name, state in states.items():
+            totals[name].merge(state)
+        sample.merge(RowSample.of(numeric, sample_rows, rng))
+        if on_progress is not None:
+            on_progress(count)
+    columns = [_finish(name, plan[name][0], totals[name], rows, sample, schema[name], top_k,
+                       dataset.arrow_schema.field(name).type) for name in plan]
+    return Profile(rows, columns, time.perf_counter() - started, sample_rows,
+                   dataset.source.name)
+
+
+def _from_number(value: float | None, dtype: pa.DataType, mode: str) -> Any:
+    if value is None or not np.isfinite(value):
+        return None
+    if mode == "time":
+        return pa.scalar(int(round(value)), pa.int64()).cast(dtype).as_py()
+    if pa.types.is_integer(dtype):
+        return int(round(value)) if float(value).is_integer() else float(value)
+    if pa.types.is_boolean(dtype):
+        return float(value)
+    return float(value)
+
+
+def _finish(name: str, mode: str, state: _ColumnState, rows: int, sample: RowSample,
+            column: Any, top_k: int, dtype: pa.DataType) -> ColumnProfile:
+    frequent = state.frequent
+    if frequent is None and sample.table is not None:  # many distinct values: from the sample
+        values = sample.table.column(name).drop_null()
+        summary = pc.value_counts(values)
+        scale = (rows - state.nulls) / max(len(values), 1)
+        fitted = len(values) == rows - state.nulls
+        frequent = FrequentItems.of_counts(
+            summary.field("values"), np.round(summary.field("counts").to_numpy() * scale),
+            len(summary))
+        frequent.error = 0 if fitted else 1
+    exact = frequent is not None and frequent.exact
+    distinct = len(frequent.counts) if exact and frequent is not None else int(
+        round(state.distinct.estimate()))
+    result = ColumnProfile(
+        name=name, kind=column.kind, type=str(dtype), count=rows, nulls=state.nulls,
+        distinct=distinct, distinct_exact=exact,
+        top_values=frequent.top(top_k) if frequent is not None else [], top_exact=exact,
+        pii=column.pii, evidence=list(column.evidence))
+    if mode in ("number", "time") and state.moments.n:
+        m = state.moments
+        result.min, result.max = (_from_number(m.min, dtype, mode), _from_number(m.max, dtype, mode))
+        if not pa.types.is_boolean(dtype):
+            result.mean = _from_number(m.mean, dtype, mode) if mode == "time" else m.mean
+            result.std = m.std if mode == "number" else (
+                m.std / _units_per_second(dtype) if m.std is not None and _units_per_second(dtype)
+                else m.std)
+        values = _numbers(sample.table.column(name), mode) if sample.table is not None else None
+        if values is not None and values.size and not pa.types.is_boolean(dtype):
+            levels = np.quantile(values, QUANTILES)
+            result.quantiles = {f"{q:g}": _from_number(v, dtype, mode)
+                                for q, v in zip(QUANTILES, levels)}
+            counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
+            scale = (rows - state.nulls) / max(values.size, 1)
+            result.histogram = {"edges": [float(e) for e in edges],
+                                "counts": [float(c * scale) for c in counts]}
+    elif mode == "text":
+        result.min, result.max = state.low, state.high
+    return result
+
+
+def _units_per_second(dtype: pa.DataType) -> float | None:
+    """Units of a temporal type per second (std of datetimes is reported in seconds)."""
+    unit = getattr(dtype, "unit", None)
+    if pa.types.is_date32(dtype):
+        return 1 / 86400
+    if pa.types.is_date64(dtype):
+        return 1000.0
+    return {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}.get(unit) if unit else None

@@ -1,0 +1,110 @@
+"""The datakiln error tree.
+
+Every error datakiln raises on purpose derives from :class:`DatakilnError`; each leaf also
+inherits the builtin exception users already catch, so ``except FileNotFoundError`` keeps
+working::
+
+    DatakilnError (Exception)
+    ├── SourceError                      a source cannot be opened or read
+    │   ├── SourceNotFoundError          (FileNotFoundError) missing path, empty glob
+    │   ├── UnsupportedFormatError       (ValueError) unknown extension or format name
+    │   ├── EmptySourceError             (ValueError) a file with no rows and no header
+    │   ├── ParseError                   (ValueError) malformed CSV/JSON row, line shown
+    │   ├── EncodingError                (ValueError) bytes that are not valid in the encoding
+    │   └── DatabaseError
+    │       ├── ConnectionFailedError    (ConnectionError) unreachable server, bad credentials
+    │       └── QueryError               (RuntimeError) the database rejected the SQL
+    ├── SchemaError                      (ValueError) bad schema override, unknown column
+    │   └── SchemaMismatchError          files of one dataset disagree on their columns
+    ├── InvalidArgumentError             (ValueError) an option out of range or of a bad type
+    ├── MemoryBudgetError                (MemoryError) work cannot fit its memory budget
+    ├── WriteError                       (OSError) an output cannot be written
+    └── MissingDependencyError           (ImportError) an optional extra is not installed
+
+Messages say what was wrong, the value received (file, row, column) and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectionFailedError",
+    "DatabaseError",
+    "DatakilnError",
+    "EmptySourceError",
+    "EncodingError",
+    "InvalidArgumentError",
+    "MemoryBudgetError",
+    "MissingDependencyError",
+    "ParseError",
+    "QueryError",
+    "SchemaError",
+    "SchemaMismatchError",
+    "SourceError",
+    "SourceNotFoundError",
+    "UnsupportedFormatError",
+    "WriteError",
+]
+
+
+class DatakilnError(Exception):
+    """Root of every error datakiln raises on purpose."""
+
+
+class SourceError(DatakilnError):
+    """A source (file, URL, database) cannot be opened or read."""
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A path, glob or URL matched nothing."""
+
+
+class UnsupportedFormatError(SourceError, ValueError):
+    """The file extension or ``format=`` name is not one datakiln reads or writes."""
+
+
+class EmptySourceError(SourceError, ValueError):
+    """The source holds no rows and no header to learn columns from."""
+
+
+class ParseError(SourceError, ValueError):
+    """A row could not be parsed; the message names the file, the line and its text."""
+
+
+class EncodingError(SourceError, ValueError):
+    """Bytes that are invalid in the declared text encoding."""
+
+
+class DatabaseError(SourceError):
+    """A database could not be reached or refused a query."""
+
+
+class ConnectionFailedError(DatabaseError, ConnectionError):
+    """The database server is unreachable or rejected the credentials."""
+
+
+class QueryError(DatabaseError, RuntimeError):
+    """The database rejected the SQL (syntax, missing table, permissions)."""
+
+
+class SchemaError(DatakilnError, ValueError):
+    """A schema override, column name or column type is invalid."""
+
+
+class SchemaMismatchError(SchemaError):
+    """Files that should form one dataset have different columns or types."""
+
+
+class InvalidArgumentError(DatakilnError, ValueError):
+    """An argument has a bad value or type."""
+
+
+class MemoryBudgetError(DatakilnError, MemoryError):
+    """The work cannot be done within the memory budget it was given."""
+
+
+class WriteError(DatakilnError, OSError):
+    """An output could not be written; nothing half-written is left behind."""
+
+
+class MissingDependencyError(DatakilnError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""

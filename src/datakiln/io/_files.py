@@ -1,0 +1,172 @@
+"""Resolve paths, globs, directories and fsspec URLs to files, and detect their format."""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from datakiln._optional import import_optional
+from datakiln.errors import MissingDependencyError, SourceNotFoundError, UnsupportedFormatError
+
+__all__ = ["FORMATS", "FileSet", "detect_format", "newline_ranges", "resolve_files"]
+
+#: format name -> file endings it is recognised by (compression endings are stripped first)
+FORMATS = {
+    "csv": (".csv", ".tsv", ".tab", ".txt", ".data", ".test"),
+    "parquet": (".parquet", ".pq", ".parq"),
+    "json": (".jsonl", ".ndjson", ".json"),
+    "arrow": (".arrow", ".feather", ".ipc"),
+}
+COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
+_HIDDEN = ("_", ".")
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Files of one dataset on one filesystem; ``base`` is the directory given, if any."""
+
+    filesystem: pafs.FileSystem
+    paths: tuple[str, ...]
+    sizes: tuple[int, ...]
+    mtimes: tuple[float, ...]
+    base: str | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the file sizes in bytes."""
+        return sum(self.sizes)
+
+    def fingerprint(self) -> str:
+        """Paths, sizes and modification times joined: changes when any file changes."""
+        return "|".join(f"{p}:{s}:{m}" for p, s, m in zip(self.paths, self.sizes, self.mtimes))
+
+
+def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
+    """Split ``url`` into a pyarrow filesystem and a path on it."""
+    if "://" not in url or url.startswith("file://"):
+        local = url[len("file://"):] if url.startswith("file://") else url
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(local))
+    protocol = url.split("://", 1)[0]
+    fsspec = import_optional("fsspec", extra="all", purpose=f"{protocol}:// URLs")
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"reading {url!r} needs the fsspec backend for {protocol}://: {exc}"
+        ) from exc
+    except ValueError as exc:
+        raise UnsupportedFormatError(f"unknown URL protocol {protocol!r} in {url!r}: {exc}") from exc
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.FileInfo], str | None]:
+    if any(ch in path for ch in "*?["):
+        if isinstance(fs, pafs.LocalFileSystem):
+            matches = sorted(globlib.glob(path, recursive=True))
+        else:
+            matches = sorted(fs.handler.fs.glob(path))  # type: ignore[attr-defined]
+        infos = [i for i in fs.get_file_info(matches) if i.type == pafs.FileType.File]
+        if not infos:
+            raise SourceNotFoundError(f"the pattern {original!r} matched no files")
+        return infos, None
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise SourceNotFoundError(
+            f"no such file or directory: {original!r}; check the path (relative paths start "
+            f"at {os.getcwd()!r})"
+        )
+    if info.type == pafs.FileType.Directory:
+        selector = pafs.FileSelector(path, recursive=True)
+        infos = [
+            i for i in fs.get_file_info(selector)
+            if i.type == pafs.FileType.File
+            and not any(part.startswith(_HIDDEN) for part in Path(i.path[len(path):]).parts)
+        ]
+        if not infos:
+            raise SourceNotFoundError(f"the directory {original!r} holds no data files")
+        return sorted(infos, key=lambda i: i.path), path
+    return [info], None
+
+
+def resolve_files(path_or_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> FileSet:
+    """Turn a path, glob, directory, URL or list of them into a :class:`FileSet`."""
+    items = ([path_or_paths] if isinstance(path_or_paths, (str, os.PathLike))
+             else list(path_or_paths))
+    if not items:
+        raise SourceNotFoundError("an empty list of paths was given; pass at least one file")
+    filesystem, infos, base = None, [], None
+    for item in items:
+        fs, path = _filesystem(os.fspath(item))
+        if filesystem is not None and type(fs) is not type(filesystem):
+            raise UnsupportedFormatError("all paths of one dataset must be on the same filesystem")
+        filesystem = fs
+        found, directory = _expand(fs, path, os.fspath(item))
+        infos.extend(found)
+        base = directory if len(items) == 1 else None
+    assert filesystem is not None
+    return FileSet(
+        filesystem,
+        tuple(i.path for i in infos),
+        tuple(int(i.size or 0) for i in infos),
+        tuple(i.mtime.timestamp() if i.mtime else 0.0 for i in infos),
+        base,
+    )
+
+
+def split_compression(path: str) -> tuple[str, str | None]:
+    """``("data.csv", "gzip")`` for ``"data.csv.gz"``; no compression gives ``None``."""
+    lower = path.lower()
+    for ending, codec in COMPRESSION.items():
+        if lower.endswith(ending):
+            return path[: -len(ending)], codec
+    return path, None
+
+
+def detect_format(paths: Sequence[str], format: str | None = None) -> str:
+    """The format named by ``format`` or shared by the files' endings."""
+    if format is not None:
+        name = {"tsv": "csv", "jsonl": "json", "ndjson": "json", "feather": "arrow",
+                "ipc": "arrow"}.get(format.lower(), format.lower())
+        if name not in FORMATS:
+            raise UnsupportedFormatError(
+                f"unknown format {format!r}; choose one of {sorted(FORMATS)}")
+        return name
+    found = set()
+    for path in paths:
+        stem = split_compression(path)[0].lower()
+        matches = [name for name, endings in FORMATS.items() if stem.endswith(endings)]
+        if not matches:
+            raise UnsupportedFormatError(
+                f"cannot tell the format of {path!r} from its extension; pass "
+                f"format='csv'|'parquet'|'json'|'arrow' (known endings: "
+                f"{', '.join(e for ends in FORMATS.values() for e in ends)})"
+            )
+        found.add(matches[0])
+    if len(found) > 1:
+        raise UnsupportedFormatError(
+            f"the files mix formats {sorted(found)}; read each format separately")
+    return found.pop()
+
+
+def newline_ranges(filesystem: pafs.FileSystem, path: str, size: int,
+                   block_bytes: int) -> Iterator[tuple[int, int]]:
+    """Byte ranges of about ``block_bytes`` that each end just after a newline."""
+    start = 0
+    with filesystem.open_input_file(path) as handle:
+        while start < size:
+            end = min(start + block_bytes, size)
+            while end < size:
+                handle.seek(end)
+                window = handle.read(65536)
+                cut = window.find(b"\n")
+                if cut >= 0:
+                    end += cut + 1
+                    break
+                end += len(window)
+            yield start, end
+            start = end

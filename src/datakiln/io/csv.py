@@ -1,0 +1,513 @@
+"""CSV/TSV reader: dialect sniffing, NA markers, trimming, parallel byte-range parsing.
+
+Arrow's multi-threaded CSV parser does the work; datakiln adds what it lacks: delimiter
+and header detection from a sample, NA markers that still match when values are padded
+(``", ?"`` in Adult), whitespace trimming of text, column types fixed from a sample so
+every chunk agrees, bad-row handling with file and line number, and byte-range splitting
+so a file larger than memory streams in chunks that parse in parallel. Splitting at
+newlines assumes no line breaks inside quoted values, the same assumption Arrow's own
+parallel reader makes (``newlines_in_values=True`` switches to a serial reader).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv as pycsv
+import io
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from datakiln.errors import (
+    EmptySourceError,
+    EncodingError,
+    InvalidArgumentError,
+    ParseError,
+    SchemaError,
+    SchemaMismatchError,
+    SourceError,
+)
+from datakiln.io._files import FileSet, newline_ranges, split_compression
+from datakiln.io.base import ReadTask, SizeEstimate, Source, apply_pushdown
+
+__all__ = ["DEFAULT_NA_VALUES", "CsvDialect", "CsvSource", "sniff_dialect"]
+
+#: markers read as missing unless ``na_values=`` says otherwise
+DEFAULT_NA_VALUES = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "?")
+_DELIMITERS = (",", "\t", ";", "|")
+_SPLITTABLE_ENCODINGS = {"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1", "cp1252"}
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_SCAN_BLOCK = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """What sniffing decided: ``delimiter``, whether there is a ``header`` row, ``trim``."""
+
+    delimiter: str
+    header: bool
+    trim: bool
+    quotechar: str = '"'
+
+
+def _split_lines(lines: list[str], delimiter: str, quotechar: str) -> list[list[str]]:
+    return list(pycsv.reader(lines, delimiter=delimiter, quotechar=quotechar))
+
+
+def _guess_delimiter(lines: list[str], quotechar: str) -> str:
+    best, best_score = ",", (-1.0, 0)
+    for delimiter in _DELIMITERS:
+        widths = [len(row) for row in _split_lines(lines, delimiter, quotechar) if row]
+        if not widths:
+            continue
+        mode = max(set(widths), key=widths.count)
+        score = (widths.count(mode) / len(widths) if mode > 1 else 0.0, mode)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _looks_like_header(rows: list[list[str]], na_values: set[str]) -> bool:
+    """A first row is a header if it breaks a column's type or never recurs in its column."""
+    if len(rows) < 2:
+        return bool(rows) and not any(_NUMBER.match(v) for v in rows[0])
+    first, rest = rows[0], rows[1:]
+    if any(v.strip() in na_values or _NUMBER.match(v) for v in first):
+        return False
+    numeric_below = False
+    for index, value in enumerate(first):
+        below = [r[index].strip() for r in rest if index < len(r) and r[index].strip() not in na_values]
+        if below and all(_NUMBER.match(v) for v in below):
+            numeric_below = True
+    if numeric_below:
+        return True
+    seen = [{r[i].strip() for r in rest if i < len(r)} for i in range(len(first))]
+    return len(set(first)) == len(first) and all(v.strip() not in seen[i] for i, v in enumerate(first))
+
+
+def sniff_dialect(
+    text: str,
+    *,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    trim: bool | str = "auto",
+    quotechar: str = '"',
+    na_values: Sequence[str] = DEFAULT_NA_VALUES,
+) -> CsvDialect:
+    """Guess delimiter, header and trimming from the first lines of a file.
+
+    Arguments that are given (not ``None`` / ``"auto"``) are kept as they are.
+
+    >>> sniff_dialect("39, State-gov, ?\\n50, Private, 13\\n")
+    CsvDialect(delimiter=',', header=False, trim=True, quotechar='"')
+    """
+    lines = [line for line in text.splitlines() if line.strip()][:200]
+    if not lines:
+        raise EmptySourceError("the file has no lines to read")
+    if delimiter is None:
+        delimiter = _guess_delimiter(lines, quotechar)
+    rows = _split_lines(lines, delimiter, quotechar)
+    if header is None:
+        header = _looks_like_header(rows[:100], set(na_values))
+    if trim == "auto":
+        trim = any(v != v.strip() and v.strip() for row in rows for v in row)
+    return CsvDialect(delimiter, bool(header), bool(trim), quotechar)
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    result, seen = [], set()
+    for index, name in enumerate(names):
+        name = name.strip() or f"column_{index}"
+        base, n = name, 1
+        while name in seen:
+            name, n = f"{base}_{n}", n + 1
+        seen.add(name)
+        result.append(name)
+    return result
+
+
+class CsvSource(Source):
+    """Delimited text files (CSV, TSV, ...) that share one set of columns.
+
+    Parameters
+    ----------
+    files : FileSet
+        The files, from :func:`datakiln.io._files.resolve_files`.
+    delimiter : str, optional
+        One character; guessed among ``, \\t ; |`` when ``None``.
+    header : bool, optional
+        Whether the first line holds column names; guessed when ``None``.
+    names : list of str, optional
+        Column names to use (replacing a header row when there is one).
+    na_values : list of str, optional
+        Values read as missing, matched after trimming; default :data:`DEFAULT_NA_VALUES`.
+    trim : bool or "auto"
+        Strip white space around text values; ``"auto"`` does when the sample is padded.
+    encoding : str
+        Text encoding of the files (default ``"utf-8"``).
+    column_types : dict, optional
+        ``{column: Arrow type or type name}`` forced instead of inferred.
+    on_bad_rows : {"error", "skip"}
+        Rows with the wrong number of fields raise :class:`ParseError` naming the file and
+        line, or are skipped and counted in ``stats``.
+    block_bytes : int
+        Bytes per parallel parse task (default 32 MB); bounds memory per task.
+    infer_bytes : int
+        Bytes read from the first file to sniff the dialect and infer types (default 1 MB).
+    newlines_in_values : bool
+        Set when quoted values contain line breaks; reading is then serial.
+    """
+
+    def __init__(
+        self,
+        files: FileSet,
+        *,
+        delimiter: str | None = None,
+        header: bool | None = None,
+        names: Sequence[str] | None = None,
+        na_values: Sequence[str] | None = None,
+        trim: bool | str = "auto",
+        encoding: str = "utf-8",
+        quotechar: str = '"',
+        escapechar: str | None = None,
+        column_types: Mapping[str, Any] | None = None,
+        on_bad_rows: str = "error",
+        block_bytes: int = 32 * 1024 * 1024,
+        infer_bytes: int = 1024 * 1024,
+        newlines_in_values: bool = False,
+    ) -> None:
+        super().__init__()
+        if on_bad_rows not in ("error", "skip"):
+            raise InvalidArgumentError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
+        if delimiter is not None and len(delimiter) != 1:
+            raise InvalidArgumentError(
+                f"delimiter must be one character, got {delimiter!r}; for ', ' use ',' "
+                "(padding is trimmed)")
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise InvalidArgumentError(f"unknown encoding {encoding!r}") from exc
+        self.files = files
+        self.name = files.paths[0] if len(files.paths) == 1 else f"{len(files.paths)} CSV files"
+        self.encoding = encoding
+        self.on_bad_rows = on_bad_rows
+        self.block_bytes = int(block_bytes)
+        self.newlines_in_values = newlines_in_values
+        self.escapechar = escapechar
+        self.na_values = list(DEFAULT_NA_VALUES if na_values is None else na_values)
+        first_text = self._sample_text(files.paths[0], infer_bytes)
+        self.dialect = sniff_dialect(first_text, delimiter=delimiter, header=header, trim=trim,
+                                     quotechar=quotechar, na_values=self.na_values)
+        self.names = self._column_names(first_text, names)
+        self._check_other_headers(names)
+        self._schema = self._infer_types(first_text, column_types or {})
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _open(self, path: str) -> Any:
+        codec = split_compression(path)[1]
+        return self.files.filesystem.open_input_stream(path, compression=codec)
+
+    def _sample_text(self, path: str, size: int) -> str:
+        with self._open(path) as stream:
+            data = stream.read(size)
+        if not data.strip():
+            raise EmptySourceError(f"{path!r} is empty: there is no header and no row to read")
+        if len(data) == size and b"\n" in data:
+            data = data[: data.rindex(b"\n") + 1]
+        try:
+            return data.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise EncodingError(
+                f"{path!r} line {line}: bytes {data[exc.start:exc.start + 8]!r} are not valid "
+                f"{self.encoding}; pass the file's encoding, e.g. encoding='latin-1'"
+            ) from exc
+
+    def _column_names(self, text: str, names: Sequence[str] | None) -> list[str]:
+        first = next(iter(_split_lines([line for line in text.splitlines() if line.strip()][:1],
+                                       self.dialect.delimiter, self.dialect.quotechar)), [])
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != len(first):
+                raise SchemaError(
+                    f"{len(names)} names were given but {self.files.paths[0]!r} has "
+                    f"{len(first)} fields per line; give one name per field")
+            return _unique_names(names)
+        if self.dialect.header:
+            return _unique_names([v.strip() for v in first])
+        return [f"column_{i}" for i in range(len(first))]
+
+    def _check_other_headers(self, names: Sequence[str] | None) -> None:
+        for path in self.files.paths[1:]:
+            text = self._sample_text(path, 64 * 1024)
+            first = _split_lines([next(line for line in text.splitlines() if line.strip())],
+                                 self.dialect.delimiter, self.dialect.quotechar)[0]
+            theirs = [v.strip() for v in first]
+            if len(theirs) != len(self.names) or (
+                    self.dialect.header and names is None and theirs != self.names):
+                raise SchemaMismatchError(
+                    f"{path!r} has columns {theirs if self.dialect.header else len(theirs)} but "
+                    f"{self.files.paths[0]!r} has {self.names}; files read together must share "
+                    "their columns")
+
+    def _read_options(self, *, skip_header: bool, block: int | None = None) -> pacsv.ReadOptions:
+        return pacsv.ReadOptions(column_names=self.names, skip_rows=int(skip_header),
+                                 encoding=self.encoding, use_threads=True,
+                                 block_size=block or 1 << 22)
+
+    def _parse_options(self, where: str, bad: list[tuple[Any, ...]]) -> pacsv.ParseOptions:
+        """Parse options whose bad-row handler counts skips or notes the row in ``bad``."""
+        stats, on_bad = self.stats, self.on_bad_rows
+
+        def handler(row: Any) -> str:
+            if on_bad == "error":
+                bad.append((row.number, row.text, row.actual_columns, row.expected_columns))
+                return "error"
+            stats.record(where, row.number, row.text)
+            return "skip"
+
+        return pacsv.ParseOptions(delimiter=self.dialect.delimiter,
+                                  quote_char=self.dialect.quotechar,
+                                  escape_char=self.escapechar or False,
+                                  newlines_in_values=self.newlines_in_values,
+                                  invalid_row_handler=handler)
+
+    def _null_markers(self) -> list[str]:
+        markers = set(self.na_values)
+        if self.dialect.trim:
+            markers |= {f"{pad}{m}{end}" for m in self.na_values for pad in ("", " ")
+                        for end in ("", " ")}
+        return sorted(markers)
+
+    def _convert_options(self, types: Mapping[str, pa.DataType] | None) -> pacsv.ConvertOptions:
+        return pacsv.ConvertOptions(column_types=types, null_values=self._null_markers(),
+                                    strings_can_be_null=True, quoted_strings_can_be_null=True)
+
+    def _infer_types(self, text: str, forced: Mapping[str, Any]) -> pa.Schema:
+        unknown = sorted(set(forced) - set(self.names))
+        if unknown:
+            raise SchemaError(f"column_types names unknown columns {unknown}; the columns are "
+                              f"{self.names}")
+        types = {name: _as_type(name, value) for name, value in forced.items()}
+        data = text.encode("utf-8")
+        sample = self._parse(data, "utf-8", skip_header=self.dialect.header,
+                             where=self.files.paths[0], types=types)
+        fields = []
+        for field in sample.schema:
+            dtype = field.type
+            if pa.types.is_null(dtype):
+                dtype = pa.string()  # nothing seen yet: keep text so later values still parse
+            fields.append(pa.field(field.name, types.get(field.name, dtype)))
+        return pa.schema(fields)
+
+    # -- parsing ----------------------------------------------------------------------------
+    def _parse(self, data: bytes | Any, encoding: str, *, skip_header: bool, where: str,
+               types: Mapping[str, pa.DataType] | None, offset: int = 0) -> pa.Table:
+        read_options = self._read_options(skip_header=skip_header)
+        if encoding != self.encoding:
+            read_options.encoding = encoding
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        bad: list[tuple[Any, ...]] = []
+        try:
+            table = pacsv.read_csv(source, read_options=read_options,
+                                   parse_options=self._parse_options(where, bad),
+                                   convert_options=self._convert_options(types))
+        except pa.ArrowInvalid as exc:
+            raise self._translate(exc, where, data if isinstance(data, bytes) else None,
+                                  offset, bad) from exc
+        if isinstance(data, bytes):
+            self._locate_skipped(where, data, offset)
+        return self._finish(table)
+
+    def _locate_skipped(self, where: str, data: bytes, offset: int) -> None:
+        """Fill in line numbers of skipped-row examples found in this chunk."""
+        for example in self.stats.examples:
+            if example["line"] is None and example["file"] == where:
+                needle = str(example["text"]).encode("utf-8", "replace")
+                if needle in data:
+                    example["line"] = _find_line(self._open, where, str(example["text"]), data,
+                                                 offset)
+
+    def _finish(self, table: pa.Table) -> pa.Table:
+        if not self.dialect.trim:
+            return table
+        markers = pa.array(self.na_values, pa.string())
+        columns = []
+        for column in table.columns:
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                column = pc.utf8_trim_whitespace(column)
+                column = pc.if_else(pc.is_in(column, value_set=markers),
+                                    pa.scalar(None, column.type), column)
+            columns.append(column)
+        return pa.Table.from_arrays(columns, schema=table.schema)
+
+    def _translate(self, exc: Exception, where: str, data: bytes | None, offset: int,
+                   bad: list[tuple[Any, ...]]) -> SourceError:
+        """Turn an Arrow parse error into a datakiln error naming the file and line."""
+        message = str(exc)
+        if "UTF8" in message and "invalid" in message:
+            line = _first_bad_encoding_line(self.files.filesystem, where, self._open)
+            return EncodingError(
+                f"{where!r} line {line}: text is not valid {self.encoding}; pass the file's "
+                "encoding, e.g. encoding='latin-1'")
+        if "CSV parse error" in message and bad:
+            number, text, actual, expected = bad[0]
+            line = number if number is not None else _find_line(self._open, where, text, data,
+                                                                offset)
+            return ParseError(
+                f"{where!r} line {line}: expected {expected} fields, found {actual}: {text!r}; "
+                "fix the row, or pass on_bad_rows='skip' to skip and count such rows")
+        match = re.search(r"In CSV column #(\d+): (.*)", message)
+        if match:
+            column = self.names[int(match.group(1))]
+            return SchemaError(
+                f"{where!r} column {column!r}: {match.group(2)}; its type was inferred from the "
+                f"first rows of the file; pass column_types={{{column!r}: 'string'}} (or the "
+                "right type) to read it")
+        return ParseError(f"{where!r}: {message}")
+
+    # -- Source API -------------------------------------------------------------------------
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema
+
+    def fingerprint(self) -> str:
+        return f"csv:{self.files.fingerprint()}:{self.dialect}:{self.names}:{self.na_values}"
+
+    def estimate_size(self) -> SizeEstimate:
+        return SizeEstimate(None, self.files.total_bytes, exact=False)
+
+    def task_bytes(self) -> int:
+        """Raw bytes of a range plus their parsed Arrow form (about three times the range)."""
+        return 3 * self.block_bytes
+
+    def _types(self) -> dict[str, pa.DataType]:
+        return {f.name: f.type for f in self._schema}
+
+    def _splittable(self, path: str) -> bool:
+        return (split_compression(path)[1] is None and not self.newlines_in_values
+                and self.encoding.lower() in _SPLITTABLE_ENCODINGS)
+
+    def read_tasks(self, columns: Sequence[str] | None = None,
+                   filter: pc.Expression | None = None) -> Iterator[ReadTask]:
+        types = self._types()
+        for path, size in zip(self.files.paths, self.files.sizes):
+            if not self._splittable(path):
+                yield from self._serial_tasks(path, types, columns, filter)
+                continue
+            for start, end in newline_ranges(self.files.filesystem, path, size, self.block_bytes):
+                yield self._range_task(path, start, end, types, columns, filter)
+
+    def _range_task(self, path: str, start: int, end: int, types: dict[str, pa.DataType],
+                    columns: Sequence[str] | None, filter: pc.Expression | None) -> ReadTask:
+        def task() -> pa.Table:
+            with self.files.filesystem.open_input_file(path) as handle:
+                data = handle.read_at(end - start, start)
+            table = self._parse(data, self.encoding, skip_header=start == 0 and self.dialect.header,
+                                where=path, types=types, offset=start)
+            return apply_pushdown(table, columns, filter)
+        return task
+
+    def _serial_tasks(self, path: str, types: dict[str, pa.DataType],
+                      columns: Sequence[str] | None, filter: pc.Expression | None) -> Iterator[ReadTask]:
+        stream = self._open(path)
+        bad: list[tuple[Any, ...]] = []
+        try:
+            try:
+                reader = pacsv.open_csv(stream, read_options=self._read_options(
+                    skip_header=self.dialect.header, block=self.block_bytes),
+                    parse_options=self._parse_options(path, bad),
+                    convert_options=self._convert_options(types))
+            except pa.ArrowInvalid as exc:
+                raise self._translate(exc, path, None, 0, bad) from exc
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as exc:
+                    raise self._translate(exc, path, None, 0, bad) from exc
+                table = self._finish(pa.Table.from_batches([batch]))
+                yield lambda table=table: apply_pushdown(table, columns, filter)
+        finally:
+            stream.close()
+
+    def read_all(self, columns: Sequence[str] | None = None,
+                 filter: pc.Expression | None = None) -> pa.Table:
+        """Whole files through Arrow's multi-threaded reader (fastest way to materialise)."""
+        if not all(self._splittable(p) for p in self.files.paths):
+            return super().read_all(columns, filter)
+        tables = []
+        for path in self.files.paths:
+            with self.files.filesystem.open_input_file(path) as handle:
+                table = self._parse(handle, self.encoding, skip_header=self.dialect.header,
+                                    where=path, types=self._types())
+            tables.append(apply_pushdown(table, columns, filter))
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def head(self, rows: int) -> pa.Table:
+        text = self._sample_text(self.files.paths[0], 1024 * 1024)
+        sample = self._parse(text.encode(self.encoding), self.encoding,
+                             skip_header=self.dialect.header, where=self.files.paths[0],
+                             types=self._types())
+        if sample.num_rows >= rows:
+            return sample.slice(0, rows)
+        return super().head(rows)
+
+
+def _as_type(name: str, value: Any) -> pa.DataType:
+    if isinstance(value, pa.DataType):
+        return value
+    try:
+        return pa.type_for_alias(str(value))
+    except (ValueError, KeyError) as exc:
+        raise SchemaError(f"column_types[{name!r}]: unknown Arrow type {value!r} (try 'int64', "
+                          "'float64', 'string', 'bool', 'timestamp[s]')") from exc
+
+
+def _find_line(opener: Any, path: str, text: str, data: bytes | None, offset: int) -> int | None:
+    """1-based line of the first occurrence of ``text`` in ``path`` (only on the error path)."""
+    needle = text.encode("utf-8", "replace")
+    if data is not None and needle in data:
+        position = offset + data.index(needle)
+    else:
+        position, seen = None, 0
+        with opener(path) as stream:
+            carry = b""
+            while position is None:
+                block = stream.read(_SCAN_BLOCK)
+                if not block:
+                    return None
+                found = (carry + block).find(needle)
+                if found >= 0:
+                    position = seen - len(carry) + found
+                carry, seen = block[-len(needle):], seen + len(block)
+    lines, seen = 1, 0
+    with opener(path) as stream:
+        while seen < position:
+            block = stream.read(min(_SCAN_BLOCK, position - seen))
+            if not block:
+                break
+            lines += block.count(b"\n")
+            seen += len(block)
+    return lines
+
+
+def _first_bad_encoding_line(filesystem: Any, path: str, opener: Any) -> int | None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 1
+    with opener(path) as stream:
+        while True:
+            block = stream.read(_SCAN_BLOCK)
+            if not block:
+                return None
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                return lines + block[: max(exc.start, 0)].count(b"\n")
+            lines += block.count(b"\n")

@@ -1,0 +1,229 @@
+"""Atomic writers: Parquet (zstd), CSV and JSON Lines, one file or partitioned shards.
+
+Everything is written under a temporary name beside the target and renamed into place at
+the end, so a crash leaves either the previous output or none, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import os
+import shutil
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from datakiln.errors import InvalidArgumentError, SchemaError, UnsupportedFormatError, WriteError
+
+__all__ = ["WRITE_FORMATS", "WriteResult", "write_tables"]
+
+WRITE_FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
+
+
+@dataclass
+class WriteResult:
+    """What a write produced: ``path``, the ``files`` in it, ``rows`` and ``bytes`` written."""
+
+    path: str
+    files: list[str] = field(default_factory=list)
+    rows: int = 0
+    bytes: int = 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+class _FileWriter:
+    """One output file of one format."""
+
+    def __init__(self, path: Path, schema: pa.Schema, format: str, compression: str) -> None:
+        self.path = path
+        if format == "parquet":
+            self._writer: Any = pq.ParquetWriter(str(path), schema, compression=compression)
+        elif format == "csv":
+            self._writer = pacsv.CSVWriter(str(path), schema)
+        else:
+            self._writer = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, table: pa.Table) -> None:
+        if isinstance(self._writer, (pq.ParquetWriter, pacsv.CSVWriter)):
+            self._writer.write_table(table)
+            return
+        lines = (json.dumps(row, default=_json_default, ensure_ascii=False)
+                 for row in table.to_pylist())
+        self._writer.write("\n".join(lines) + ("\n" if table.num_rows else ""))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class _Shards:
+    """Rolling files ``part-00000.ext`` in one directory, ``rows_per_file`` rows each."""
+
+    def __init__(self, directory: Path, schema: pa.Schema, format: str, compression: str,
+                 rows_per_file: int | None, single: Path | None = None) -> None:
+        self.directory, self.schema, self.format = directory, schema, format
+        self.compression, self.rows_per_file, self.single = compression, rows_per_file, single
+        self.files: list[Path] = []
+        self._current: _FileWriter | None = None
+        self._rows_in_current = 0
+
+    def _open(self) -> _FileWriter:
+        if self.single is not None:
+            path = self.single
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self.directory / f"part-{len(self.files):05d}{WRITE_FORMATS[self.format]}"
+        self.files.append(path)
+        self._rows_in_current = 0
+        return _FileWriter(path, self.schema, self.format, self.compression)
+
+    def write(self, table: pa.Table) -> None:
+        while True:
+            if self._current is None:
+                self._current = self._open()
+            room = (self.rows_per_file - self._rows_in_current) if self.rows_per_file else table.num_rows
+            piece = table.slice(0, room)
+            self._current.write(piece)
+            self._rows_in_current += piece.num_rows
+            table = table.slice(piece.num_rows)
+            if self.rows_per_file and self._rows_in_current >= self.rows_per_file:
+                self._current.close()
+                self._current = None
+            if table.num_rows == 0:
+                return
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+        elif not self.files:  # nothing written: still leave a valid, empty file
+            self._open().close()
+
+
+def _partition_dir(keys: Sequence[str], values: Sequence[Any]) -> str:
+    parts = []
+    for key, value in zip(keys, values):
+        text = "__HIVE_DEFAULT_PARTITION__" if value is None else str(value)
+        parts.append(f"{key}={urllib.parse.quote(text, safe='')}")
+    return os.path.join(*parts)
+
+
+def _split_partitions(table: pa.Table, keys: Sequence[str]) -> Iterator[tuple[tuple[Any, ...], pa.Table]]:
+    groups = table.select(list(keys)).group_by(list(keys), use_threads=False).aggregate([])
+    for combo in groups.to_pylist():
+        mask = None
+        for key in keys:
+            value = combo[key]
+            test = pc.is_null(table[key]) if value is None else pc.equal(table[key], value)
+            mask = test if mask is None else pc.and_(mask, test)
+        yield tuple(combo[k] for k in keys), table.filter(mask).drop_columns(list(keys))
+
+
+def write_tables(
+    tables: Iterator[pa.Table],
+    schema: pa.Schema,
+    path: str | os.PathLike[str],
+    *,
+    format: str = "parquet",
+    partition_by: Sequence[str] | None = None,
+    rows_per_file: int | None = None,
+    compression: str = "zstd",
+    on_progress: Callable[[int], None] | None = None,
+) -> WriteResult:
+    """Write ``tables`` to ``path`` atomically and return a :class:`WriteResult`.
+
+    One file when neither ``partition_by`` nor ``rows_per_file`` is given; otherwise a
+    directory of ``part-NNNNN`` files (hive ``key=value`` sub-directories per partition).
+    ``on_progress(rows)`` is called after each table with the rows just written.
+    """
+    format = format.lower()
+    if format not in WRITE_FORMATS:
+        raise UnsupportedFormatError(f"cannot write format {format!r}; choose one of "
+                                     f"{sorted(WRITE_FORMATS)}")
+    if rows_per_file is not None and rows_per_file <= 0:
+        raise InvalidArgumentError(f"rows_per_file must be positive, got {rows_per_file}")
+    keys = list(partition_by or [])
+    missing = [k for k in keys if k not in schema.names]
+    if missing:
+        raise SchemaError(f"partition_by names unknown columns {missing}; the columns are "
+                          f"{schema.names}")
+    if "://" in os.fspath(path) and not os.fspath(path).startswith("file://"):
+        raise UnsupportedFormatError(f"writing to URLs is not supported yet: {os.fspath(path)!r}; "
+                                     "write locally and upload the result")
+    target = Path(os.fspath(path).removeprefix("file://")).expanduser().absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    as_directory = bool(keys) or rows_per_file is not None
+    temp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    file_schema = pa.schema([f for f in schema if f.name not in keys])
+    shards: dict[tuple[Any, ...], _Shards] = {}
+    result = WriteResult(str(target))
+
+    def shard(key: tuple[Any, ...]) -> _Shards:
+        if key not in shards:
+            where = temp / _partition_dir(keys, key) if keys else temp
+            shards[key] = _Shards(where, file_schema, format, compression, rows_per_file,
+                                  single=None if as_directory else temp)
+        return shards[key]
+
+    try:
+        for table in tables:
+            if keys:
+                for key, part in _split_partitions(table, keys):
+                    shard(key).write(part)
+            else:
+                shard(()).write(table)
+            result.rows += table.num_rows
+            if on_progress is not None:
+                on_progress(table.num_rows)
+        if not shards and not keys:
+            shard(())
+        for writer in shards.values():
+            writer.close()
+        _replace(temp, target)
+    except BaseException as exc:
+        for writer in shards.values():
+            try:
+                writer.close()
+            except Exception:  # the original error is the one to report
+                pass
+        shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
+        raise
+    files = [p for s in shards.values() for p in s.files]
+    result.files = [str(target / p.relative_to(temp)) if as_directory else str(target)
+                    for p in files]
+    result.bytes = sum(os.path.getsize(f) for f in result.files)
+    return result
+
+
+def _replace(temp: Path, target: Path) -> None:
+    """Move ``temp`` onto ``target``; a file replaces a file atomically, anything else is
+    swapped out first and removed after the new output is in place."""
+    if target.is_dir() or (target.exists() and temp.is_dir()):
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+        os.replace(temp, target)
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    else:
+        os.replace(temp, target)
