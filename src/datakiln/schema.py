@@ -257,7 +257,7 @@ def _pii_from_values(name: str, values: list[str]) -> tuple[str, str] | None:
         if _share(values, test) >= MATCH_SHARE:
             return pii, why
     phone_hint = _NAME_HINTS["phone"].search(name) is not None
-    if _share(values, lambda v: _PHONE.match(v) is not None and sum(c.isdigit() for c in v) >= 7
+    if _share(values, lambda v: _PHONE.match(v) is not None and 7 <= sum(c.isdigit() for c in v) <= 15
               and (phone_hint or _PHONE_FORMAT.search(v) is not None)) >= MATCH_SHARE:
         return "phone", "values look like phone numbers"
     if _NAME_HINTS["name"].search(name) and _share(values, lambda v: _PERSON.match(v)) >= MATCH_SHARE:

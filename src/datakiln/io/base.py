@@ -45,6 +45,12 @@ class ReadStats:
             if len(self.examples) < self.keep:
                 self.examples.append({"file": where, "line": line, "text": text[:200]})
 
+    def reset(self) -> None:
+        """Start counting afresh (each full pass over a source reports its own skips)."""
+        with self._lock:
+            self.bad_rows = 0
+            self.examples.clear()
+
     def to_dict(self) -> dict[str, object]:
         """Plain data: ``{"bad_rows", "examples"}``."""
         return {"bad_rows": self.bad_rows, "examples": list(self.examples)}

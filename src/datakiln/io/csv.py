@@ -33,7 +33,7 @@ from datakiln.errors import (
     SourceError,
 )
 from datakiln.io._files import FileSet, newline_ranges, split_compression
-from datakiln.io.base import ReadTask, SizeEstimate, Source, apply_pushdown
+from datakiln.io.base import ReadStats, ReadTask, SizeEstimate, Source, apply_pushdown
 
 __all__ = ["DEFAULT_NA_VALUES", "CsvDialect", "CsvSource", "sniff_dialect"]
 
@@ -260,15 +260,17 @@ class CsvSource(Source):
                                  encoding=self.encoding, use_threads=True,
                                  block_size=block or 1 << 22)
 
-    def _parse_options(self, where: str, bad: list[tuple[Any, ...]]) -> pacsv.ParseOptions:
-        """Parse options whose bad-row handler counts skips or notes the row in ``bad``."""
-        stats, on_bad = self.stats, self.on_bad_rows
+    def _parse_options(self, where: str, bad: list[tuple[Any, ...]],
+                       record: bool = True) -> pacsv.ParseOptions:
+        """Parse options whose bad-row handler counts skips (when ``record``) or notes the
+        row in ``bad``."""
+        stats, on_bad = self.stats if record else ReadStats(), self.on_bad_rows
 
         def handler(row: Any) -> str:
             if on_bad == "error":
                 bad.append((row.number, row.text, row.actual_columns, row.expected_columns))
                 return "error"
-            stats.record(where, row.number, row.text)
+            stats.record(where, None, row.text)
             return "skip"
 
         return pacsv.ParseOptions(delimiter=self.dialect.delimiter,
@@ -296,7 +298,7 @@ class CsvSource(Source):
         types = {name: _as_type(name, value) for name, value in forced.items()}
         data = text.encode("utf-8")
         sample = self._parse(data, "utf-8", skip_header=self.dialect.header,
-                             where=self.files.paths[0], types=types)
+                             where=self.files.paths[0], types=types, record=False)
         fields = []
         for field in sample.schema:
             dtype = field.type
@@ -307,7 +309,9 @@ class CsvSource(Source):
 
     # -- parsing ----------------------------------------------------------------------------
     def _parse(self, data: bytes | Any, encoding: str, *, skip_header: bool, where: str,
-               types: Mapping[str, pa.DataType] | None, offset: int = 0) -> pa.Table:
+               types: Mapping[str, pa.DataType] | None, offset: int = 0,
+               record: bool = True) -> pa.Table:
+        """Parse CSV bytes (or a file) into a finished table; ``record`` counts skipped rows."""
         read_options = self._read_options(skip_header=skip_header)
         if encoding != self.encoding:
             read_options.encoding = encoding
@@ -315,21 +319,21 @@ class CsvSource(Source):
         bad: list[tuple[Any, ...]] = []
         try:
             table = pacsv.read_csv(source, read_options=read_options,
-                                   parse_options=self._parse_options(where, bad),
+                                   parse_options=self._parse_options(where, bad, record),
                                    convert_options=self._convert_options(types))
         except pa.ArrowInvalid as exc:
             raise self._translate(exc, where, data if isinstance(data, bytes) else None,
                                   offset, bad) from exc
-        if isinstance(data, bytes):
-            self._locate_skipped(where, data, offset)
+        if record:
+            self._locate_skipped(where, data if isinstance(data, bytes) else None, offset)
         return self._finish(table)
 
-    def _locate_skipped(self, where: str, data: bytes, offset: int) -> None:
-        """Fill in line numbers of skipped-row examples found in this chunk."""
+    def _locate_skipped(self, where: str, data: bytes | None, offset: int) -> None:
+        """Fill in line numbers of skipped-row examples found in this chunk (or file)."""
         for example in self.stats.examples:
             if example["line"] is None and example["file"] == where:
                 needle = str(example["text"]).encode("utf-8", "replace")
-                if needle in data:
+                if data is None or _line_start(data, needle) >= 0:
                     example["line"] = _find_line(self._open, where, str(example["text"]), data,
                                                  offset)
 
@@ -356,9 +360,8 @@ class CsvSource(Source):
                 f"{where!r} line {line}: text is not valid {self.encoding}; pass the file's "
                 "encoding, e.g. encoding='latin-1'")
         if "CSV parse error" in message and bad:
-            number, text, actual, expected = bad[0]
-            line = number if number is not None else _find_line(self._open, where, text, data,
-                                                                offset)
+            _, text, actual, expected = bad[0]  # Arrow's row number is per block: locate it
+            line = _find_line(self._open, where, text, data, offset)
             return ParseError(
                 f"{where!r} line {line}: expected {expected} fields, found {actual}: {text!r}; "
                 "fix the row, or pass on_bad_rows='skip' to skip and count such rows")
@@ -396,6 +399,7 @@ class CsvSource(Source):
     def read_tasks(self, columns: Sequence[str] | None = None,
                    filter: pc.Expression | None = None) -> Iterator[ReadTask]:
         types = self._types()
+        self.stats.reset()
         for path, size in zip(self.files.paths, self.files.sizes):
             if not self._splittable(path):
                 yield from self._serial_tasks(path, types, columns, filter)
@@ -442,6 +446,7 @@ class CsvSource(Source):
         """Whole files through Arrow's multi-threaded reader (fastest way to materialise)."""
         if not all(self._splittable(p) for p in self.files.paths):
             return super().read_all(columns, filter)
+        self.stats.reset()
         tables = []
         for path in self.files.paths:
             with self.files.filesystem.open_input_file(path) as handle:
@@ -454,7 +459,7 @@ class CsvSource(Source):
         text = self._sample_text(self.files.paths[0], 1024 * 1024)
         sample = self._parse(text.encode(self.encoding), self.encoding,
                              skip_header=self.dialect.header, where=self.files.paths[0],
-                             types=self._types())
+                             types=self._types(), record=False)
         if sample.num_rows >= rows:
             return sample.slice(0, rows)
         return super().head(rows)
@@ -470,23 +475,32 @@ def _as_type(name: str, value: Any) -> pa.DataType:
                           "'float64', 'string', 'bool', 'timestamp[s]')") from exc
 
 
+def _line_start(data: bytes, needle: bytes, start: int = 0) -> int:
+    """Offset in ``data`` of the first whole line equal to ``needle`` (-1 when absent)."""
+    position = start
+    while True:
+        found = data.find(needle, position)
+        if found < 0:
+            return -1
+        before_ok = found == 0 or data[found - 1:found] == b"\n"
+        after = data[found + len(needle):found + len(needle) + 1]
+        if before_ok and after in (b"", b"\n", b"\r"):
+            return found
+        position = found + 1
+
+
 def _find_line(opener: Any, path: str, text: str, data: bytes | None, offset: int) -> int | None:
-    """1-based line of the first occurrence of ``text`` in ``path`` (only on the error path)."""
+    """1-based line of the first line of ``path`` equal to ``text`` (error path only)."""
     needle = text.encode("utf-8", "replace")
-    if data is not None and needle in data:
-        position = offset + data.index(needle)
+    found = _line_start(data, needle) if data is not None else -1
+    if found >= 0:
+        position = offset + found
     else:
-        position, seen = None, 0
         with opener(path) as stream:
-            carry = b""
-            while position is None:
-                block = stream.read(_SCAN_BLOCK)
-                if not block:
-                    return None
-                found = (carry + block).find(needle)
-                if found >= 0:
-                    position = seen - len(carry) + found
-                carry, seen = block[-len(needle):], seen + len(block)
+            whole = stream.read()  # only reached when a chunk did not hold the row
+        position = _line_start(whole, needle)
+        if position < 0:
+            return None
     lines, seen = 1, 0
     with opener(path) as stream:
         while seen < position:

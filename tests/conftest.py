@@ -1,0 +1,104 @@
+"""Shared fixtures: the real Adult file, a generated table with every column kind, DB URLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+ADULT_TRAIN = SHARED / "adult" / "adult-train.csv"
+ADULT_COLUMNS = [
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
+    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
+    "hours-per-week", "native-country", "income",
+]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def adult_path() -> Path:
+    if not ADULT_TRAIN.exists():
+        if IN_CI:
+            pytest.fail(f"{ADULT_TRAIN} is missing in CI")
+        pytest.skip(f"{ADULT_TRAIN} not available")
+    return ADULT_TRAIN
+
+
+@pytest.fixture(scope="session")
+def adult(adult_path: Path) -> pa.Table:
+    import datakiln
+
+    return datakiln.read(adult_path, names=ADULT_COLUMNS).to_arrow()
+
+
+def every_kind_table(rows: int = 500, seed: int = 0) -> pa.Table:
+    """A table with a column of every kind, NULLs in most, time zones and unicode."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random(rows) < 0.1
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    words = ["héllo wörld", "日本語のテキスト", "plain text here", "emoji 🎉 party", "a, quoted \"value\""]
+    return pa.table({
+        "id": pa.array(np.arange(rows, dtype=np.int64)),
+        "age": pa.array(rng.integers(18, 90, rows), mask=mask),
+        "income": pa.array(np.round(rng.lognormal(10, 1, rows), 3), mask=mask),
+        "member": pa.array(rng.random(rows) < 0.5, mask=mask),
+        "city": pa.array(rng.choice(["Zürich", "Paris", "東京", "New York"], rows), mask=mask),
+        "joined": pa.array([start + dt.timedelta(seconds=int(s)) for s in rng.integers(0, 10**8, rows)],
+                           type=pa.timestamp("us", tz="UTC"), mask=mask),
+        "birthday": pa.array([dt.date(1950, 1, 1) + dt.timedelta(days=int(d))
+                              for d in rng.integers(0, 20000, rows)], type=pa.date32()),
+        "note": pa.array([f"{words[i % 5]} number {i} with several words" for i in range(rows)],
+                         mask=mask),
+        "email": pa.array([f"user{i}@example.org" for i in range(rows)]),
+        "price": pa.array([Decimal(f"{v:.2f}") for v in rng.uniform(0, 1000, rows)],
+                          type=pa.decimal128(10, 2)),
+    })
+
+
+@pytest.fixture
+def every_kind() -> pa.Table:
+    return every_kind_table()
+
+
+def _database(url: str, probe: str) -> str:
+    sqlalchemy = pytest.importorskip("sqlalchemy") if not IN_CI else __import__("sqlalchemy")
+    from datakiln.io.sql import normalise_url
+
+    try:
+        engine = sqlalchemy.create_engine(normalise_url(url))
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(probe))
+        engine.dispose()
+    except Exception as exc:  # any failure to reach the server decides skip (or fail in CI)
+        if IN_CI:
+            pytest.fail(f"{url} must be reachable in CI: {exc}")
+        pytest.skip(f"{url} not reachable: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return _database("postgresql://root@127.0.0.1:5432/test", "SELECT 1")
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    return _database("mysql://root@127.0.0.1:3306/test", "SELECT 1")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue(f"{request.param}_url")

@@ -1,0 +1,209 @@
+import gzip
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import datakiln
+from datakiln.errors import (
+    EmptySourceError,
+    EncodingError,
+    InvalidArgumentError,
+    ParseError,
+    SchemaError,
+    SchemaMismatchError,
+    SourceNotFoundError,
+    UnsupportedFormatError,
+)
+from datakiln.io.csv import sniff_dialect
+from tests.conftest import ADULT_COLUMNS
+
+
+def test_adult_acceptance(adult_path):
+    ds = datakiln.read(adult_path, names=ADULT_COLUMNS)
+    assert ds.source.dialect.header is False
+    assert ds.source.dialect.trim is True
+    assert ds.count() == 32_561
+    assert len(ds.columns) == 15
+    kinds = ds.schema.kinds
+    assert kinds["age"] == "integer"
+    assert kinds["workclass"] == kinds["education"] == kinds["income"] == "categorical"
+    table = ds.to_arrow()
+    nulls = {c: table[c].null_count for c in ("workclass", "occupation", "native-country")}
+    assert nulls == {"workclass": 1836, "occupation": 1843, "native-country": 583}
+    assert sorted(pc.unique(table["income"]).to_pylist()) == ["<=50K", ">50K"]
+    assert table["workclass"][0].as_py() == "State-gov"  # leading space trimmed
+
+
+def test_adult_without_names_gets_numbered_columns(adult_path):
+    ds = datakiln.read(adult_path)
+    assert ds.columns[:2] == ["column_0", "column_1"]
+
+
+def test_parallel_byte_ranges_equal_the_whole_file_read(adult_path):
+    whole = datakiln.read(adult_path, names=ADULT_COLUMNS).to_arrow()
+    ranged = datakiln.read(adult_path, names=ADULT_COLUMNS, block_bytes=200_000)
+    batches = list(ranged.iter_batches())
+    assert len(batches) > 10
+    assert pa.Table.from_batches(batches).equals(whole)
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter", "header"),
+    [
+        ("a,b,c\n1,2,3\n4,5,6\n", ",", True),
+        ("1,2,3\n4,5,6\n", ",", False),
+        ("name;age\nann;31\nbob;45\n", ";", True),
+        ("x\ty\n1.5\t2\n3\t4\n", "\t", True),
+        ("a|b\n1|2\n", "|", True),
+        ("ham\tGo until jurong point\nham\tOk lar\nspam\tFree entry\nham\tU dun say\n", "\t", False),
+        ("label,message\nham,hello there\nspam,win now\n", ",", True),
+    ],
+)
+def test_sniffing(text, delimiter, header):
+    dialect = sniff_dialect(text)
+    assert (dialect.delimiter, dialect.header) == (delimiter, header)
+
+
+def test_header_na_markers_quoting_and_trim(tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_text('name,age,city,score\n"Smith, Ann", 31 ,  Paris ,NA\nBob,?,"Zürich",2.5\n'
+                    "Eve,40,N/A,\n")
+    table = datakiln.read(path).to_arrow()
+    assert table.column_names == ["name", "age", "city", "score"]
+    assert table["name"].to_pylist() == ["Smith, Ann", "Bob", "Eve"]
+    assert table["age"].to_pylist() == [31, None, 40]
+    assert table["city"].to_pylist() == ["Paris", "Zürich", None]
+    assert table["score"].to_pylist() == [None, 2.5, None]
+
+
+def test_custom_na_values_and_no_trim(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n-999, x\n5,missing\n")
+    table = datakiln.read(path, na_values=["-999", "missing"], trim=False).to_arrow()
+    assert table["a"].to_pylist() == [None, 5]
+    assert table["b"].to_pylist() == [" x", None]
+
+
+def test_tsv_gzip_and_explicit_encoding(tmp_path):
+    gz = tmp_path / "t.tsv.gz"
+    with gzip.open(gz, "wt") as handle:
+        handle.write("a\tb\n1\tx\n2\ty\n")
+    assert datakiln.read(gz).to_arrow().to_pydict() == {"a": [1, 2], "b": ["x", "y"]}
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("city,n\nMünchen,1\nSão Paulo,2\n".encode("latin-1"))
+    table = datakiln.read(latin, encoding="latin-1").to_arrow()
+    assert table["city"].to_pylist() == ["München", "São Paulo"]
+
+
+def test_undecodable_bytes_name_the_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    lines = ["city,n"] + [f"town{i},{i}" for i in range(50)]
+    data = "\n".join(lines).encode() + b"\nM\xfcnchen,99\n"
+    path.write_bytes(data)
+    with pytest.raises(EncodingError, match=r"line 52.*encoding='latin-1'"):
+        datakiln.read(path).to_arrow()
+
+
+def test_malformed_row_error_shows_line_and_content(tmp_path):
+    path = tmp_path / "bad.csv"
+    rows = ["a,b,c"] + [f"{i},{i},{i}" for i in range(100)] + ["7,8"] + ["1,2,3"]
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ParseError, match=r"line 102: expected 3 fields, found 2: '7,8'"):
+        datakiln.read(path).to_arrow()
+    with pytest.raises(ParseError, match="line 102"):
+        list(datakiln.read(path, block_bytes=64).iter_batches())
+
+
+def test_malformed_rows_skipped_and_counted(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b,c\n1,2,3\n4,5\n6,7,8\n9\n10,11,12\n")
+    ds = datakiln.read(path, on_bad_rows="skip")
+    assert ds.to_arrow()["a"].to_pylist() == [1, 6, 10]
+    stats = ds.stats
+    assert stats["bad_rows"] == 2
+    assert [e["line"] for e in stats["examples"]] == [3, 5]
+    assert stats["examples"][0]["text"] == "4,5"
+
+
+def test_empty_and_header_only_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(EmptySourceError, match="empty.csv"):
+        datakiln.read(empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,b\n")
+    ds = datakiln.read(header_only, header=True)
+    assert ds.columns == ["a", "b"] and ds.count() == 0
+
+
+def test_missing_path_and_unknown_extension(tmp_path):
+    with pytest.raises(SourceNotFoundError, match="no such file"):
+        datakiln.read(tmp_path / "nope.csv")
+    with pytest.raises(SourceNotFoundError, match="matched no files"):
+        datakiln.read(str(tmp_path / "*.csv"))
+    odd = tmp_path / "data.xyz"
+    odd.write_text("a\n1\n")
+    with pytest.raises(UnsupportedFormatError, match="format='csv'"):
+        datakiln.read(odd)
+    assert datakiln.read(odd, format="csv").count() == 1
+
+
+def test_glob_and_list_of_files_share_a_schema(tmp_path):
+    for i in range(3):
+        (tmp_path / f"part{i}.csv").write_text(f"a,b\n{i},x{i}\n{i + 10},y{i}\n")
+    ds = datakiln.read(str(tmp_path / "part*.csv"))
+    assert ds.to_arrow()["a"].to_pylist() == [0, 10, 1, 11, 2, 12]
+    listed = datakiln.read([tmp_path / "part0.csv", tmp_path / "part2.csv"])
+    assert listed.count() == 4
+    (tmp_path / "part9.csv").write_text("a,c\n1,2\n")
+    with pytest.raises(SchemaMismatchError, match=r"part9.csv.*\['a', 'c'\]"):
+        datakiln.read(str(tmp_path / "part*.csv"))
+
+
+def test_names_must_match_the_field_count(adult_path):
+    with pytest.raises(SchemaError, match="3 names were given but .* has 15 fields"):
+        datakiln.read(adult_path, names=["a", "b", "c"])
+
+
+def test_column_types_override_and_late_type_change(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("zip,n\n01234,1\n02345,2\n")
+    assert datakiln.read(path, column_types={"zip": "string"}).to_arrow()["zip"].to_pylist() == [
+        "01234", "02345"]
+    late = tmp_path / "late.csv"
+    late.write_text("n\n" + "1\n" * 200_000 + "1.5\n")
+    with pytest.raises(SchemaError, match=r"column 'n'.*column_types=\{'n': 'string'\}"):
+        datakiln.read(late, infer_bytes=1000).to_arrow()
+    table = datakiln.read(late, infer_bytes=1000, column_types={"n": "float64"}).to_arrow()
+    assert table["n"][-1].as_py() == 1.5
+
+
+def test_bad_options_are_rejected(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a\n1\n")
+    with pytest.raises(InvalidArgumentError, match="unknown option"):
+        datakiln.read(path, delimeter=",")
+    with pytest.raises(InvalidArgumentError, match="one character"):
+        datakiln.read(path, delimiter=", ")
+    with pytest.raises(InvalidArgumentError, match="on_bad_rows"):
+        datakiln.read(path, on_bad_rows="ignore")
+    with pytest.raises(InvalidArgumentError, match="unknown encoding"):
+        datakiln.read(path, encoding="klingon")
+
+
+cell = st.one_of(st.integers(-10**9, 10**9).map(str), st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(cell, cell), min_size=1, max_size=30))
+def test_written_csv_reads_back_value_for_value(tmp_path_factory, rows):
+    table = pa.table({"left": [r[0] for r in rows], "right": [r[1] for r in rows]})
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    datakiln.from_arrow(table).write(path, format="csv")
+    back = datakiln.read(path, header=True, trim=False, na_values=[],
+                         column_types={"left": "string", "right": "string"}).to_arrow()
+    assert back.to_pydict() == table.to_pydict()

@@ -1,0 +1,25 @@
+import subprocess
+import sys
+
+import datakiln
+
+
+def test_everything_in_all_resolves():
+    for name in datakiln.__all__:
+        assert getattr(datakiln, name) is not None, name
+
+
+def test_import_is_light_and_never_pulls_torch_or_ray():
+    code = ("import sys, datakiln; heavy = [m for m in ('torch', 'ray', 'sqlalchemy', "
+            "'sklearn', 'scipy') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    try:
+        datakiln.does_not_exist  # noqa: B018
+    except AttributeError as exc:
+        assert "does_not_exist" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
