@@ -47,8 +47,11 @@ def ordered_map(
     threads = threads or default_threads()
     in_flight = max(1, in_flight or threads + 2)
     if threads == 1 or in_flight == 1:
-        for task in tasks:
-            yield _run(task, fn)
+        try:
+            for task in tasks:
+                yield _run(task, fn)
+        finally:
+            _close(tasks)
         return
     pending: deque[Future[pa.Table]] = deque()
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="datakiln")
@@ -63,3 +66,11 @@ def ordered_map(
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        _close(tasks)
+
+
+def _close(tasks: Iterator[ReadTask]) -> None:
+    """Close a task generator early so its source releases cursors and file handles."""
+    close = getattr(tasks, "close", None)
+    if close is not None:
+        close()

@@ -8,6 +8,7 @@ only those columns and row groups); the rest run per table on the executor's thr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -299,8 +300,9 @@ class Dataset:
             stream.close()  # type: ignore[attr-defined]
 
     def _first_table(self) -> pa.Table:
-        for table in self._tables():
-            return table
+        with contextlib.closing(self._tables()) as tables:
+            for table in tables:
+                return table
         return _apply(self._source.schema.empty_table(), [o for o in self._ops if o.kind != "limit"])
 
     def iter_batches(self, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:

@@ -8,6 +8,7 @@ their order, so reading parallelises without the source managing threads.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -87,19 +88,21 @@ class Source:
     def head(self, rows: int) -> pa.Table:
         """The first ``rows`` rows (bounded reads only), with the full schema."""
         tables, have = [], 0
-        for task in self.read_tasks():
-            table = task()
-            tables.append(table.slice(0, rows - have))
-            have += tables[-1].num_rows
-            if have >= rows:
-                break
+        with contextlib.closing(self.read_tasks()) as tasks:  # release cursors and files
+            for task in tasks:
+                table = task()
+                tables.append(table.slice(0, rows - have))
+                have += tables[-1].num_rows
+                if have >= rows:
+                    break
         return pa.concat_tables(tables) if tables else self.schema.empty_table()
 
     def read_all(
         self, columns: Sequence[str] | None = None, filter: pc.Expression | None = None
     ) -> pa.Table:
         """All rows as one table; formats with a faster whole-file reader override this."""
-        tables = [task() for task in self.read_tasks(columns, filter)]
+        with contextlib.closing(self.read_tasks(columns, filter)) as tasks:
+            tables = [task() for task in tasks]
         if not tables:
             schema = self.schema if columns is None else pa.schema(
                 [self.schema.field(c) for c in columns])
@@ -112,7 +115,8 @@ class Source:
 
     def count_rows(self) -> int:
         """Exact number of rows (formats with metadata answer without reading the data)."""
-        return sum(task().num_rows for task in self.read_tasks(columns=[self.schema.names[0]]))
+        with contextlib.closing(self.read_tasks(columns=[self.schema.names[0]])) as tasks:
+            return sum(task().num_rows for task in tasks)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

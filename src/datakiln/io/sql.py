@@ -64,7 +64,9 @@ def _engine(url: str) -> Any:
     sa = _sqlalchemy()
     full = normalise_url(url)
     try:
-        return sa.create_engine(full)
+        # no pool: a source's connections close when it is done, so no idle session keeps
+        # locks that would block the user's DDL
+        return sa.create_engine(full, poolclass=sa.pool.NullPool)
     except ImportError as exc:
         raise import_optional(str(exc.name or "driver"), extra="sql",
                               purpose=f"{full.split('://')[0]} URLs") from exc
@@ -203,6 +205,9 @@ class SqlSource(Source):
                                           autoload_with=conn)
                 except sa.exc.NoSuchTableError as exc:
                     raise QueryError(f"no table {table_or_query!r} in {_safe(url)!r}") from exc
+                for column in self.table.columns:
+                    if isinstance(column.type, sa.Float):  # MySQL DOUBLE reflects as Decimal
+                        column.type.asdecimal = False
                 self.statement = sa.select(self.table)
                 self._schema = pa.schema([pa.field(c.name, _arrow_from_sqlalchemy(c.type))
                                           for c in self.table.columns])
@@ -216,9 +221,9 @@ class SqlSource(Source):
         sample_sql = f"SELECT * FROM ({sql.rstrip().rstrip(';')}) AS dk_sample LIMIT {_SAMPLE_ROWS}"
         try:
             result = conn.execute(sa.text(sample_sql), self.params)
-            rows = result.fetchall()
             description = result.cursor.description if result.cursor is not None else None
             names = list(result.keys())
+            rows = result.fetchall()
         except sa.exc.DBAPIError as exc:
             raise _query_error(exc, sql) from exc
         except sa.exc.StatementError as exc:
@@ -269,6 +274,7 @@ class SqlSource(Source):
 
 def _sqlalchemy_from_arrow(dtype: pa.DataType) -> Any:
     sa = _sqlalchemy()
+    from sqlalchemy.dialects import mysql
     if pa.types.is_boolean(dtype):
         return sa.Boolean()
     if pa.types.is_integer(dtype):
@@ -278,12 +284,13 @@ def _sqlalchemy_from_arrow(dtype: pa.DataType) -> Any:
         return sa.Double()
     if pa.types.is_decimal(dtype):
         return sa.Numeric(dtype.precision, dtype.scale)
-    if pa.types.is_timestamp(dtype):
-        return sa.DateTime(timezone=dtype.tz is not None)
+    if pa.types.is_timestamp(dtype):  # MySQL keeps microseconds only when asked (fsp=6)
+        return sa.DateTime(timezone=dtype.tz is not None).with_variant(
+            mysql.DATETIME(fsp=6), "mysql", "mariadb")
     if pa.types.is_date(dtype):
         return sa.Date()
     if pa.types.is_time(dtype):
-        return sa.Time()
+        return sa.Time().with_variant(mysql.TIME(fsp=6), "mysql", "mariadb")
     if pa.types.is_duration(dtype):
         return sa.Interval()
     if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
@@ -308,7 +315,7 @@ def write_sql(batches: Iterator[pa.Table] | pa.Table, name: str, url: str, *,
         schema, batches = batches.schema, iter([batches])
     assert schema is not None, "schema is required with an iterator of tables"
     engine = _engine(url)
-    mysql = engine.dialect.name in ("mysql", "mariadb")
+    zoneless = engine.dialect.name in ("mysql", "mariadb", "sqlite")
     metadata = sa.MetaData()
     table = sa.Table(name, metadata, *[sa.Column(f.name, _sqlalchemy_from_arrow(f.type))
                                        for f in schema])
@@ -328,7 +335,7 @@ def write_sql(batches: Iterator[pa.Table] | pa.Table, name: str, url: str, *,
                 for batch in batches:
                     for start in range(0, batch.num_rows, chunk_rows):
                         rows = batch.slice(start, chunk_rows).to_pylist()
-                        if mysql:  # MySQL DATETIME has no zone: store UTC wall time
+                        if zoneless:  # MySQL/SQLite DATETIME has no zone: store UTC wall time
                             rows = [{k: (v.astimezone(dt.timezone.utc).replace(tzinfo=None)
                                          if isinstance(v, dt.datetime) and v.tzinfo else v)
                                      for k, v in row.items()} for row in rows]

@@ -123,7 +123,8 @@ class _Shards:
 def _partition_dir(keys: Sequence[str], values: Sequence[Any]) -> str:
     parts = []
     for key, value in zip(keys, values):
-        text = "__HIVE_DEFAULT_PARTITION__" if value is None else str(value)
+        text = ("__HIVE_DEFAULT_PARTITION__" if value is None else str(value).lower()
+                if isinstance(value, bool) else str(value))
         parts.append(f"{key}={urllib.parse.quote(text, safe='')}")
     return os.path.join(*parts)
 
