@@ -88,6 +88,8 @@ def hash_values(values: pa.Array) -> np.ndarray:
     if pa.types.is_integer(dtype) or pa.types.is_boolean(dtype):
         return mix64(values.cast(pa.int64()).to_numpy().view(np.uint64))
     if pa.types.is_temporal(dtype):
+        if dtype.bit_width == 32:
+            values = pc.cast(values, pa.int32())
         return mix64(pc.cast(values, pa.int64()).to_numpy().view(np.uint64))
     if not (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)):
         values = values.cast(pa.string()) if not pa.types.is_binary(dtype) else values.cast(

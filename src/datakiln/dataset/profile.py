@@ -146,10 +146,17 @@ def _mode(dtype: pa.DataType) -> str:
     return "text"
 
 
+def _ticks(array: pa.Array) -> pa.Array:
+    """A temporal array as int64 ticks of its unit (days for dates)."""
+    if array.type.bit_width == 32:  # date32, time32: through their 32-bit storage
+        array = pc.cast(array, pa.int32())
+    return pc.cast(array, pa.int64())
+
+
 def _as_number_array(array: pa.Array, mode: str) -> pa.Array:
     """Numbers as float64 (temporal values as their integer ticks), nulls kept."""
     if mode == "time":
-        array = pc.cast(array, pa.int64())
+        array = _ticks(array)
     return array if pa.types.is_float64(array.type) else array.cast(pa.float64())
 
 
@@ -275,7 +282,8 @@ def _from_number(value: float | None, dtype: pa.DataType, mode: str) -> Any:
     if value is None or not np.isfinite(value):
         return None
     if mode == "time":
-        return pa.scalar(int(round(value)), pa.int64()).cast(dtype).as_py()
+        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
+        return pa.scalar(int(round(value)), storage).cast(dtype).as_py()
     if pa.types.is_integer(dtype):
         return int(round(value)) if float(value).is_integer() else float(value)
     if pa.types.is_boolean(dtype):

@@ -1,0 +1,104 @@
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import datakiln
+from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError
+from tests.conftest import ADULT_COLUMNS
+
+
+@pytest.fixture
+def numbers():
+    table = pa.table({"a": list(range(1000)), "b": [i % 7 for i in range(1000)],
+                      "s": [f"x{i}" for i in range(1000)]})
+    return datakiln.Dataset.from_arrow(table), table
+
+
+def test_operations_are_lazy_and_immutable(numbers):
+    ds, table = numbers
+    calls = []
+
+    def double(t):
+        calls.append(t.num_rows)
+        return t.set_column(0, "a", pc.multiply(t["a"], 2))
+
+    mapped = ds.filter(pc.field("b") == 3).map_batches(double)
+    assert calls == []  # nothing ran yet
+    derived = mapped.select(["a", "b"])  # the mapped schema comes from running one table
+    assert ds.columns == ["a", "b", "s"] and derived.columns == ["a", "b"]
+    result = derived.to_arrow()
+    assert result["a"].to_pylist() == [2 * i for i in range(1000) if i % 7 == 3]
+    assert "filter" in repr(derived) and "map" in repr(derived)
+
+
+def test_head_count_limit_and_rebatching(numbers):
+    ds, table = numbers
+    ds.source.batch_rows = 64
+    assert ds.head(3).to_pydict() == table.slice(0, 3).to_pydict()
+    assert ds.count() == 1000
+    assert ds.filter(pc.field("b") == 0).count() == 143
+    assert ds.limit(130).count() == 130
+    assert ds.limit(130).map_batches(lambda t: t.slice(0, 1)).count() == 3  # limit, then map
+    batches = list(ds.iter_batches(batch_rows=300))
+    assert [b.num_rows for b in batches] == [300, 300, 300, 100]
+    assert pa.Table.from_batches(batches).equals(table)
+    assert ds.limit(0).to_arrow().num_rows == 0
+
+
+def test_map_batches_accepts_pandas_and_dicts(numbers):
+    ds, _ = numbers
+    assert ds.map_batches(lambda t: t.to_pandas().head(1)).count() == 1
+    assert ds.map_batches(lambda t: {"n": [t.num_rows]}).to_arrow()["n"].to_pylist() == [1000]
+    with pytest.raises(InvalidArgumentError, match="returned int"):
+        ds.map_batches(lambda t: 5).to_arrow()
+
+
+def test_results_keep_source_order_with_many_threads(adult_path):
+    ds = datakiln.read(adult_path, names=ADULT_COLUMNS, block_bytes=100_000)
+    many = datakiln.Dataset(ds.source, num_threads=8)
+    one = datakiln.Dataset(ds.source, num_threads=1)
+    assert many.to_arrow().equals(one.to_arrow())
+    assert pa.Table.from_batches(list(many.iter_batches())).equals(ds.to_arrow())
+
+
+def test_bad_operations_are_clear(numbers):
+    ds, _ = numbers
+    with pytest.raises(SchemaError, match=r"no column\(s\) \['zzz'\]"):
+        ds.select(["a", "zzz"])
+    with pytest.raises(InvalidArgumentError, match="pc.field"):
+        ds.filter("a > 3")
+    with pytest.raises(SchemaError, match="does not fit the columns"):
+        ds.filter(pc.field("nope") > 3)
+    with pytest.raises(InvalidArgumentError):
+        ds.limit(-1)
+    with pytest.raises(InvalidArgumentError):
+        list(ds.iter_batches(batch_rows=0))
+
+
+def test_fingerprint_changes_with_data_and_operations(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a\n1\n2\n")
+    first = datakiln.read(path)
+    assert first.fingerprint == datakiln.read(path).fingerprint
+    assert first.fingerprint != first.limit(1).fingerprint
+    path.write_text("a\n1\n2\n3\n")
+    assert datakiln.read(path).fingerprint != first.fingerprint
+
+
+def test_pandas_round_trip_and_kind_overrides():
+    import pandas as pd
+
+    frame = pd.DataFrame({"zip": ["01234", "99999"], "n": [1, 2]})
+    ds = datakiln.from_pandas(frame, kinds={"zip": "categorical"})
+    assert ds.schema["zip"].kind == "categorical"
+    assert ds.with_kinds({"n": "numeric"}).schema.kinds == {"zip": "categorical", "n": "numeric"}
+    assert ds.to_pandas().equals(frame)
+
+
+def test_memory_budget_too_small_for_one_task(tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": list(range(200_000))}), tmp_path / "t.parquet")
+    ds = datakiln.read(tmp_path / "t.parquet", memory_budget="100kB")
+    with pytest.raises(MemoryBudgetError, match="raise the budget"):
+        list(ds.iter_batches())
