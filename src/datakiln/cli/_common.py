@@ -20,7 +20,7 @@ from rich.progress import (
 
 from datakiln.errors import DatakilnError
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
 errors = Console(stderr=True)
 
 NamesOption = typer.Option(None, "--names", help="Comma-separated column names, e.g. "

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import datakiln
+from datakiln.cli.app import app
+from tests.conftest import ADULT_COLUMNS
+
+runner = CliRunner()
+NAMES = ",".join(ADULT_COLUMNS)
+
+
+def test_inspect_adult_json(adult_path):
+    result = runner.invoke(app, ["inspect", str(adult_path), "--names", NAMES, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["rows"] == 32_561 and len(data["columns"]) == 15
+    columns = {c["name"]: c for c in data["columns"]}
+    assert {"name", "kind", "type", "nulls"} <= set(columns["age"])
+    assert columns["age"]["kind"] == "integer"
+    assert {columns[c]["kind"] for c in ("workclass", "education", "income")} == {"categorical"}
+    assert [columns[c]["nulls"] for c in ("workclass", "occupation", "native-country")] == [
+        1836, 1843, 583]
+    assert columns["income"]["distinct"] == 2 and columns["income"]["distinct_exact"]
+    assert data["csv"] == {"delimiter": ",", "header": False, "trimmed": True}
+
+
+def test_inspect_prints_a_table(adult_path):
+    result = runner.invoke(app, ["inspect", str(adult_path), "--names", NAMES])
+    assert result.exit_code == 0, result.output
+    assert "32,561 rows × 15 columns" in result.stdout
+    assert "1,836 (5.6%)" in result.stdout  # workclass missing values
+    assert "header row: no" in result.stdout
+
+
+def test_convert_writes_parquet_shards(adult_path, tmp_path):
+    out = tmp_path / "adult"
+    result = runner.invoke(app, ["convert", str(adult_path), str(out), "--names", NAMES,
+                                 "--rows-per-file", "10000"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 32,561 rows" in result.stdout and "4 files" in result.stdout
+    original = datakiln.read(adult_path, names=ADULT_COLUMNS).to_arrow()
+    assert datakiln.read(out).to_arrow().equals(original)
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "5,000 rows × 15 columns" in result.stdout
+    assert "identical to the CSV read: True" in result.stdout
+    assert (tmp_path / "adult.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["inspect", "no/such/file.csv"], "SourceNotFoundError: no such file"),
+        (["inspect", "{adult}", "--names", "a,b"], "2 names were given"),
+        (["inspect", "{adult}", "--memory-budget", "lots"], "memory_budget must be a size"),
+    ],
+)
+def test_errors_are_one_clear_line_and_exit_2(adult_path, args, message):
+    args = [a.replace("{adult}", str(adult_path)) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_console_script_and_help():
+    out = subprocess.run([sys.executable, "-m", "datakiln.cli", "--help"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    for command in ("inspect", "convert", "demo"):
+        assert command in out.stdout
+    inspect_help = runner.invoke(app, ["inspect", "--help"])
+    assert "--names" in inspect_help.stdout and "Examples" in inspect_help.stdout
