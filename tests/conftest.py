@@ -41,7 +41,7 @@ def every_kind_table(rows: int = 500, seed: int = 0) -> pa.Table:
     """A table with a column of every kind, NULLs in most, time zones and unicode."""
     rng = np.random.default_rng(seed)
     mask = rng.random(rows) < 0.1
-    start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     words = ["héllo wörld", "日本語のテキスト", "plain text here", "emoji 🎉 party", "a, quoted \"value\""]
     return pa.table({
         "id": pa.array(np.arange(rows, dtype=np.int64)),

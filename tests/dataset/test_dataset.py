@@ -1,10 +1,10 @@
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from tests.conftest import ADULT_COLUMNS
 
 import datakiln
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError
-from tests.conftest import ADULT_COLUMNS
 
 
 @pytest.fixture

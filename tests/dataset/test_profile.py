@@ -8,9 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import ADULT_COLUMNS
 
 import datakiln
-from tests.conftest import ADULT_COLUMNS
 
 
 def test_adult_profile_is_exact_where_it_says_so(adult_path):

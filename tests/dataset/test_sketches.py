@@ -3,7 +3,13 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datakiln.dataset._sketches import DistinctSketch, FrequentItems, Moments, RowSample, hash_values
+from datakiln.dataset._sketches import (
+    DistinctSketch,
+    FrequentItems,
+    Moments,
+    RowSample,
+    hash_values,
+)
 
 floats = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60)
 

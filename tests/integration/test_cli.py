@@ -3,11 +3,11 @@ import subprocess
 import sys
 
 import pytest
+from tests.conftest import ADULT_COLUMNS
 from typer.testing import CliRunner
 
 import datakiln
 from datakiln.cli.app import app
-from tests.conftest import ADULT_COLUMNS
 
 runner = CliRunner()
 NAMES = ",".join(ADULT_COLUMNS)

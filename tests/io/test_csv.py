@@ -5,6 +5,7 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import ADULT_COLUMNS
 
 import datakiln
 from datakiln.errors import (
@@ -18,7 +19,6 @@ from datakiln.errors import (
     UnsupportedFormatError,
 )
 from datakiln.io.csv import sniff_dialect
-from tests.conftest import ADULT_COLUMNS
 
 
 def test_adult_acceptance(adult_path):

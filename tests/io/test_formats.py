@@ -7,10 +7,10 @@ import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import every_kind_table
 
 import datakiln
 from datakiln.errors import EmptySourceError, ParseError, SchemaMismatchError
-from tests.conftest import every_kind_table
 
 
 def test_parquet_file_directory_and_pushdown(tmp_path, every_kind):

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from tests.conftest import ADULT_COLUMNS
 
 import datakiln
 from datakiln.errors import ConnectionFailedError, InvalidArgumentError, QueryError
-from tests.conftest import ADULT_COLUMNS
 
 pytest.importorskip("sqlalchemy")
 
@@ -54,7 +54,7 @@ def test_adult_round_trip_in_chunks_of_1000(adult_path, database_url, dropper):
 def test_types_map_to_arrow(database_url, dropper):
     mysql = "mysql" in database_url
     zoneless = mysql or "sqlite" in database_url
-    stamp = dt.datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=dt.timezone.utc)
+    stamp = dt.datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
     table = pa.table({
         "i": pa.array([1, None, -(2**40)], pa.int64()),
         "f": pa.array([1.5, None, -2.25], pa.float64()),
@@ -102,7 +102,7 @@ def test_postgres_timestamptz_from_a_query(postgres_url):
                            "CAST(NULL AS INTEGER) AS n, 1.5::numeric(4,1) AS x", postgres_url)
     table = ds.to_arrow()
     assert table["t"].type == pa.timestamp("us", tz="UTC")
-    assert table["t"][0].as_py() == dt.datetime(2024, 1, 1, 8, tzinfo=dt.timezone.utc)
+    assert table["t"][0].as_py() == dt.datetime(2024, 1, 1, 8, tzinfo=dt.UTC)
     assert table["n"].type == pa.int32() and table["n"][0].as_py() is None
     assert table["x"].type == pa.decimal128(4, 1)
 

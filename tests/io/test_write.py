@@ -2,10 +2,10 @@ import os
 
 import pyarrow as pa
 import pytest
+from tests.conftest import ADULT_COLUMNS
 
 import datakiln
 from datakiln.errors import SchemaError, UnsupportedFormatError
-from tests.conftest import ADULT_COLUMNS
 
 
 def test_csv_to_parquet_round_trip_is_lossless_on_adult(adult_path, tmp_path):

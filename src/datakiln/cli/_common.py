@@ -37,7 +37,8 @@ EncodingOption = typer.Option(None, "--encoding", help="Text encoding of CSV fil
 SkipBadOption = typer.Option(False, "--skip-bad-rows",
                              help="Skip and count malformed CSV rows instead of stopping.")
 SchemaOption = typer.Option(None, "--schema", help="JSON/YAML file of column kind overrides.")
-BudgetOption = typer.Option("1GB", "--memory-budget", help="Memory the streaming work may use, e.g. 512MB, 2GB.")
+BudgetOption = typer.Option("1GB", "--memory-budget",
+                            help="Memory the streaming work may use, e.g. 512MB, 2GB.")
 
 
 def read_options(names: str | None, header: bool | None, delimiter: str | None,

@@ -119,6 +119,16 @@ class Moments:
                    float(values.min()), float(values.max()))
 
     @classmethod
+    def of_numpy(cls, values: np.ndarray) -> Moments:
+        """Moments of a float64 NumPy array without missing values."""
+        if values.size == 0:
+            return cls()
+        mean = float(values.mean())
+        centred = values - mean
+        return cls(int(values.size), mean, float(np.dot(centred, centred)),
+                   float(values.min()), float(values.max()))
+
+    @classmethod
     def of_array(cls, values: pa.Array) -> Moments:
         """Moments of a numeric Arrow array (nulls skipped) with Arrow's one-pass kernels."""
         n = len(values) - values.null_count
@@ -256,13 +266,40 @@ class RowSample:
     table: pa.Table | None = None
     priorities: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    @property
+    def threshold(self) -> float:
+        """Priorities at or above this cannot enter a full sample."""
+        if self.table is None or self.table.num_rows < self.k:
+            return 1.0
+        return float(self.priorities.max())
+
+    def add(self, table: pa.Table, rng: np.random.Generator) -> None:
+        """Offer every row of ``table``; only rows that can enter are drawn and copied.
+
+        With threshold ``t`` the number of rows below it is Binomial(n, t) and their
+        priorities are uniform on [0, t): drawing exactly that costs O(rows kept), not O(n).
+        """
+        n, limit = table.num_rows, self.threshold
+        if n == 0:
+            return
+        if limit >= 1.0:
+            priorities = rng.random(n)
+            chosen = np.arange(n)
+        else:
+            count = int(rng.binomial(n, limit))
+            chosen = np.sort(rng.choice(n, size=count, replace=False))
+            priorities = rng.random(count) * limit
+        if len(chosen) > self.k:
+            best = np.sort(np.argpartition(priorities, self.k)[: self.k])
+            chosen, priorities = chosen[best], priorities[best]
+        self.merge(RowSample(self.k, table.take(pa.array(chosen)), priorities))
+
     @classmethod
     def of(cls, table: pa.Table, k: int, rng: np.random.Generator) -> RowSample:
-        priorities = rng.random(table.num_rows)
-        if table.num_rows > k:
-            keep = np.sort(np.argpartition(priorities, k)[:k])
-            table, priorities = table.take(pa.array(keep)), priorities[keep]
-        return cls(k, table, priorities)
+        """A sample of at most ``k`` rows of ``table``."""
+        sample = cls(k)
+        sample.add(table, rng)
+        return sample
 
     def merge(self, other: RowSample) -> None:
         if other.table is None:

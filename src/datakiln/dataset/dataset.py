@@ -45,7 +45,8 @@ class _Op:
 
     def describe(self) -> str:
         if self.kind == "map":
-            return f"map({getattr(self.arg, '__module__', '')}.{getattr(self.arg, '__qualname__', repr(self.arg))})"
+            name = getattr(self.arg, "__qualname__", repr(self.arg))
+            return f"map({getattr(self.arg, '__module__', '')}.{name})"
         return f"{self.kind}({self.arg})"
 
 

@@ -214,7 +214,7 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
         elif numeric:
             values = _numbers(column, mode)
             state.distinct.add_hashes(mix64(values.view(np.uint64)), floors.get(name))
-            state.moments = Moments.of_array(_as_number_array(column, mode))
+            state.moments = Moments.of_numpy(values)
         else:
             state.distinct.add_hashes(hash_values(column), floors.get(name))
         if not numeric and len(column) > column.null_count and not pa.types.is_null(column.type):
@@ -229,10 +229,10 @@ def _plan(dataset: Dataset) -> dict[str, tuple[str, bool]]:
     """Mode of each column and whether its values are few enough to count exactly."""
     head = dataset._inference_sample()
     plan = {}
-    for field in dataset.arrow_schema:
-        values = head.column(field.name).drop_null()
+    for column in dataset.arrow_schema:
+        values = head.column(column.name).drop_null()
         few = len(values) < 200 or pc.count_distinct(values).as_py() <= 0.2 * len(values)
-        plan[field.name] = (_mode(field.type), few)
+        plan[column.name] = (_mode(column.type), few)
     return plan
 
 
@@ -269,7 +269,7 @@ def profile(dataset: Dataset, *, memory_budget: int | str | None = "1GB", top_k:
         rows += count
         for name, state in states.items():
             totals[name].merge(state)
-        sample.merge(RowSample.of(numeric, sample_rows, rng))
+        sample.add(numeric, rng)
         if on_progress is not None:
             on_progress(count)
     columns = [_finish(name, plan[name][0], totals[name], rows, sample, schema[name], top_k,

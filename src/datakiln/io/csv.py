@@ -79,13 +79,10 @@ def _looks_like_header(rows: list[list[str]], na_values: set[str]) -> bool:
     first, rest = rows[0], rows[1:]
     if any(v.strip() in na_values or _NUMBER.match(v) for v in first):
         return False
-    numeric_below = False
-    for index, value in enumerate(first):
+    for index in range(len(first)):
         below = [r[index].strip() for r in rest if index < len(r) and r[index].strip() not in na_values]
         if below and all(_NUMBER.match(v) for v in below):
-            numeric_below = True
-    if numeric_below:
-        return True
+            return True  # a text first row above a numeric column
     seen = [{r[i].strip() for r in rest if i < len(r)} for i in range(len(first))]
     return len(set(first)) == len(first) and all(v.strip() not in seen[i] for i, v in enumerate(first))
 

@@ -159,7 +159,7 @@ def _column_array(values: Sequence[Any], dtype: pa.DataType, column: str) -> pa.
         values = [v.replace(tzinfo=None) if isinstance(v, dt.datetime) and v.tzinfo else v
                   for v in values]
     elif pa.types.is_timestamp(dtype):
-        values = [v.replace(tzinfo=dt.timezone.utc) if isinstance(v, dt.datetime) and v.tzinfo
+        values = [v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo
                   is None else v for v in values]
     try:
         return pa.array(values, type=dtype)
@@ -245,8 +245,10 @@ class SqlSource(Source):
 
     def count_rows(self) -> int:
         sa = _sqlalchemy()
-        query = sa.select(sa.func.count()).select_from(self.statement.subquery()) \
-            if self.is_table else sa.text(f"SELECT COUNT(*) FROM ({str(self.statement).rstrip(';')}) AS dk_count")
+        if self.is_table:
+            query = sa.select(sa.func.count()).select_from(self.statement.subquery())
+        else:
+            query = sa.text(f"SELECT COUNT(*) FROM ({str(self.statement).rstrip(';')}) AS dk_count")
         with _connect(self.engine, self.url) as conn:
             try:
                 return int(conn.execute(query, self.params).scalar_one())
@@ -336,7 +338,7 @@ def write_sql(batches: Iterator[pa.Table] | pa.Table, name: str, url: str, *,
                     for start in range(0, batch.num_rows, chunk_rows):
                         rows = batch.slice(start, chunk_rows).to_pylist()
                         if zoneless:  # MySQL/SQLite DATETIME has no zone: store UTC wall time
-                            rows = [{k: (v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                            rows = [{k: (v.astimezone(dt.UTC).replace(tzinfo=None)
                                          if isinstance(v, dt.datetime) and v.tzinfo else v)
                                      for k, v in row.items()} for row in rows]
                         if rows:
