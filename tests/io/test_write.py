@@ -32,6 +32,16 @@ def test_every_kind_round_trips_through_parquet_csv_and_jsonl(tmp_path, every_ki
     assert lines["age"].to_pylist() == every_kind["age"].to_pylist()
 
 
+def test_every_kind_csv_to_parquet_to_dataset_chain_is_lossless(tmp_path, every_kind):
+    datakiln.from_arrow(every_kind).write(tmp_path / "t.csv", format="csv")
+    types = {f.name: f.type for f in every_kind.schema}
+    csv = datakiln.read(tmp_path / "t.csv", column_types=types, trim=False, na_values=[""])
+    csv.write(tmp_path / "t.parquet")
+    back = datakiln.read(tmp_path / "t.parquet").to_arrow()
+    assert back.equals(every_kind)  # NULLs, UTC time zone, unicode, decimals
+    assert back["joined"].type.tz == "UTC" and "東京" in back["city"].to_pylist()
+
+
 def test_shards_and_partitions(tmp_path, every_kind):
     ds = datakiln.from_arrow(every_kind)
     result = ds.write(tmp_path / "shards", rows_per_file=120)
