@@ -41,6 +41,8 @@ _LAZY = {
     "ColumnSchema": "datakiln.schema",
     "infer_schema": "datakiln.schema",
     "read": "datakiln.io",
+    "split": "datakiln.splits",
+    "SplitResult": "datakiln.splits",
     "read_sql": "datakiln.io",
     "from_arrow": None,
     "from_pandas": None,
@@ -65,6 +67,7 @@ __all__ = [
     "SchemaMismatchError",
     "SourceError",
     "SourceNotFoundError",
+    "SplitResult",
     "UnsupportedFormatError",
     "WriteError",
     "__version__",
@@ -73,6 +76,7 @@ __all__ = [
     "infer_schema",
     "read",
     "read_sql",
+    "split",
 ]
 
 if TYPE_CHECKING:
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
     from datakiln.dataset.profile import ColumnProfile, Profile
     from datakiln.io import read, read_sql
     from datakiln.schema import ColumnSchema, Schema, infer_schema
+    from datakiln.splits import SplitResult, split
 
 
 def from_arrow(table: Any, **kwargs: Any) -> Dataset:

@@ -51,6 +51,7 @@ def test_demo_runs_the_main_job(tmp_path):
     assert result.exit_code == 0, result.output
     assert "5,000 rows × 15 columns" in result.stdout
     assert "identical to the CSV read: True" in result.stdout
+    assert "validation: 500 rows" in result.stdout
     assert (tmp_path / "adult.parquet").exists()
 
 
@@ -74,7 +75,19 @@ def test_console_script_and_help():
     out = subprocess.run([sys.executable, "-m", "datakiln.cli", "--help"], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
-    for command in ("inspect", "convert", "demo"):
+    for command in ("inspect", "convert", "split", "demo"):
         assert command in out.stdout
     inspect_help = runner.invoke(app, ["inspect", "--help"])
     assert "--names" in inspect_help.stdout and "Examples" in inspect_help.stdout
+
+
+def test_split_command_writes_stratified_files(adult_path, tmp_path):
+    result = runner.invoke(app, ["split", str(adult_path), "--names", NAMES, "-o", str(tmp_path),
+                                 "--stratify", "income", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "stratified split" in result.stdout and "26,049" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["split.json", "test.parquet",
+                                                          "train.parquet", "validation.parquet"]
+    assert datakiln.read(tmp_path / "test.parquet").count() == 3_256
+    bad = runner.invoke(app, ["split", str(adult_path), "-o", str(tmp_path), "--fractions", "a,b"])
+    assert bad.exit_code == 2 and "--fractions" in bad.stderr

@@ -9,10 +9,11 @@ import typer
 from datakiln.cli.commands.convert import convert
 from datakiln.cli.commands.demo import demo
 from datakiln.cli.commands.inspect import inspect
+from datakiln.cli.commands.split import split_command
 
 app = typer.Typer(
     name="kiln",
-    help="datakiln: load, inspect and convert large datasets (more commands arrive with "
+    help="datakiln: load, inspect, convert and split large datasets (more commands arrive with "
          "cleaning, synthesis and evaluation).\n\nExamples:\n\n  kiln demo\n\n"
          "  kiln inspect data.csv --json\n\n  kiln convert data.csv data/",
     no_args_is_help=True,
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.command("inspect")(inspect)
 app.command("convert")(convert)
+app.command("split")(split_command)
 app.command("demo")(demo)
 
 

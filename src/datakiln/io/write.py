@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from datakiln.errors import InvalidArgumentError, SchemaError, UnsupportedFormatError, WriteError
 
-__all__ = ["WRITE_FORMATS", "WriteResult", "write_tables"]
+__all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "write_tables"]
 
 WRITE_FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 
@@ -228,3 +228,48 @@ def _replace(temp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     else:
         os.replace(temp, target)
+
+
+class MultiWriter:
+    """Route tables to several single-file outputs ``directory/<name><ext>`` in one pass.
+
+    Every file is written under a temporary name; :meth:`commit` renames them all into
+    place at the end and :meth:`abort` removes them, so a failed pass leaves no partial
+    output.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], names: Sequence[str], schema: pa.Schema,
+                 *, format: str = "parquet", compression: str = "zstd") -> None:
+        if format not in WRITE_FORMATS:
+            raise UnsupportedFormatError(f"cannot write format {format!r}; choose one of "
+                                         f"{sorted(WRITE_FORMATS)}")
+        self.directory = Path(directory).expanduser().absolute()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.targets = {n: self.directory / f"{n}{WRITE_FORMATS[format]}" for n in names}
+        token = uuid.uuid4().hex[:8]
+        self._temps = {n: p.with_name(f".{p.name}.tmp-{token}") for n, p in self.targets.items()}
+        self._shards = {n: _Shards(self.directory, schema, format, compression, None, single=t)
+                        for n, t in self._temps.items()}
+
+    def write(self, name: str, table: pa.Table) -> None:
+        """Append ``table`` to output ``name``."""
+        if table.num_rows:
+            self._shards[name].write(table)
+
+    def commit(self) -> dict[str, str]:
+        """Close and move every output into place; returns ``{name: path}``."""
+        for shard in self._shards.values():
+            shard.close()
+        for name, temp in self._temps.items():
+            os.replace(temp, self.targets[name])
+        return {n: str(p) for n, p in self.targets.items()}
+
+    def abort(self) -> None:
+        """Close and delete every temporary file."""
+        for shard in self._shards.values():
+            try:
+                shard.close()
+            except Exception:  # cleaning up after the error that matters
+                pass
+        for temp in self._temps.values():
+            temp.unlink(missing_ok=True)

@@ -1,0 +1,338 @@
+"""Reproducible train / validation / test splits: random, stratified, group and time.
+
+(The module is ``splits`` so that it never shadows the function ``datakiln.split``.)
+
+Two streaming passes. The first counts what the split must respect (rows per class,
+rows per group, or the time column's order); the second deals every row to a split in
+one ordered pass and writes all outputs at once (or keeps them in memory when no
+``output`` is given).
+
+Stratified and random splits are exact: class ``c`` with ``n`` rows sends the largest-
+remainder share of ``n`` to each split, so every split's class proportions are within one
+row of the requested fractions. Which rows go where is decided by a keyed bijection on
+``[0, n)`` (a Feistel network with cycle walking, seeded per class), applied to each
+row's position within its class, so the deal needs O(classes) memory, not a permutation
+of all rows, and the same seed gives the same split.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datakiln.dataset._sketches import mix64
+from datakiln.dataset.dataset import Dataset
+from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.io.write import MultiWriter
+
+__all__ = ["SplitResult", "split"]
+
+MAX_CLASSES = 100_000
+
+
+@dataclass
+class SplitResult:
+    """The splits: ``datasets`` by name, row ``counts``, and per-class counts when stratified."""
+
+    datasets: dict[str, Dataset]
+    counts: dict[str, int]
+    method: str
+    seed: int
+    fractions: dict[str, float]
+    class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Dataset:
+        return self.datasets[name]
+
+    def __iter__(self) -> Iterator[Dataset]:
+        return iter(self.datasets.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: method, seed, fractions, counts, class counts and output paths."""
+        return {"method": self.method, "seed": self.seed, "fractions": self.fractions,
+                "counts": self.counts, "class_counts": self.class_counts, "paths": self.paths}
+
+
+def _feistel(x: np.ndarray, half: int, keys: Sequence[np.uint64]) -> np.ndarray:
+    mask = np.uint64((1 << half) - 1)
+    left, right = x >> np.uint64(half), x & mask
+    for key in keys:
+        left, right = right, left ^ (mix64(right ^ key) & mask)
+    return (left << np.uint64(half)) | right
+
+
+def permute(index: np.ndarray, n: int, key: int) -> np.ndarray:
+    """A keyed bijection of ``[0, n)``: ``permute(arange(n), n, k)`` is a permutation."""
+    if n <= 1:
+        return index.astype(np.uint64)
+    bits = max(2, int(np.ceil(np.log2(n))))
+    bits += bits % 2
+    keys = list(mix64(np.arange(4, dtype=np.uint64) + np.uint64(key % 2**62) * np.uint64(4)))
+    x = _feistel(index.astype(np.uint64), bits // 2, keys)
+    outside = np.nonzero(x >= np.uint64(n))[0]
+    while outside.size:  # cycle walking: stays a bijection on [0, n)
+        x[outside] = _feistel(x[outside], bits // 2, keys)
+        outside = outside[x[outside] >= np.uint64(n)]
+    return x
+
+
+def _allocate(n: int, fractions: np.ndarray) -> np.ndarray:
+    """Largest-remainder whole numbers of rows per split, summing to ``n``."""
+    exact = fractions * n
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    return counts
+
+
+def _names(count: int, names: Sequence[str] | None) -> list[str]:
+    if names is not None:
+        if len(names) != count or len(set(names)) != count:
+            raise InvalidArgumentError(f"give {count} distinct names, one per fraction; got {names}")
+        return list(names)
+    return {2: ["train", "test"], 3: ["train", "validation", "test"]}.get(
+        count, [f"split_{i}" for i in range(count)])
+
+
+def _as_dataset(data: Any) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return Dataset.from_arrow(data)
+    if type(data).__name__ == "DataFrame":
+        return Dataset.from_pandas(data)
+    raise InvalidArgumentError(f"split takes a Dataset, Arrow table or DataFrame, got {type(data).__name__}")
+
+
+class _Dealer:
+    """Stratified (or plain random) dealing of rows by within-class position."""
+
+    def __init__(self, dataset: Dataset, column: str | None, fractions: np.ndarray, seed: int,
+                 rare: str, names: list[str]) -> None:
+        counts: dict[Any, int] = {}
+        for table in dataset._tables(lambda t: _value_counts(t, column)):
+            for value, count in table:
+                counts[value] = counts.get(value, 0) + count
+        if len(counts) > MAX_CLASSES:
+            raise SchemaError(f"stratify column {column!r} has {len(counts):,} distinct values; "
+                              "stratify on a categorical column or bin it first")
+        self.classes = sorted(counts, key=lambda v: (v is None, str(v)))
+        self.column, self.seed = column, seed
+        self.allocation = np.zeros((len(self.classes), len(fractions)), dtype=np.int64)
+        needed = int((fractions > 0).sum())
+        for index, value in enumerate(self.classes):
+            n = counts[value]
+            if n < needed:
+                if rare == "error":
+                    raise SchemaError(
+                        f"class {value!r} of {column!r} has {n} row(s), too few to appear in all "
+                        f"{needed} splits; pass rare='train' to keep such classes in '{names[0]}', "
+                        "or merge rare classes first")
+                self.allocation[index, 0] = n
+            else:
+                self.allocation[index] = _allocate(n, fractions)
+        self.bounds = np.cumsum(self.allocation, axis=1)
+        self.seen = np.zeros(len(self.classes), dtype=np.int64)
+        self.lookup = pa.array([c for c in self.classes if c is not None]) if self.classes else None
+
+    def codes(self, table: pa.Table) -> np.ndarray:
+        if self.column is None:
+            return np.zeros(table.num_rows, dtype=np.int64)
+        values = table[self.column]
+        index = pc.index_in(values, value_set=self.lookup).to_numpy(zero_copy_only=False)
+        null_code = len(self.classes) - 1
+        return np.where(np.isnan(index.astype(np.float64)), null_code,
+                        np.nan_to_num(index.astype(np.float64))).astype(np.int64)
+
+    def deal(self, table: pa.Table) -> np.ndarray:
+        codes = self.codes(table)
+        order = np.argsort(codes, kind="stable")
+        ordered = codes[order]
+        starts = np.r_[0, np.nonzero(np.diff(ordered))[0] + 1]
+        run = np.arange(len(ordered)) - np.repeat(starts, np.diff(np.r_[starts, len(ordered)]))
+        position = np.empty(len(codes), dtype=np.int64)
+        position[order] = run + self.seen[ordered]
+        self.seen += np.bincount(codes, minlength=len(self.classes))
+        target = np.empty(len(codes), dtype=np.int64)
+        for code in np.unique(codes):
+            rows = codes == code
+            n = int(self.bounds[code, -1])
+            shuffled = permute(position[rows], n, self.seed * 1_000_003 + int(code)).astype(np.int64)
+            target[rows] = np.searchsorted(self.bounds[code], shuffled, side="right")
+        return target
+
+
+def _value_counts(table: pa.Table, column: str | None) -> list[tuple[Any, int]]:
+    if column is None:
+        return [(None, table.num_rows)]
+    summary = pc.value_counts(table[column])
+    return list(zip(summary.field("values").to_pylist(), summary.field("counts").to_pylist()))
+
+
+class _GroupDealer:
+    """Whole groups to splits: shuffled groups fill the splits in turn by row count."""
+
+    def __init__(self, dataset: Dataset, column: str, fractions: np.ndarray, seed: int) -> None:
+        counts: dict[Any, int] = {}
+        for table in dataset._tables(lambda t: _value_counts(t, column)):
+            for value, count in table:
+                counts[value] = counts.get(value, 0) + count
+        groups = sorted(counts, key=lambda v: (v is None, str(v)))
+        order = np.random.default_rng(seed).permutation(len(groups))
+        sizes = np.array([counts[groups[i]] for i in order], dtype=np.float64)
+        middle = np.cumsum(sizes) - sizes / 2
+        edges = np.cumsum(fractions)[:-1] * sizes.sum()
+        assigned = np.searchsorted(edges, middle, side="right")
+        self.column = column
+        self.by_split = [pa.array([groups[order[i]] for i in np.nonzero(assigned == s)[0]
+                                   if groups[order[i]] is not None])
+                         for s in range(len(fractions))]
+        self.null_split = next((int(assigned[j]) for j, i in enumerate(order) if groups[i] is None), 0)
+
+    def deal(self, table: pa.Table) -> np.ndarray:
+        target = np.full(table.num_rows, self.null_split, dtype=np.int64)
+        values = table[self.column]
+        for index, members in enumerate(self.by_split):
+            if len(members):
+                hit = pc.is_in(values, value_set=members).to_numpy(zero_copy_only=False)
+                target[hit] = index
+        return target
+
+
+class _TimeDealer:
+    """Earliest rows to the first split, latest to the last; equal times never straddle."""
+
+    def __init__(self, dataset: Dataset, column: str, fractions: np.ndarray) -> None:
+        ticks = [_ticks(t[column], column) for t in dataset.select([column])._tables()]
+        ordered = np.sort(np.concatenate(ticks)) if ticks else np.zeros(0, dtype=np.int64)
+        positions = np.ceil(np.cumsum(fractions)[:-1] * len(ordered)).astype(np.int64) - 1
+        self.cuts = ordered[np.clip(positions, 0, max(len(ordered) - 1, 0))] if len(ordered) else \
+            np.zeros(len(fractions) - 1, dtype=np.int64)
+        self.column = column
+
+    def deal(self, table: pa.Table) -> np.ndarray:
+        return np.searchsorted(self.cuts, _ticks(table[self.column], self.column), side="left")
+
+
+def _ticks(values: pa.ChunkedArray, column: str) -> np.ndarray:
+    if values.null_count:
+        raise SchemaError(f"time column {column!r} has {values.null_count} missing values; drop "
+                          "or impute them before a time split")
+    dtype = values.type
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
+        values = pc.cast(pc.cast(values, storage), pa.int64())
+    elif not (pa.types.is_integer(dtype) or pa.types.is_floating(dtype)):
+        raise SchemaError(f"time column {column!r} is {dtype}; it must be a timestamp, date or "
+                          "number (parse text dates first)")
+    return np.asarray(values.to_numpy(), dtype=np.float64 if pa.types.is_floating(dtype) else np.int64)
+
+
+def split(
+    data: Any,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    *,
+    stratify: str | None = None,
+    group: str | None = None,
+    time: str | None = None,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+    rare: str = "error",
+    output: str | Path | None = None,
+    format: str = "parquet",
+) -> SplitResult:
+    """Split ``data`` into parts of the given ``fractions``, reproducibly for ``seed``.
+
+    Parameters
+    ----------
+    fractions : sequence of float
+        Shares of the rows, summing to 1 (default 80/10/10: train, validation, test).
+    stratify : str, optional
+        Column whose class proportions every split keeps, exactly to within one row.
+    group : str, optional
+        Column whose values never appear in two splits (users, patients, sessions).
+    time : str, optional
+        Timestamp/date/number column: earliest rows first; no time is in two splits.
+    rare : {"error", "train"}
+        A class with fewer rows than splits raises :class:`SchemaError`, or goes whole
+        to the first split with ``"train"``.
+    output : path, optional
+        Directory to write ``<name>.parquet`` files (and ``split.json``) in one pass; the
+        returned datasets then read those files. Without it the splits stay in memory.
+
+    >>> parts = datakiln.split(ds, (0.8, 0.1, 0.1), stratify="income", seed=0)  # doctest: +SKIP
+    >>> parts["train"].count(), parts.counts                                    # doctest: +SKIP
+    """
+    dataset = _as_dataset(data)
+    shares = np.asarray(fractions, dtype=np.float64)
+    if shares.ndim != 1 or len(shares) < 2 or (shares < 0).any() or not np.isclose(shares.sum(), 1.0):
+        raise InvalidArgumentError(f"fractions must be two or more shares summing to 1, got {fractions}")
+    if sum(x is not None for x in (stratify, group, time)) > 1:
+        raise InvalidArgumentError("choose one of stratify=, group= or time=")
+    if rare not in ("error", "train"):
+        raise InvalidArgumentError(f"rare must be 'error' or 'train', got {rare!r}")
+    labels = _names(len(shares), names)
+    for column in (stratify, group, time):
+        if column is not None and column not in dataset.columns:
+            raise SchemaError(f"no column {column!r}; the columns are {dataset.columns}")
+    if group is not None:
+        dealer: Any = _GroupDealer(dataset, group, shares, seed)
+        method = "group"
+    elif time is not None:
+        dealer = _TimeDealer(dataset, time, shares)
+        method = "time"
+    else:
+        dealer = _Dealer(dataset, stratify, shares, seed, rare, labels)
+        method = "stratified" if stratify else "random"
+    return _run(dataset, dealer, labels, shares, method, seed, stratify, output, format)
+
+
+def _run(dataset: Dataset, dealer: Any, labels: list[str], shares: np.ndarray, method: str,
+         seed: int, stratify: str | None, output: str | Path | None, format: str) -> SplitResult:
+    counts = dict.fromkeys(labels, 0)
+    class_counts: dict[str, dict[str, int]] = {name: {} for name in labels} if stratify else {}
+    writer = MultiWriter(output, labels, dataset.arrow_schema, format=format) if output else None
+    kept: dict[str, list[pa.Table]] = {name: [] for name in labels}
+    try:
+        for table in dataset._tables():
+            target = dealer.deal(table)
+            for index, name in enumerate(labels):
+                part = table.filter(pa.array(target == index))
+                counts[name] += part.num_rows
+                if stratify:
+                    for value, count in _value_counts(part, stratify):
+                        key = str(value)
+                        class_counts[name][key] = class_counts[name].get(key, 0) + count
+                if writer is not None:
+                    writer.write(name, part)
+                elif part.num_rows:
+                    kept[name].append(part)
+        paths = writer.commit() if writer is not None else {}
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    fractions = {name: float(share) for name, share in zip(labels, shares)}
+    if writer is not None:
+        from datakiln.io import read
+
+        datasets = {name: read(path) for name, path in paths.items()}
+    else:
+        empty = dataset.arrow_schema.empty_table()
+        datasets = {name: Dataset.from_arrow(pa.concat_tables(kept[name]) if kept[name] else empty)
+                    for name in labels}
+    result = SplitResult(datasets, counts, method, seed, fractions, class_counts, paths)
+    if output is not None:
+        report = Path(output) / "split.json"
+        temp = report.with_name(".split.json.tmp")
+        temp.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        temp.replace(report)
+    return result

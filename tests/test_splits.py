@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import datakiln
+from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.splits import permute, split
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 5000), st.integers(0, 2**40))
+def test_permute_is_a_bijection(n, key):
+    shuffled = permute(np.arange(n, dtype=np.uint64), n, key)
+    assert sorted(shuffled.tolist()) == list(range(n))
+
+
+def test_stratified_three_way_split_of_adult(adult, tmp_path):
+    whole = pc.mean(pc.equal(adult["income"], ">50K").cast(pa.float64())).as_py()
+    streamed = datakiln.from_arrow(adult)
+    streamed.source.batch_rows = 3000  # many tables: the deal must not depend on batching
+    parts = split(streamed, (0.8, 0.1, 0.1), stratify="income", seed=7, output=tmp_path)
+    assert sum(parts.counts.values()) == 32_561
+    for name in ("train", "validation", "test"):
+        table = parts[name].to_arrow()
+        share = pc.mean(pc.equal(table["income"], ">50K").cast(pa.float64())).as_py()
+        assert abs(share - whole) < 0.001, name  # within 0.1 percentage points
+        for label, n in (("<=50K", 24_720), (">50K", 7_841)):
+            expected = n * {"train": 0.8, "validation": 0.1, "test": 0.1}[name]
+            assert abs(parts.class_counts[name][label] - expected) <= 1  # within one row
+    assert json.loads((tmp_path / "split.json").read_text())["counts"] == parts.counts
+    rows = pa.concat_tables([parts[n].to_arrow() for n in ("train", "validation", "test")])
+    assert rows.sort_by([(c, "ascending") for c in adult.column_names]).equals(
+        adult.sort_by([(c, "ascending") for c in adult.column_names]))  # every row exactly once
+    again = split(datakiln.from_arrow(adult), (0.8, 0.1, 0.1), stratify="income", seed=7)
+    assert again["test"].to_arrow().equals(parts["test"].to_arrow())  # batching does not matter
+    other = split(datakiln.from_arrow(adult), (0.8, 0.1, 0.1), stratify="income", seed=8)
+    assert not other["test"].to_arrow().equals(parts["test"].to_arrow())
+
+
+def test_random_split_sizes_and_reproducibility():
+    table = pa.table({"x": np.arange(1001)})
+    first = split(table, (0.5, 0.5), seed=1)
+    assert first.counts == {"train": 501, "test": 500} or first.counts == {"train": 500, "test": 501}
+    assert split(table, (0.5, 0.5), seed=1)["train"].to_arrow().equals(first["train"].to_arrow())
+
+
+def test_group_split_has_no_leakage(adult):
+    parts = split(adult, (0.7, 0.3), group="native-country", seed=0)
+    seen = [set(parts[n].to_arrow()["native-country"].to_pylist()) for n in ("train", "test")]
+    assert not (seen[0] & seen[1])
+    assert sum(parts.counts.values()) == 32_561
+
+
+def test_time_split_orders_and_never_straddles():
+    days = np.repeat(np.arange(100), 10)
+    table = pa.table({"day": pa.array(days.astype("datetime64[D]")), "v": np.arange(1000)})
+    parts = split(table, (0.6, 0.2, 0.2), time="day")
+    ranges = [pc.min_max(parts[n].to_arrow()["day"]) for n in ("train", "validation", "test")]
+    assert parts.counts == {"train": 600, "validation": 200, "test": 200}
+    assert ranges[0]["max"].as_py() < ranges[1]["min"].as_py()
+    assert ranges[1]["max"].as_py() < ranges[2]["min"].as_py()
+
+
+def test_rare_classes_error_or_go_to_train():
+    table = pa.table({"y": ["a"] * 50 + ["b"] * 50 + ["lonely"]})
+    with pytest.raises(SchemaError, match="class 'lonely' .* has 1 row"):
+        split(table, (0.8, 0.1, 0.1), stratify="y")
+    parts = split(table, (0.8, 0.1, 0.1), stratify="y", rare="train")
+    assert parts.class_counts["train"]["lonely"] == 1
+
+
+def test_bad_arguments():
+    table = pa.table({"y": [1, 2, 3]})
+    with pytest.raises(InvalidArgumentError, match="summing to 1"):
+        split(table, (0.5, 0.2))
+    with pytest.raises(InvalidArgumentError, match="one of stratify"):
+        split(table, (0.5, 0.5), stratify="y", group="y")
+    with pytest.raises(SchemaError, match="no column 'z'"):
+        split(table, (0.5, 0.5), stratify="z")
+    with pytest.raises(InvalidArgumentError, match="distinct names"):
+        split(table, (0.5, 0.5), names=["a", "a"])
