@@ -52,6 +52,7 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "5,000 rows × 15 columns" in result.stdout
     assert "identical to the CSV read: True" in result.stdout
     assert "validation: 500 rows" in result.stdout
+    assert "imputed (mode): 331" in result.stdout
     assert (tmp_path / "adult.parquet").exists()
 
 
@@ -75,7 +76,7 @@ def test_console_script_and_help():
     out = subprocess.run([sys.executable, "-m", "datakiln.cli", "--help"], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
-    for command in ("inspect", "convert", "split", "demo"):
+    for command in ("inspect", "convert", "clean", "split", "demo"):
         assert command in out.stdout
     inspect_help = runner.invoke(app, ["inspect", "--help"])
     assert "--names" in inspect_help.stdout and "Examples" in inspect_help.stdout
@@ -91,3 +92,23 @@ def test_split_command_writes_stratified_files(adult_path, tmp_path):
     assert datakiln.read(tmp_path / "test.parquet").count() == 3_256
     bad = runner.invoke(app, ["split", str(adult_path), "-o", str(tmp_path), "--fractions", "a,b"])
     assert bad.exit_code == 2 and "--fractions" in bad.stderr
+
+
+def test_clean_command_default_and_config(adult_path, tmp_path):
+    out, report = tmp_path / "clean.parquet", tmp_path / "report.json"
+    result = runner.invoke(app, ["clean", str(adult_path), "--names", NAMES, "-o", str(out),
+                                 "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "32,561 rows in, 32,537 rows out" in result.stdout
+    assert "1,836" in result.stdout  # workclass missing values found
+    data = json.loads(report.read_text())
+    assert [s["step"] for s in data["steps"]] == ["repair", "duplicates", "outliers"]
+    assert data["steps"][1]["rows_removed"] == 24
+    assert datakiln.read(out).count() == 32_537
+    config = tmp_path / "clean.yaml"
+    config.write_text("steps:\n  - missing: {strategy: mode}\n")
+    result = runner.invoke(app, ["clean", str(adult_path), "--names", NAMES, "-o", str(out),
+                                 "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "imputed (mode)" in result.stdout
+    assert datakiln.read(out).to_arrow()["workclass"].null_count == 0

@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from datakiln.cli.commands.clean import clean
 from datakiln.cli.commands.convert import convert
 from datakiln.cli.commands.demo import demo
 from datakiln.cli.commands.inspect import inspect
@@ -13,8 +14,8 @@ from datakiln.cli.commands.split import split_command
 
 app = typer.Typer(
     name="kiln",
-    help="datakiln: load, inspect, convert and split large datasets (more commands arrive with "
-         "cleaning, synthesis and evaluation).\n\nExamples:\n\n  kiln demo\n\n"
+    help="datakiln: load, inspect, convert, clean and split large datasets (more commands arrive with "
+         "synthesis and evaluation).\n\nExamples:\n\n  kiln demo\n\n"
          "  kiln inspect data.csv --json\n\n  kiln convert data.csv data/",
     no_args_is_help=True,
     add_completion=False,
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command("inspect")(inspect)
 app.command("convert")(convert)
+app.command("clean")(clean)
 app.command("split")(split_command)
 app.command("demo")(demo)
 

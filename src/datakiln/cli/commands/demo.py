@@ -1,4 +1,4 @@
-"""``kiln demo``: the main job on the shipped Adult sample (load → inspect → convert → split)."""
+"""``kiln demo``: the main job on the shipped Adult sample (load → inspect → convert → clean → split)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,17 @@ def demo(
         console.print(f"wrote {result.path} ({format_bytes(result.bytes)} zstd Parquet, "
                       f"{format_bytes(sample_path().stat().st_size)} as CSV); read back "
                       f"{back.num_rows:,} rows, identical to the CSV read: {same}")
-        console.rule("[bold]4. split")
-        parts = datakiln.split(datakiln.read(result.path), (0.8, 0.1, 0.1), stratify="income",
-                               seed=0, output=folder / "splits")
+        console.rule("[bold]4. clean")
+        from datakiln.clean import Cleaner, DropDuplicates, Impute, Outliers, RepairTypes
+
+        cleaner = Cleaner([RepairTypes(), DropDuplicates(), Impute(strategy="mode"),
+                           Outliers(method="iqr", action="report")])
+        cleaned = cleaner.fit(dataset).transform(dataset, output=folder / "adult_clean.parquet")
+        for step, column, change, rows in cleaner.report_.summary_rows():
+            console.print(f"{step:>10}: {column} {change}: {rows}")
+        console.rule("[bold]5. split")
+        parts = datakiln.split(cleaned, (0.8, 0.1, 0.1), stratify="income", seed=0,
+                               output=folder / "splits")
         for name, count in parts.counts.items():
             rich_share = parts.class_counts[name].get(">50K", 0) / max(count, 1)
             console.print(f"{name:>10}: {count:,} rows, >50K share {rich_share:.2%} -> "

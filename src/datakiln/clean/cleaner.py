@@ -1,0 +1,164 @@
+"""The Cleaner: steps fitted on one dataset and applied, in order, to any other.
+
+``fit`` learns each step's statistics on the data as the earlier steps leave it
+(streaming passes, bounded by the memory budget). ``transform`` makes one ordered pass
+that applies every step table by table and tallies what changed in a
+:class:`CleaningReport`; with ``output`` the result is written atomically as it goes, so
+tables larger than memory can be cleaned.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from datakiln.clean.base import Step
+from datakiln.clean.dedup import DropDuplicates
+from datakiln.clean.impute import Impute
+from datakiln.clean.outliers import Outliers
+from datakiln.clean.repair import RepairTypes
+from datakiln.clean.report import CleaningReport, StepReport
+from datakiln.dataset.dataset import Dataset
+from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.units import parse_bytes
+
+__all__ = ["STEP_TYPES", "Cleaner", "default_steps"]
+
+STEP_TYPES: dict[str, type[Step]] = {"repair": RepairTypes, "duplicates": DropDuplicates,
+                                     "missing": Impute, "outliers": Outliers}
+
+
+def default_steps() -> list[Step]:
+    """The safe default: repair types and white space, drop exact duplicates, count outliers."""
+    return [RepairTypes(), DropDuplicates(), Outliers(method="iqr", action="report")]
+
+
+def _as_dataset(data: Any) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, pa.Table):
+        return Dataset.from_arrow(data)
+    if type(data).__name__ == "DataFrame":
+        return Dataset.from_pandas(data)
+    raise InvalidArgumentError(f"expected a Dataset, Arrow table or DataFrame, got {type(data).__name__}")
+
+
+class Cleaner:
+    """Compose cleaning steps; ``fit`` on one split, ``transform`` any other.
+
+    >>> cleaner = Cleaner([RepairTypes(), DropDuplicates(), Impute(strategy="median")])  # doctest: +SKIP
+    >>> cleaned = cleaner.fit(train).transform(train, output="train_clean.parquet")       # doctest: +SKIP
+    >>> print(cleaner.report_.to_json())                                                  # doctest: +SKIP
+    """
+
+    def __init__(self, steps: list[Step] | None = None, *, memory_budget: int | str | None = "1GB") -> None:
+        self.steps = steps
+        self.memory_budget = memory_budget
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | str | os.PathLike[str]) -> Cleaner:
+        """Build from ``{"steps": [{"repair": {...}}, {"missing": {...}}, ...]}`` or a YAML/JSON file."""
+        if not isinstance(config, dict):
+            path = Path(config)
+            if not path.is_file():
+                raise SchemaError(f"cleaning config {str(path)!r} does not exist")
+            import yaml  # JSON is YAML too
+
+            try:
+                config = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                raise SchemaError(f"cleaning config {str(path)!r} is not valid YAML/JSON: {exc}") from exc
+        steps = []
+        for entry in (config or {}).get("steps", []):
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise SchemaError("each step is one mapping like {missing: {strategy: median}}, "
+                                  f"got {entry!r}")
+            (kind, options), = entry.items()
+            if kind not in STEP_TYPES:
+                raise SchemaError(f"unknown cleaning step {kind!r}; choose from {sorted(STEP_TYPES)}")
+            try:
+                steps.append(STEP_TYPES[kind](**(options or {})))
+            except TypeError as exc:
+                raise SchemaError(f"step {kind!r}: {exc}") from exc
+        return cls(steps, memory_budget=(config or {}).get("memory_budget", "1GB"))
+
+    def fit(self, data: Any) -> Cleaner:
+        """Learn every step's statistics on ``data`` (each on the output of the ones before)."""
+        dataset = _as_dataset(data)
+        budget = parse_bytes(self.memory_budget)
+        self.steps_ = list(self.steps) if self.steps is not None else default_steps()
+        current = dataset
+        for step in self.steps_:
+            step.fit(current, budget)
+            if step.row_wise:
+                current = current.map_batches(_silent(step))
+        return self
+
+    def transform(self, data: Any, *, output: str | os.PathLike[str] | None = None,
+                  format: str = "parquet", on_progress: Any = None) -> Dataset:
+        """Clean ``data`` in one ordered pass; sets ``report_``. With ``output`` the rows are
+        written there atomically and the returned Dataset reads them."""
+        if not hasattr(self, "steps_"):
+            raise InvalidArgumentError("the Cleaner is not fitted yet; call fit first")
+        dataset = _as_dataset(data)
+        budget = parse_bytes(self.memory_budget)
+        report = CleaningReport()
+        reports = [StepReport(step.name, step.settings()) for step in self.steps_]
+        report.steps = reports
+        current = dataset
+        for step in self.steps_:
+            if not step.row_wise:
+                step.prepare(current, budget)
+            if step.row_wise:
+                current = current.map_batches(_silent(step))
+            else:
+                break  # later steps see the stateful step's output only in the main pass
+        missing: dict[str, int] = {}
+
+        def tables() -> Any:
+            for table in dataset._tables(memory_budget=budget):
+                report.rows_in += table.num_rows
+                for name in table.column_names:
+                    missing[name] = missing.get(name, 0) + table[name].null_count
+                for step, step_report in zip(self.steps_, reports):
+                    step_report.rows_in += table.num_rows
+                    table = step.apply(table, step_report)
+                    step_report.rows_out += table.num_rows
+                report.rows_out += table.num_rows
+                if on_progress is not None:
+                    on_progress(table.num_rows)
+                yield table
+
+        if output is not None:
+            from datakiln.io import read
+            from datakiln.io.write import write_tables
+
+            first = self._output_schema(dataset)
+            result = write_tables(tables(), first, output, format=format)
+            cleaned = read(result.path)
+        else:
+            collected = list(tables())
+            cleaned = Dataset.from_arrow(pa.concat_tables(collected) if collected
+                                         else self._output_schema(dataset).empty_table())
+        report.missing_before = missing
+        self.report_ = report
+        return cleaned
+
+    def _output_schema(self, dataset: Dataset) -> pa.Schema:
+        table = dataset.head(1)
+        for step in self.steps_:
+            table = step.apply(table, StepReport(step.name)) if step.row_wise else table
+        return table.schema
+
+    def fit_transform(self, data: Any, **kwargs: Any) -> Dataset:
+        """``fit(data)`` then ``transform(data, **kwargs)``."""
+        return self.fit(data).transform(data, **kwargs)
+
+
+def _silent(step: Step) -> Any:
+    def apply(table: pa.Table) -> pa.Table:
+        return step.apply(table, StepReport(step.name))
+    return apply
