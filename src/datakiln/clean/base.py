@@ -60,7 +60,10 @@ def row_hashes(table: pa.Table, columns: list[str]) -> np.ndarray:
         column = table[name].combine_chunks()
         hashes = np.full(len(column), _NULL_HASH, dtype=np.uint64)
         valid = column.is_valid().to_numpy(zero_copy_only=False)
-        if valid.any():
+        if valid.any() and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            encoded = pc.dictionary_encode(column.drop_null())  # hash each distinct text once
+            hashes[valid] = hash_values(encoded.dictionary)[encoded.indices.to_numpy()]
+        elif valid.any():
             hashes[valid] = hash_values(column)
         with np.errstate(over="ignore"):
             combined = mix64(combined ^ hashes ^ np.uint64(index * 0x9E3779B97F4A7C15 % 2**64))

@@ -36,6 +36,8 @@ __all__ = ["INFER_ROWS", "Dataset"]
 
 #: rows read from the start of the data to infer column kinds
 INFER_ROWS = 10_000
+#: rows a mapped dataset's functions run on to learn its output schema
+PROBE_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,9 @@ class Dataset:
     def arrow_schema(self) -> pa.Schema:
         """The Arrow schema of the rows this dataset yields."""
         if self._arrow_schema is None:
-            if any(op.kind == "map" for op in self._ops):
-                self._arrow_schema = self.limit(1)._first_table().schema
+            if any(op.kind == "map" for op in self._ops):  # run the plan on a few rows only
+                probe = self._source.head(PROBE_ROWS)
+                self._arrow_schema = _apply(probe, [op for op in self._ops if op.kind != "limit"]).schema
             else:
                 schema = self._source.schema
                 for op in self._ops:

@@ -86,7 +86,15 @@ class Source:
         raise NotImplementedError
 
     def head(self, rows: int) -> pa.Table:
-        """The first ``rows`` rows (bounded reads only), with the full schema."""
+        """The first ``rows`` rows (bounded reads only), with the full schema; kept for reuse."""
+        cached = getattr(self, "_head_cache", None)
+        if cached is not None and cached.num_rows >= rows:
+            return cached.slice(0, rows)
+        table = self._read_head(rows)
+        self._head_cache = table
+        return table
+
+    def _read_head(self, rows: int) -> pa.Table:
         tables, have = [], 0
         with contextlib.closing(self.read_tasks()) as tasks:  # release cursors and files
             for task in tasks:

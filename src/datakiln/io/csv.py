@@ -452,14 +452,14 @@ class CsvSource(Source):
             tables.append(apply_pushdown(table, columns, filter))
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
-    def head(self, rows: int) -> pa.Table:
+    def _read_head(self, rows: int) -> pa.Table:
         text = self._sample_text(self.files.paths[0], 1024 * 1024)
         sample = self._parse(text.encode(self.encoding), self.encoding,
                              skip_header=self.dialect.header, where=self.files.paths[0],
                              types=self._types(), record=False)
         if sample.num_rows >= rows:
             return sample.slice(0, rows)
-        return super().head(rows)
+        return super()._read_head(rows)
 
 
 def _as_type(name: str, value: Any) -> pa.DataType:
