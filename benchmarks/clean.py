@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from _tables import mixed_batch
 
 import datakiln
-from _tables import mixed_batch
 from datakiln.clean import Cleaner, DropDuplicates, Impute, Outliers, RepairTypes
 
 

@@ -18,7 +18,8 @@ from datakiln.clean.report import StepReport
 from datakiln.dataset._sketches import RowSample, hash_values, mix64
 from datakiln.dataset.dataset import Dataset
 
-__all__ = ["Step", "numeric_columns", "row_hashes", "sample_table"]
+__all__ = ["Step", "count_true", "fill_scalar", "numeric_columns", "numeric_matrix", "row_hashes",
+           "sample_table"]
 
 _NULL_HASH = np.uint64(0x6A09E667F3BCC908)
 
@@ -84,6 +85,13 @@ def fill_scalar(value: Any, dtype: pa.DataType) -> pa.Scalar:
     if pa.types.is_integer(dtype) and isinstance(value, float):
         value = round(value)
     return pa.scalar(value).cast(dtype) if not isinstance(value, pa.Scalar) else value.cast(dtype)
+
+
+def numeric_matrix(table: pa.Table, columns: list[str], nan: float | None = None) -> np.ndarray:
+    """``columns`` as a float64 matrix (rows × columns); nulls are NaN, or ``nan`` if given."""
+    matrix = np.column_stack([np.asarray(pc.cast(table[c], pa.float64()).to_numpy(zero_copy_only=False),
+                                         dtype=np.float64) for c in columns])
+    return matrix if nan is None else np.nan_to_num(matrix, nan=nan)
 
 
 def count_true(mask: Any) -> int:

@@ -1,7 +1,8 @@
 """The Cleaner: steps fitted on one dataset and applied, in order, to any other.
 
-``fit`` learns each step's statistics on the data as the earlier steps leave it
-(streaming passes, bounded by the memory budget). ``transform`` makes one ordered pass
+``fit`` learns each step's statistics on the data as the earlier row-wise steps leave it
+(streaming passes, bounded by the memory budget; a duplicates step is only applied when
+cleaning, so statistics after it include the duplicate rows). ``transform`` makes one ordered pass
 that applies every step table by table and tallies what changed in a
 :class:`CleaningReport`; with ``output`` the result is written atomically as it goes, so
 tables larger than memory can be cleaned.
@@ -90,6 +91,8 @@ class Cleaner:
         dataset = _as_dataset(data)
         budget = parse_bytes(self.memory_budget)
         self.steps_ = list(self.steps) if self.steps is not None else default_steps()
+        if sum(not step.row_wise for step in self.steps_) > 1:
+            raise InvalidArgumentError("use at most one duplicates step per Cleaner")
         current = dataset
         for step in self.steps_:
             step.fit(current, budget)
@@ -109,13 +112,12 @@ class Cleaner:
         reports = [StepReport(step.name, step.settings()) for step in self.steps_]
         report.steps = reports
         current = dataset
-        for step in self.steps_:
-            if not step.row_wise:
-                step.prepare(current, budget)
+        for step in self.steps_:  # the duplicates step sees exactly the rows it will get
             if step.row_wise:
                 current = current.map_batches(_silent(step))
             else:
-                break  # later steps see the stateful step's output only in the main pass
+                step.prepare(current, budget)
+                break
         missing: dict[str, int] = {}
 
         def tables() -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datakiln.clean.base import Step, fill_scalar, numeric_columns, sample_table
+from datakiln.clean.base import Step, fill_scalar, numeric_columns, numeric_matrix, sample_table
 from datakiln.clean.report import StepReport
 from datakiln.dataset.dataset import Dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
@@ -92,7 +92,7 @@ class Impute(Step):
 
         self.features_ = numeric_columns(dataset.arrow_schema)  # every number helps predict
         sample = sample_table(dataset, self.features_, self.sample_rows, self.seed, memory_budget)
-        matrix = _matrix(sample, self.features_)
+        matrix = numeric_matrix(sample, self.features_)
         model = KNNImputer() if self.strategy == "knn" else IterativeImputer(random_state=self.seed)
         return model.fit(matrix)
 
@@ -114,7 +114,7 @@ class Impute(Step):
                 table = table.set_column(table.schema.get_field_index(name), name,
                                          pc.fill_null(column, fill_scalar(value, column.type)))
         if self._model is not None and table.num_rows:
-            filled = self._model.transform(_matrix(table, self.features_))
+            filled = self._model.transform(numeric_matrix(table, self.features_))
             for name in self.model_columns_:
                 index = self.features_.index(name)
                 column = table[name]
@@ -125,10 +125,3 @@ class Impute(Step):
                 table = table.set_column(table.schema.get_field_index(name), name,
                                          pc.cast(values, column.type))
         return table
-
-
-def _matrix(table: pa.Table, columns: list[str]) -> np.ndarray:
-    return np.column_stack([np.asarray(pc.cast(table[c], pa.float64()).to_numpy(zero_copy_only=False),
-                                       dtype=np.float64) for c in columns])
-
-

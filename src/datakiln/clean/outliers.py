@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datakiln.clean.base import Step, count_true, numeric_columns, sample_table
+from datakiln.clean.base import Step, count_true, numeric_columns, numeric_matrix, sample_table
 from datakiln.clean.report import StepReport
 from datakiln.dataset.dataset import Dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
@@ -65,7 +65,8 @@ class Outliers(Step):
             from sklearn.ensemble import IsolationForest
 
             sample = sample_table(dataset, self.columns_, self.sample_rows, self.seed, memory_budget)
-            self._forest = IsolationForest(random_state=self.seed).fit(_matrix(sample, self.columns_))
+            features = numeric_matrix(sample, self.columns_, nan=0.0)
+            self._forest = IsolationForest(random_state=self.seed).fit(features)
             return
         t = self.threshold if self.threshold is not None else METHODS[self.method]
         profile = dataset.select(self.columns_).profile(memory_budget=memory_budget or "1GB", top_k=1)
@@ -80,8 +81,9 @@ class Outliers(Step):
 
     def apply(self, table: pa.Table, report: StepReport) -> pa.Table:
         if self.method == "isolation_forest":
-            flags = self._forest.predict(_matrix(table, self.columns_)) < 0 if table.num_rows else \
-                np.zeros(0, dtype=bool)
+            flags = np.zeros(0, dtype=bool)
+            if table.num_rows:
+                flags = self._forest.predict(numeric_matrix(table, self.columns_, nan=0.0)) < 0
             report.count(FLAG, "outlier rows", int(flags.sum()))
             return self._act_rows(table, pa.array(flags), FLAG, report)
         drop = None
@@ -112,9 +114,3 @@ class Outliers(Step):
             report.count("(rows)", "outlier rows dropped", count_true(flags))
             return table.filter(pc.invert(flags))
         return table
-
-
-def _matrix(table: pa.Table, columns: list[str]) -> np.ndarray:
-    matrix = np.column_stack([np.asarray(pc.cast(table[c], pa.float64()).to_numpy(zero_copy_only=False),
-                                         dtype=np.float64) for c in columns])
-    return np.nan_to_num(matrix, nan=0.0)

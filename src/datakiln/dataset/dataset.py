@@ -236,8 +236,9 @@ class Dataset:
 
     # -- execution --------------------------------------------------------------------------
     def _pushdown(self) -> tuple[Sequence[str] | None, pc.Expression | None, list[_Op]]:
-        columns, condition, index = None, None, 0
-        for index, op in enumerate(self._ops):  # noqa: B007 - index used after the loop
+        """Leading select/filter operations for the source; the rest run per table."""
+        columns, condition = None, None
+        for index, op in enumerate(self._ops):
             if op.kind == "select":
                 columns = list(op.arg)
             elif op.kind == "filter":

@@ -1,0 +1,81 @@
+"""Clean a generated 50,000,000-row Parquet table within a 1 GB memory budget.
+
+The table has missing values, duplicate rows, padded text and outliers (see
+``clean.py``). The cleaning (trim, drop duplicates, impute medians/modes, clip IQR
+outliers, write Parquet) runs in a child process whose peak RSS is read from the
+operating system (``ru_maxrss``).
+
+    python benchmarks/clean_scale.py [--rows 50000000] [--budget 1GB] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from clean import write_dirty
+
+from datakiln.units import parse_bytes
+
+CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    import datakiln
+    from datakiln.clean import Cleaner, DropDuplicates, Impute, Outliers, RepairTypes
+    started = time.perf_counter()
+    cleaner = Cleaner([RepairTypes(numbers=False, dates=False, case=False), DropDuplicates(),
+                       Impute(strategy="median"), Outliers(method="iqr", action="clip")],
+                      memory_budget=sys.argv[3])
+    dataset = datakiln.read(sys.argv[1])
+    out = cleaner.fit(dataset).transform(dataset, output=sys.argv[2])
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report = cleaner.report_
+    print(json.dumps({"rows_in": report.rows_in, "rows_out": report.rows_out,
+                      "duplicates": report.step("duplicates").rows_removed,
+                      "imputed": sum(v for c in report.step("missing").columns.values() for v in c.values()),
+                      "seconds": seconds, "peak": peak}))
+""")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000_000)
+    parser.add_argument("--budget", default="1GB")
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args()
+    folder = args.data or Path(tempfile.mkdtemp(prefix="kiln-clean-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f"dirty_{args.rows}.parquet"
+    if not source.exists():
+        started = time.perf_counter()
+        write_dirty(source, args.rows)
+        print(f"generated {source} in {time.perf_counter() - started:.0f} s")
+    out = subprocess.run([sys.executable, "-c", CHILD, str(source), str(folder / "clean.parquet"),
+                          args.budget], capture_output=True, text=True)
+    if out.returncode:
+        print(out.stderr)
+        raise SystemExit(out.returncode)
+    result = json.loads(out.stdout)
+    print(f"| {'what':34s} | {'value':>16s} |")
+    print(f"|{'-' * 36}|{'-' * 17}:|")
+    print(f"| {'rows in':34s} | {result['rows_in']:>16,} |")
+    print(f"| {'duplicate rows dropped':34s} | {result['duplicates']:>16,} |")
+    print(f"| {'values imputed':34s} | {result['imputed']:>16,} |")
+    print(f"| {'rows out':34s} | {result['rows_out']:>16,} |")
+    print(f"| {'memory budget':34s} | {args.budget:>16s} |")
+    print(f"| {'peak RSS of the cleaning process':34s} | {result['peak'] / 1e9:>13.2f} GB |")
+    print(f"| {'wall time (fit + clean + write)':34s} | {result['seconds']:>14.0f} s |")
+    print(f"| {'throughput':34s} | {result['rows_in'] / result['seconds'] / 1e6:>9.2f} M rows/s |")
+    within = result["peak"] <= parse_bytes(args.budget)
+    print(f"peak RSS {result['peak'] / 1e9:.2f} GB within the {args.budget} budget: "
+          f"{'yes' if within else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
