@@ -127,3 +127,45 @@ def test_config_files_and_errors(tmp_path):
         Cleaner().transform(pa.table({"x": [1]}))
     with pytest.raises(SchemaError, match="must be numeric"):
         Cleaner([Outliers(columns=["s"])]).fit(pa.table({"s": ["a"]}))
+
+
+CHILD = """
+import json, resource, sys
+import datakiln
+from datakiln.clean import Cleaner, DropDuplicates, Impute, Outliers, RepairTypes
+cleaner = Cleaner([RepairTypes(), DropDuplicates(), Impute(strategy="median"),
+                   Outliers(method="iqr", action="clip")], memory_budget=sys.argv[3])
+dataset = datakiln.read(sys.argv[1])
+dataset.schema
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+cleaner.fit(dataset).transform(dataset, output=sys.argv[2])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"growth": after - before, "rows": cleaner.report_.rows_out,
+                  "dropped": cleaner.report_.step("duplicates").rows_removed}))
+"""
+
+
+def test_cleaning_memory_stays_within_budget_on_data_larger_than_it(tmp_path):
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    writer = None
+    for start in range(0, 3_000_000, 250_000):
+        values = rng.normal(size=(250_000, 4))
+        values[:, :2][rng.random((250_000, 2)) < 0.05] = np.nan  # never a whole row
+        values[1::50] = values[::50][: len(values[1::50])]  # 2 % duplicate rows
+        table = pa.table({f"f{i}": pa.array(values[:, i], mask=np.isnan(values[:, i]))
+                          for i in range(4)})
+        writer = writer or pq.ParquetWriter(tmp_path / "big.parquet", table.schema)
+        writer.write_table(table)
+    writer.close()  # 96 MB as Arrow, cleaned within a 40 MB budget
+    out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "big.parquet"),
+                          str(tmp_path / "clean.parquet"), "40MB"], capture_output=True,
+                         text=True, check=True)
+    result = json.loads(out.stdout)
+    assert result["dropped"] == 60_000
+    assert result["rows"] == 2_940_000
+    assert result["growth"] < 60_000_000, result
