@@ -10,15 +10,9 @@ operating system (``ru_maxrss``).
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
-import tempfile
 import textwrap
-import time
-from pathlib import Path
 
+from _scale import generated, run_child, scale_arguments
 from clean import write_dirty
 
 from datakiln.units import parse_bytes
@@ -44,24 +38,9 @@ CHILD = textwrap.dedent("""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=50_000_000)
-    parser.add_argument("--budget", default="1GB")
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
-    folder = args.data or Path(tempfile.mkdtemp(prefix="kiln-clean-scale-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    source = folder / f"dirty_{args.rows}.parquet"
-    if not source.exists():
-        started = time.perf_counter()
-        write_dirty(source, args.rows)
-        print(f"generated {source} in {time.perf_counter() - started:.0f} s")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(source), str(folder / "clean.parquet"),
-                          args.budget], capture_output=True, text=True)
-    if out.returncode:
-        print(out.stderr)
-        raise SystemExit(out.returncode)
-    result = json.loads(out.stdout)
+    args, folder = scale_arguments(__doc__, "kiln-clean-scale-")
+    source = generated(folder / f"dirty_{args.rows}.parquet", lambda p: write_dirty(p, args.rows))
+    result = run_child(CHILD, str(source), str(folder / "clean.parquet"), args.budget)
     print(f"| {'what':34s} | {'value':>16s} |")
     print(f"|{'-' * 36}|{'-' * 17}:|")
     print(f"| {'rows in':34s} | {result['rows_in']:>16,} |")

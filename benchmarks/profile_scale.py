@@ -11,16 +11,11 @@ same run (reading all 50M rows that way would need the whole table in memory).
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
-import tempfile
 import textwrap
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
+from _scale import generated, run_child, scale_arguments
 from _tables import write_mixed
 
 from datakiln.units import parse_bytes
@@ -38,21 +33,10 @@ CHILD = textwrap.dedent("""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=50_000_000)
-    parser.add_argument("--budget", default="1GB")
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
-    folder = args.data or Path(tempfile.mkdtemp(prefix="kiln-scale-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"mixed_{args.rows}.parquet"
-    if not path.exists():
-        started = time.perf_counter()
-        write_mixed(path, args.rows, "parquet", chunk=1_000_000, row_group=500_000)
-        print(f"generated {path} in {time.perf_counter() - started:.0f} s")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), args.budget],
-                         capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout)
+    args, folder = scale_arguments(__doc__, "kiln-scale-")
+    path = generated(folder / f"mixed_{args.rows}.parquet", lambda p: write_mixed(
+        p, args.rows, "parquet", chunk=1_000_000, row_group=500_000))
+    result = run_child(CHILD, str(path), args.budget)
     file = pq.ParquetFile(path)
     groups = list(range(min(10, file.num_row_groups)))
     started = time.perf_counter()
