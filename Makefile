@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install -qq --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -qq -e '.[sql,dev]'
+	$(BIN)/pip install -qq -e '.[sql,dev,torch]'
 	touch $(STAMP)
 
 demo: $(STAMP)

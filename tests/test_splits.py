@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import datakiln
+from datakiln.dataset._permute import permute
 from datakiln.errors import InvalidArgumentError, SchemaError
-from datakiln.splits import permute, split
+from datakiln.splits import split
 
 
 @settings(max_examples=50, deadline=None)

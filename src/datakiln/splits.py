@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datakiln.dataset._sketches import mix64
+from datakiln.dataset._permute import permute
 from datakiln.dataset.dataset import Dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
 from datakiln.io.write import MultiWriter
@@ -59,29 +59,6 @@ class SplitResult:
         """Plain data: method, seed, fractions, counts, class counts and output paths."""
         return {"method": self.method, "seed": self.seed, "fractions": self.fractions,
                 "counts": self.counts, "class_counts": self.class_counts, "paths": self.paths}
-
-
-def _feistel(x: np.ndarray, half: int, keys: Sequence[np.uint64]) -> np.ndarray:
-    mask = np.uint64((1 << half) - 1)
-    left, right = x >> np.uint64(half), x & mask
-    for key in keys:
-        left, right = right, left ^ (mix64(right ^ key) & mask)
-    return (left << np.uint64(half)) | right
-
-
-def permute(index: np.ndarray, n: int, key: int) -> np.ndarray:
-    """A keyed bijection of ``[0, n)``: ``permute(arange(n), n, k)`` is a permutation."""
-    if n <= 1:
-        return index.astype(np.uint64)
-    bits = max(2, int(np.ceil(np.log2(n))))
-    bits += bits % 2
-    keys = list(mix64(np.arange(4, dtype=np.uint64) + np.uint64(key % 2**62) * np.uint64(4)))
-    x = _feistel(index.astype(np.uint64), bits // 2, keys)
-    outside = np.nonzero(x >= np.uint64(n))[0]
-    while outside.size:  # cycle walking: stays a bijection on [0, n)
-        x[outside] = _feistel(x[outside], bits // 2, keys)
-        outside = outside[x[outside] >= np.uint64(n)]
-    return x
 
 
 def _allocate(n: int, fractions: np.ndarray) -> np.ndarray:

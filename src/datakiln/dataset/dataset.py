@@ -29,6 +29,7 @@ from datakiln.units import format_bytes, parse_bytes
 if TYPE_CHECKING:
     import pandas as pd
 
+    from datakiln.dataset.loader import Loader
     from datakiln.dataset.profile import Profile
     from datakiln.io.write import WriteResult
 
@@ -380,6 +381,51 @@ class Dataset:
 
         return write_sql(self._tables(), table, url, schema=self.arrow_schema,
                          if_exists=if_exists, chunk_rows=chunk_rows)
+
+    def cache(self, path: str | os.PathLike[str]) -> Dataset:
+        """A local, memory-mapped Arrow copy at ``path`` (reused while the source is unchanged).
+
+        Convert once, then shuffle and load at random: ``ds.cache("train.arrow").loader(...)``.
+        """
+        from datakiln.dataset.cache import cache_dataset
+
+        return cache_dataset(self, path)
+
+    def loader(self, batch_size: int, *, columns: Sequence[str] | None = None,
+               shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+               format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
+               rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
+               on_progress: Callable[[int], None] | None = None) -> Loader:
+        """Batches for training: shuffled, sharded over ranks, prefetched, exactly resumable.
+
+        Parameters
+        ----------
+        batch_size : int
+            Rows per batch.
+        shuffle, seed : bool, int
+            Exact global shuffle; the order is a pure function of (seed, epoch, fingerprint).
+        drop_last : bool
+            Drop the final partial step of every epoch instead of spreading it over ranks.
+        format : {"numpy", "arrow", "pandas", "torch"}
+            Dict of NumPy arrays (categories as int64 codes, see ``loader.categories``),
+            an Arrow RecordBatch, a pandas DataFrame, or a dict of torch tensors.
+        prefetch, num_threads : int
+            Batches assembled ahead of use, on this many threads (default: cores + 1).
+        rank, world_size : int
+            This process's shard; ranks never overlap and get the same number of batches.
+
+        >>> loader = ds.cache("train.arrow").loader(4096, seed=0)          # doctest: +SKIP
+        >>> for epoch in range(3):                                          # doctest: +SKIP
+        ...     loader.set_epoch(epoch)
+        ...     for batch in loader: ...
+        """
+        from datakiln.dataset.loader import Loader
+
+        return Loader(self, batch_size, columns=None if columns is None else list(columns),
+                      shuffle=shuffle, seed=seed, drop_last=drop_last, format=format,
+                      prefetch=prefetch, num_threads=num_threads, rank=rank,
+                      world_size=world_size, memory_budget=memory_budget or self._memory_budget,
+                      on_progress=on_progress)
 
     def profile(self, *, memory_budget: int | str | None = "1GB", top_k: int = 10,
                 sample_rows: int = 65_536, seed: int = 0,

@@ -1,0 +1,226 @@
+"""The loader: shuffled, sharded, prefetched, exactly resumable batches.
+
+Order is a pure function of ``(seed, epoch, dataset fingerprint)``: position ``p`` of an
+epoch reads row ``permute(p, n, key)`` (a keyed bijection, no permutation array). Each
+step of the epoch takes ``world_size × batch_size`` positions and rank ``r`` gets the
+``r``-th slice, so ranks never overlap; the final, partial step is spread as evenly as
+possible (every rank still gets the same number of batches, the last ones differing by
+at most one row) or dropped with ``drop_last``. The resume state is just ``(epoch,
+batches consumed)``.
+
+Rows are gathered with Arrow's vectorised ``take`` on background threads (which release
+the GIL) from random-access storage: a memory-mapped Arrow file (``Dataset.cache``) or a
+table in memory. Nothing runs per sample in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datakiln.dataset._executor import ordered_map
+from datakiln.dataset._permute import permute
+from datakiln.errors import InvalidArgumentError, MemoryBudgetError
+from datakiln.io.arrow import ArrowFileSource, TableSource
+from datakiln.units import format_bytes, parse_bytes
+
+if TYPE_CHECKING:
+    from datakiln.dataset.dataset import Dataset
+
+__all__ = ["FORMATS", "Loader"]
+
+FORMATS = ("numpy", "arrow", "pandas", "torch")
+
+
+@dataclass
+class LoaderStats:
+    """Progress of the current epoch: batches and rows delivered, timing."""
+
+    batches: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    first_batch_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        rate = self.rows / self.seconds if self.seconds else 0.0
+        return {"batches": self.batches, "rows": self.rows, "seconds": round(self.seconds, 4),
+                "rows_per_second": round(rate, 1), "first_batch_seconds": self.first_batch_seconds}
+
+
+def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table:
+    """The dataset's rows as a table that supports cheap random ``take``."""
+    source = dataset.source
+    plain = not dataset._ops
+    if plain and isinstance(source, ArrowFileSource):
+        return pa.concat_tables([reader.read_all() for reader in source._readers])
+    if plain and isinstance(source, TableSource):
+        return source.table
+    estimate = source.estimate_size().bytes
+    if budget is not None and estimate is not None and estimate > budget:
+        raise MemoryBudgetError(
+            f"the loader needs random access; {source.name!r} ({format_bytes(estimate)}) does "
+            f"not fit the memory budget {format_bytes(budget)}: call ds.cache('local.arrow') "
+            "first and load from the cache")
+    return dataset.to_arrow()
+
+
+class Loader:
+    """Iterable of batches; see :meth:`datakiln.Dataset.loader` for the parameters."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, *, columns: list[str] | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+                 format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
+                 rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> None:
+        if batch_size <= 0:
+            raise InvalidArgumentError(f"batch_size must be positive, got {batch_size}")
+        if world_size <= 0 or not 0 <= rank < world_size:
+            raise InvalidArgumentError(f"need 0 <= rank < world_size, got rank={rank}, "
+                                       f"world_size={world_size}")
+        if format not in FORMATS:
+            raise InvalidArgumentError(f"format must be one of {FORMATS}, got {format!r}")
+        if columns is not None:
+            dataset = dataset.select(columns)
+        self.dataset = dataset
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.drop_last, self.format, self.prefetch = drop_last, format, max(0, prefetch)
+        self.num_threads, self.rank, self.world_size = num_threads, rank, world_size
+        self.memory_budget = parse_bytes(memory_budget)
+        self.on_progress = on_progress
+        self._table = _random_access_table(dataset, self.memory_budget)
+        self._table = self._table.combine_chunks() if self._table.num_rows <= 1 << 22 else self._table
+        self.rows = self._table.num_rows
+        self.epoch = 0
+        self._skip = 0
+        self._stats = LoaderStats()
+        self.categories = self._categories()
+
+    # -- order -----------------------------------------------------------------------------
+    def _key(self) -> int:
+        text = f"{self.seed}:{self.epoch}:{self.dataset.fingerprint}"
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+    def _steps(self) -> tuple[int, int]:
+        """(full steps, rows in the final partial step) of one epoch."""
+        step = self.batch_size * self.world_size
+        return divmod(self.rows, step)
+
+    def __len__(self) -> int:
+        full, rest = self._steps()
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _positions(self, batch: int) -> np.ndarray:
+        """Epoch positions of this rank's ``batch``-th batch."""
+        full, rest = self._steps()
+        step = self.batch_size * self.world_size
+        if batch < full:
+            start = batch * step + self.rank * self.batch_size
+            return np.arange(start, start + self.batch_size, dtype=np.int64)
+        share, extra = divmod(rest, self.world_size)  # the last step, spread evenly
+        start = full * step + self.rank * share + min(self.rank, extra)
+        return np.arange(start, start + share + (1 if self.rank < extra else 0), dtype=np.int64)
+
+    def indices(self, batch: int) -> np.ndarray:
+        """Row numbers of this rank's ``batch``-th batch in the current epoch."""
+        positions = self._positions(batch)
+        if not self.shuffle or positions.size == 0:
+            return positions
+        return permute(positions.astype(np.uint64), self.rows, self._key()).astype(np.int64)
+
+    # -- epochs and resume ---------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch (each has its own order); restarts it from the beginning."""
+        self.epoch, self._skip = int(epoch), 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"epoch", "batches", "samples"}`` of this rank: enough to resume exactly."""
+        return {"epoch": self.epoch, "batches": self._skip, "samples":
+                int(sum(self._positions(b).size for b in range(self._skip)))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume where ``state`` stopped (same seed, batch size and world size)."""
+        self.epoch, self._skip = int(state["epoch"]), int(state["batches"])
+
+    def stats(self) -> dict[str, Any]:
+        """Batches, rows, seconds, rows/s and time to first batch of the current pass."""
+        return self._stats.to_dict()
+
+    # -- batches ---------------------------------------------------------------------------
+    def _categories(self) -> dict[str, list[Any]]:
+        kinds = self.dataset.schema
+        result = {}
+        for name in self._table.column_names:
+            dtype = self._table.schema.field(name).type
+            if kinds[name].kind in ("categorical", "boolean") and (
+                    pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+                    or pa.types.is_dictionary(dtype)):
+                values = self._table[name]
+                if pa.types.is_dictionary(dtype):
+                    values = values.cast(dtype.value_type)
+                result[name] = sorted(pc.unique(values.drop_null()).to_pylist())
+        return result
+
+    def _assemble(self, batch: int) -> Any:
+        rows = self._table.take(pa.array(self.indices(batch)))
+        if self.format == "arrow":
+            return rows.combine_chunks().to_batches()[0] if rows.num_rows else \
+                pa.RecordBatch.from_pylist([], schema=rows.schema)
+        if self.format == "pandas":
+            return rows.to_pandas()
+        arrays = {}
+        for name in rows.column_names:
+            column = rows[name]
+            if name in self.categories:
+                lookup = pa.array(self.categories[name], type=pa.string())
+                if pa.types.is_dictionary(column.type):
+                    column = column.cast(column.type.value_type)
+                values = column
+                codes = pc.fill_null(pc.index_in(values, value_set=lookup), -1)
+                arrays[name] = codes.to_numpy().astype(np.int64)
+            else:
+                arrays[name] = column.to_numpy(zero_copy_only=False)
+        if self.format == "torch":
+            from datakiln.integrations.torch import to_tensors
+
+            return to_tensors(arrays)
+        return arrays
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._iter_shard(0, 1)
+
+    def torch_dataset(self) -> Any:
+        """This loader as a torch ``IterableDataset`` for ``DataLoader(batch_size=None,
+        num_workers=k)`` (see :mod:`datakiln.integrations.torch`)."""
+        from datakiln.integrations.torch import iterable_dataset
+
+        return iterable_dataset(self)
+
+    def _iter_shard(self, worker: int, workers: int) -> Iterator[Any]:
+        """Batches ``skip + worker, skip + worker + workers, ...`` of the epoch, in order."""
+        started = time.perf_counter()
+        self._stats = LoaderStats()
+        first = self._skip
+        numbers = range(first + worker, len(self), workers)
+        tasks = (lambda b=b: self._assemble(b) for b in numbers)
+        batches = ordered_map(tasks, None, threads=self.num_threads,
+                              in_flight=self.prefetch + (self.num_threads or 2))
+        for index, batch in zip(numbers, batches):
+            self._skip = index + 1
+            size = len(batch) if self.format in ("pandas", "arrow") else (
+                len(next(iter(batch.values()))) if batch else 0)
+            self._stats.batches += 1
+            self._stats.rows += size
+            self._stats.seconds = time.perf_counter() - started
+            if self._stats.first_batch_seconds is None:
+                self._stats.first_batch_seconds = round(self._stats.seconds, 4)
+            if self.on_progress is not None:
+                self.on_progress(size)
+            yield batch
+        self._skip = 0  # the epoch is complete: the next pass starts it afresh

@@ -1,0 +1,1 @@
+"""Bridges to other libraries (torch); nothing below this package imports it."""

@@ -1,0 +1,66 @@
+"""PyTorch bridge: the only torch import outside synth/neural and synth/image.
+
+- :func:`to_tensors`: NumPy columns to tensors without another copy (``torch.from_numpy``
+  shares the batch's buffers), optionally pinned.
+- :func:`iterable_dataset`: a ``torch.utils.data.IterableDataset`` over a datakiln
+  :class:`~datakiln.dataset.loader.Loader`, for ``DataLoader(ds, batch_size=None,
+  num_workers=k)``. Worker ``w`` of ``k`` assembles batches ``w, w + k, ...`` and the
+  DataLoader takes them round-robin, so the batch sequence is the loader's own whatever
+  ``k`` is: no duplicates, nothing lost, and a resumed epoch continues exactly even after
+  changing the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from datakiln._optional import import_optional
+
+if TYPE_CHECKING:
+    from datakiln.dataset.loader import Loader
+
+__all__ = ["iterable_dataset", "to_tensors"]
+
+
+def _torch() -> Any:
+    return import_optional("torch", extra="torch", purpose="PyTorch batches")
+
+
+def to_tensors(arrays: dict[str, np.ndarray], *, pin_memory: bool = False) -> dict[str, Any]:
+    """NumPy columns as torch tensors (zero-copy); text columns stay NumPy object arrays."""
+    torch = _torch()
+    result: dict[str, Any] = {}
+    for name, values in arrays.items():
+        if values.dtype == object:
+            result[name] = values
+            continue
+        values = np.ascontiguousarray(values)
+        if not values.flags.writeable:  # Arrow-owned buffer: torch needs a writable one
+            values = values.copy()
+        tensor = torch.from_numpy(values)
+        result[name] = tensor.pin_memory() if pin_memory else tensor
+    return result
+
+
+def iterable_dataset(loader: Loader) -> Any:
+    """Wrap ``loader`` as a torch ``IterableDataset`` (use ``DataLoader(..., batch_size=None)``)."""
+    torch = _torch()
+
+    class _Batches(torch.utils.data.IterableDataset):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.loader = loader
+
+        def __len__(self) -> int:
+            return len(self.loader) - self.loader._skip
+
+        def __iter__(self) -> Iterator[Any]:
+            info = torch.utils.data.get_worker_info()
+            workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+            for batch in self.loader._iter_shard(worker, workers):
+                yield to_tensors(batch) if self.loader.format == "numpy" else batch
+
+    return _Batches()

@@ -1,0 +1,131 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import datakiln
+from datakiln.errors import InvalidArgumentError, MemoryBudgetError
+
+
+@pytest.fixture
+def numbered(tmp_path):
+    table = pa.table({"i": np.arange(10_007), "f": np.arange(10_007) / 2,
+                      "c": pa.array(["red", "green", None, "blue"] * 2501 + ["red"] * 3)})
+    return datakiln.from_arrow(table).cache(tmp_path / "cache.arrow")
+
+
+def _epoch(loader):
+    return [batch["i"].copy() for batch in loader]
+
+
+def test_same_seed_same_batches_and_epochs_differ(numbered):
+    first = _epoch(numbered.loader(256, seed=3))
+    again = _epoch(numbered.loader(256, seed=3, num_threads=1, prefetch=0))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    loader = numbered.loader(256, seed=3)
+    loader.set_epoch(1)
+    assert not np.array_equal(np.concatenate(_epoch(loader)), np.concatenate(first))
+    assert sorted(np.concatenate(first).tolist()) == list(range(10_007))  # a permutation
+    unshuffled = np.concatenate(_epoch(numbered.loader(256, shuffle=False)))
+    assert np.array_equal(unshuffled, np.arange(10_007))
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 8])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ranks_cover_the_epoch_exactly_once(numbered, world_size, drop_last):
+    loaders = [numbered.loader(100, seed=1, rank=r, world_size=world_size, drop_last=drop_last)
+               for r in range(world_size)]
+    per_rank = [_epoch(loader) for loader in loaders]
+    assert len({len(batches) for batches in per_rank}) == 1  # same number of batches
+    assert all(len(loader) == len(per_rank[0]) for loader in loaders)
+    seen = np.concatenate([np.concatenate(b) for b in per_rank])
+    assert len(np.unique(seen)) == len(seen)  # no row twice
+    if drop_last:
+        assert len(seen) == 10_007 // (100 * world_size) * 100 * world_size
+        assert {b.size for batches in per_rank for b in batches} == {100}
+    else:
+        assert sorted(seen.tolist()) == list(range(10_007))  # every row exactly once
+        last_sizes = [batches[-1].size for batches in per_rank]
+        assert max(last_sizes) - min(last_sizes) <= 1
+
+
+def test_resume_after_k_batches_is_bit_for_bit(numbered):
+    full = _epoch(numbered.loader(512, seed=5))
+    loader = numbered.loader(512, seed=5)
+    head = []
+    for batch in loader:
+        head.append(batch["i"].copy())
+        if len(head) == 7:
+            break
+    state = loader.state_dict()
+    assert state == {"epoch": 0, "batches": 7, "samples": 7 * 512}
+    resumed = numbered.loader(512, seed=5, num_threads=4, prefetch=5)  # other threads
+    resumed.load_state_dict(state)
+    tail = _epoch(resumed)
+    assert all(np.array_equal(a, b) for a, b in zip(head + tail, full, strict=True))
+
+
+def test_formats_and_categories(numbered):
+    numpy_batch = next(iter(numbered.loader(8, shuffle=False)))
+    loader = numbered.loader(8, shuffle=False)
+    assert loader.categories == {"c": ["blue", "green", "red"]}
+    assert numpy_batch["c"].tolist() == [2, 1, -1, 0, 2, 1, -1, 0]  # codes, -1 for missing
+    assert numpy_batch["f"].dtype == np.float64
+    arrow = next(iter(numbered.loader(8, shuffle=False, format="arrow")))
+    assert isinstance(arrow, pa.RecordBatch) and arrow["i"].to_pylist() == list(range(8))
+    frame = next(iter(numbered.loader(8, shuffle=False, format="pandas", columns=["i"])))
+    assert list(frame.columns) == ["i"] and frame["i"].tolist() == list(range(8))
+
+
+def test_stats_and_progress(numbered):
+    seen = []
+    loader = numbered.loader(1000, on_progress=seen.append)
+    list(loader)
+    stats = loader.stats()
+    assert stats["rows"] == 10_007 == sum(seen) and stats["batches"] == len(loader) == 11
+    assert stats["first_batch_seconds"] is not None and stats["first_batch_seconds"] < 1
+
+
+def test_cache_is_reused_until_the_source_changes(tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("a\n1\n2\n")
+    first = datakiln.read(csv).cache(tmp_path / "c.arrow")
+    stamp = (tmp_path / "c.arrow").stat().st_mtime_ns
+    datakiln.read(csv).cache(tmp_path / "c.arrow")
+    assert (tmp_path / "c.arrow").stat().st_mtime_ns == stamp  # reused
+    csv.write_text("a\n1\n2\n3\n")
+    assert datakiln.read(csv).cache(tmp_path / "c.arrow").count() == 3  # rebuilt
+    assert first.source.name.endswith("c.arrow")
+
+
+def test_loader_errors(numbered, tmp_path):
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        numbered.loader(0)
+    with pytest.raises(InvalidArgumentError, match="rank"):
+        numbered.loader(8, rank=2, world_size=2)
+    with pytest.raises(InvalidArgumentError, match="format"):
+        numbered.loader(8, format="tensorflow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": np.arange(100_000)}), tmp_path / "big.parquet")
+    with pytest.raises(MemoryBudgetError, match=r"ds.cache"):
+        datakiln.read(tmp_path / "big.parquet").loader(8, memory_budget="100kB")
+
+
+def test_torch_batches_and_dataloader_workers_resume_exactly(numbered):
+    import torch
+    batch = next(iter(numbered.loader(16, seed=2, format="torch")))
+    assert isinstance(batch["i"], torch.Tensor) and batch["i"].dtype == torch.int64
+    full = [b["i"].copy() for b in numbered.loader(500, seed=2)]
+    for workers in (0, 2):
+        loader = numbered.loader(500, seed=2)
+        batches = torch.utils.data.DataLoader(loader.torch_dataset(), batch_size=None,
+                                              num_workers=workers)
+        got = [b["i"].numpy() for b in batches]
+        assert all(isinstance(b, torch.Tensor) for b in [batch["f"], batch["c"]])
+        assert all(np.array_equal(a, b) for a, b in zip(got, full, strict=True)), workers
+    resumed = numbered.loader(500, seed=2)
+    resumed.load_state_dict({"epoch": 0, "batches": 5})
+    tail = torch.utils.data.DataLoader(resumed.torch_dataset(), batch_size=None, num_workers=2)
+    got = [np.asarray(b["i"]) for b in tail]
+    assert all(np.array_equal(a, b) for a, b in zip(got, full[5:], strict=True))
+    assert len(got) == len(full) - 5
