@@ -1,6 +1,7 @@
 """Keyed bijections on ``[0, n)``: a shuffle of n items in O(1) memory.
 
-A 4-round Feistel network on the smallest even number of bits covering ``n``, with
+A 4-round Feistel network (keyed multiply-xorshift rounds, keys from splitmix64) on the
+smallest even number of bits covering ``n``, with
 cycle walking (re-applying the network to values that land outside ``[0, n)``), is a
 permutation of ``[0, n)`` chosen by ``key``. Any position's image is computed on its own,
 vectorised over NumPy arrays, so a shuffled order of 100 million rows needs no
@@ -18,11 +19,18 @@ from datakiln.dataset._sketches import mix64
 __all__ = ["permute"]
 
 
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
 def _feistel(x: np.ndarray, half: int, keys: Sequence[np.uint64]) -> np.ndarray:
+    """Four Feistel rounds; the round function is a keyed multiply-xorshift (one multiply)."""
     mask = np.uint64((1 << half) - 1)
+    shift = np.uint64(32)
     left, right = x >> np.uint64(half), x & mask
-    for key in keys:
-        left, right = right, left ^ (mix64(right ^ key) & mask)
+    with np.errstate(over="ignore"):
+        for key in keys:
+            mixed = (right ^ key) * _MULTIPLIER
+            left, right = right, left ^ ((mixed ^ (mixed >> shift)) & mask)
     return (left << np.uint64(half)) | right
 
 

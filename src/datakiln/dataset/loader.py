@@ -8,9 +8,9 @@ possible (every rank still gets the same number of batches, the last ones differ
 at most one row) or dropped with ``drop_last``. The resume state is just ``(epoch,
 batches consumed)``.
 
-Rows are gathered with Arrow's vectorised ``take`` on background threads (which release
-the GIL) from random-access storage: a memory-mapped Arrow file (``Dataset.cache``) or a
-table in memory. Nothing runs per sample in Python.
+Rows are gathered chunk by chunk with NumPy fancy indexing and Arrow ``take`` on
+background threads (both release the GIL) from random-access storage: a memory-mapped
+Arrow file (``Dataset.cache``) or a table in memory. Nothing runs per sample in Python.
 """
 
 from __future__ import annotations
@@ -95,12 +95,12 @@ class Loader:
         self.memory_budget = parse_bytes(memory_budget)
         self.on_progress = on_progress
         self._table = _random_access_table(dataset, self.memory_budget)
-        self._table = self._table.combine_chunks() if self._table.num_rows <= 1 << 22 else self._table
         self.rows = self._table.num_rows
         self.epoch = 0
         self._skip = 0
         self._stats = LoaderStats()
         self.categories = self._categories()
+        self._gather = _Gather(self._table, self.categories)
 
     # -- order -----------------------------------------------------------------------------
     def _key(self) -> int:
@@ -168,24 +168,12 @@ class Loader:
         return result
 
     def _assemble(self, batch: int) -> Any:
-        rows = self._table.take(pa.array(self.indices(batch)))
-        if self.format == "arrow":
-            return rows.combine_chunks().to_batches()[0] if rows.num_rows else \
-                pa.RecordBatch.from_pylist([], schema=rows.schema)
-        if self.format == "pandas":
-            return rows.to_pandas()
-        arrays = {}
-        for name in rows.column_names:
-            column = rows[name]
-            if name in self.categories:
-                lookup = pa.array(self.categories[name], type=pa.string())
-                if pa.types.is_dictionary(column.type):
-                    column = column.cast(column.type.value_type)
-                values = column
-                codes = pc.fill_null(pc.index_in(values, value_set=lookup), -1)
-                arrays[name] = codes.to_numpy().astype(np.int64)
-            else:
-                arrays[name] = column.to_numpy(zero_copy_only=False)
+        indices = self.indices(batch)
+        if self.format in ("arrow", "pandas"):
+            rows = self._gather.rows(indices)
+            return rows.to_pandas() if self.format == "pandas" else (
+                rows.to_batches()[0] if rows.num_rows else pa.RecordBatch.from_pylist([], schema=rows.schema))
+        arrays = self._gather.arrays(indices)
         if self.format == "torch":
             from datakiln.integrations.torch import to_tensors
 
@@ -224,3 +212,77 @@ class Loader:
                 self.on_progress(size)
             yield batch
         self._skip = 0  # the epoch is complete: the next pass starts it afresh
+
+
+class _Gather:
+    """Random-row gathers from a (possibly chunked, memory-mapped) table, chunk by chunk.
+
+    Arrow's ``take`` on a chunked column concatenates the chunks first (a copy of the whole
+    column per batch), so rows are grouped by chunk and gathered from each chunk's own
+    buffer: NumPy fancy indexing on zero-copy views for numbers without nulls, category
+    codes computed once, Arrow ``take`` on single chunks for the rest.
+    """
+
+    def __init__(self, table: pa.Table, categories: dict[str, list[Any]]) -> None:
+        self.table = table
+        self.names = table.column_names
+        first = table.column(0) if table.num_columns else pa.chunked_array([], pa.null())
+        lengths = [len(chunk) for chunk in first.chunks]
+        self.starts = np.cumsum([0, *lengths])[:-1].astype(np.int64)
+        self.views: dict[str, list[np.ndarray]] = {}
+        for name in self.names:
+            column = table[name]
+            dtype = column.type
+            if name in categories:
+                lookup = pa.array(categories[name], type=pa.string())
+                self.views[name] = [
+                    pc.fill_null(pc.index_in(chunk.cast(dtype.value_type) if pa.types.is_dictionary(dtype)
+                                             else chunk, value_set=lookup), -1).to_numpy().astype(np.int64)
+                    for chunk in column.chunks]
+            elif column.null_count == 0 and (pa.types.is_integer(dtype) or pa.types.is_floating(dtype)
+                                             or pa.types.is_temporal(dtype) or pa.types.is_boolean(dtype)):
+                self.views[name] = [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
+
+    def _groups(self, indices: np.ndarray) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
+        chunk_of = np.searchsorted(self.starts, indices, side="right") - 1
+        order = np.argsort(chunk_of, kind="stable")
+        ordered = chunk_of[order]
+        cuts = np.r_[0, np.nonzero(np.diff(ordered))[0] + 1, len(order)]
+        groups = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if b > a:
+                chunk = int(ordered[a])
+                places = order[a:b]
+                groups.append((chunk, places, indices[places] - self.starts[chunk]))
+        return order, groups
+
+    def _arrow_column(self, name: str, order: np.ndarray, groups: list[Any], n: int) -> pa.Array:
+        chunks = self.table[name].chunks
+        pieces = [chunks[chunk].take(pa.array(local)) for chunk, _, local in groups]
+        joined = pa.concat_arrays(pieces) if pieces else pa.array([], self.table[name].type)
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[order] = np.arange(n)
+        return joined.take(pa.array(inverse))
+
+    def arrays(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """``{column: NumPy array}`` of the rows at ``indices``, in that order."""
+        n = len(indices)
+        order, groups = self._groups(indices)
+        result = {}
+        for name in self.names:
+            views = self.views.get(name)
+            if views is not None:
+                out = np.empty(n, dtype=views[0].dtype if views else np.float64)
+                for chunk, places, local in groups:
+                    out[places] = views[chunk][local]
+                result[name] = out
+            else:
+                result[name] = self._arrow_column(name, order, groups, n).to_numpy(zero_copy_only=False)
+        return result
+
+    def rows(self, indices: np.ndarray) -> pa.Table:
+        """The rows at ``indices`` as an Arrow table (types kept)."""
+        n = len(indices)
+        order, groups = self._groups(indices)
+        return pa.Table.from_arrays([self._arrow_column(name, order, groups, n) for name in self.names],
+                                    schema=self.table.schema)

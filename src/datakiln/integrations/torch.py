@@ -30,7 +30,8 @@ def _torch() -> Any:
 
 
 def to_tensors(arrays: dict[str, np.ndarray], *, pin_memory: bool = False) -> dict[str, Any]:
-    """NumPy columns as torch tensors (zero-copy); text columns stay NumPy object arrays."""
+    """NumPy columns as torch tensors (zero-copy); datetimes become int64 ticks of their
+    unit, text columns stay NumPy object arrays."""
     torch = _torch()
     result: dict[str, Any] = {}
     for name, values in arrays.items():
@@ -38,6 +39,8 @@ def to_tensors(arrays: dict[str, np.ndarray], *, pin_memory: bool = False) -> di
             result[name] = values
             continue
         values = np.ascontiguousarray(values)
+        if values.dtype.kind in "mM":  # datetimes and durations: their int64 ticks
+            values = values.view(np.int64)
         if not values.flags.writeable:  # Arrow-owned buffer: torch needs a writable one
             values = values.copy()
         tensor = torch.from_numpy(values)
