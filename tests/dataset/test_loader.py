@@ -193,3 +193,34 @@ def test_epoch_over_data_three_times_the_budget_keeps_anonymous_memory_bounded(t
     # file pages are memory-mapped (shared, reclaimable); what the loader itself holds is
     # the category codes (4 bytes a row) and a few batches in flight
     assert result["growth"] < 40_000_000, result
+
+
+def test_torch_map_style_dataset_with_getitems(numbered):
+    import torch
+
+    rows = numbered.loader(64).torch_map_dataset()
+    assert len(rows) == 10_007
+    batch = rows.__getitems__([5, 3, 10_006])
+    assert batch["i"].tolist() == [5, 3, 10_006] and isinstance(batch["f"], torch.Tensor)
+    assert rows[7]["i"].item() == 7
+    loader = torch.utils.data.DataLoader(rows, batch_size=1000, shuffle=True,
+                                         collate_fn=lambda batch: batch)
+    seen = torch.cat([b["i"] for b in loader]).sort().values
+    assert seen.tolist() == list(range(10_007))
+
+
+def test_unreadable_files_are_skipped_and_counted(tmp_path):
+    import pyarrow.parquet as pq
+
+    from datakiln.errors import ParseError
+
+    for i in range(3):
+        pq.write_table(pa.table({"x": np.arange(i * 100, i * 100 + 100)}), tmp_path / f"p{i}.parquet")
+    ds = datakiln.read(str(tmp_path / "p*.parquet"))
+    (tmp_path / "p1.parquet").write_bytes(b"PAR1" + b"\0" * 100 + b"PAR1")  # corrupt after opening
+    with pytest.raises(ParseError, match="p1.parquet"):
+        list(ds.loader(50))
+    loader = ds.loader(50, on_error="skip")
+    seen = np.concatenate([b["x"] for b in loader])
+    assert sorted(seen.tolist()) == list(range(100)) + list(range(200, 300))
+    assert ds.stats["bad_rows"] == 1 and "p1.parquet" in ds.stats["examples"][0]["text"]

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.dataset._executor import default_threads, ordered_map
-from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError
+from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError, SourceError
 from datakiln.io.arrow import TableSource
 from datakiln.io.base import Source
 from datakiln.schema import Schema, infer_schema, load_overrides
@@ -101,12 +101,16 @@ class Dataset:
 
     def __init__(self, source: Source, ops: Sequence[_Op] = (), *,
                  kinds: Mapping[str, Any] | str | Path | None = None,
-                 memory_budget: int | str | None = None, num_threads: int | None = None) -> None:
+                 memory_budget: int | str | None = None, num_threads: int | None = None,
+                 on_error: str = "raise") -> None:
         self._source = source
         self._ops = tuple(ops)
         self._kinds = load_overrides(kinds)
         self._memory_budget = parse_bytes(memory_budget)
         self._num_threads = num_threads
+        if on_error not in ("raise", "skip"):
+            raise InvalidArgumentError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self._on_error = on_error
         self._arrow_schema: pa.Schema | None = None
         self._schema: Schema | None = None
         self._head: pa.Table | None = None
@@ -126,7 +130,7 @@ class Dataset:
 
     def _derive(self, op: _Op | None = None, **changes: Any) -> Dataset:
         options = {"kinds": self._kinds, "memory_budget": self._memory_budget,
-                   "num_threads": self._num_threads, **changes}
+                   "num_threads": self._num_threads, "on_error": self._on_error, **changes}
         ops = self._ops + ((op,) if op else ())
         return Dataset(self._source, ops, **options)
 
@@ -281,12 +285,45 @@ class Dataset:
             return tail_fn(table) if tail_fn is not None else table
 
         threads, in_flight = self._in_flight(memory_budget or self._memory_budget)
-        stream = ordered_map(self._source.read_tasks(columns, condition), work,
+        tasks = self._source.read_tasks(columns, condition)
+        if self._on_error == "skip":
+            tasks = self._skipping(tasks, columns)
+        stream = ordered_map(tasks, work,
                              threads=threads, in_flight=in_flight)
         if not limits:
             yield from stream
             return
         yield from (fn(t) if fn is not None else t for t in self._limited(stream, limits, later))
+
+    def _skipping(self, tasks: Iterator[Any], columns: Sequence[str] | None) -> Iterator[Any]:
+        """Read tasks whose unreadable pieces (a corrupt file, a bad chunk) are skipped and
+        counted in ``stats`` instead of stopping the pass."""
+        schema = self._source.schema
+        empty = (schema if columns is None else pa.schema([schema.field(c) for c in columns])).empty_table()
+        stats = self._source.stats
+        stats.reset()  # like the readers: the counts describe the latest pass
+
+        def guarded(task: Any) -> Any:
+            def run() -> pa.Table:
+                try:
+                    return task()
+                except SourceError as exc:
+                    stats.record(self._source.name, None, f"{type(exc).__name__}: {exc}")
+                    return empty
+            return run
+
+        try:
+            for task in tasks:
+                yield guarded(task)
+        finally:
+            close = getattr(tasks, "close", None)
+            if close is not None:
+                close()
+
+    def with_on_error(self, on_error: str) -> Dataset:
+        """The same dataset, with unreadable pieces skipped and counted (``"skip"``) or
+        raised (``"raise"``, the default)."""
+        return self._derive(on_error=on_error)
 
     @staticmethod
     def _limited(stream: Iterator[pa.Table], limits: list[int],
@@ -336,7 +373,7 @@ class Dataset:
 
     def head(self, rows: int = 5) -> pa.Table:
         """The first ``rows`` rows as an Arrow table (reads only what it needs)."""
-        if not self._ops:
+        if not self._ops and self._on_error == "raise":
             return self._source.head(rows)
         return self.limit(rows).to_arrow()
 
@@ -349,7 +386,7 @@ class Dataset:
     def to_arrow(self) -> pa.Table:
         """All rows as one Arrow table (in memory)."""
         columns, condition, rest = self._pushdown()
-        if not rest:
+        if not rest and self._on_error == "raise":
             return self._source.read_all(columns, condition)
         tables = list(self._tables())
         return pa.concat_tables(tables) if tables else self._first_table().slice(0, 0)
@@ -395,7 +432,7 @@ class Dataset:
                shuffle: bool = True, seed: int = 0, drop_last: bool = False,
                format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
                rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
-               on_progress: Callable[[int], None] | None = None) -> Loader:
+               on_error: str = "raise", on_progress: Callable[[int], None] | None = None) -> Loader:
         """Batches for training: shuffled, sharded over ranks, prefetched, exactly resumable.
 
         Parameters
@@ -413,6 +450,9 @@ class Dataset:
             Batches assembled ahead of use, on this many threads (default: cores + 1).
         rank, world_size : int
             This process's shard; ranks never overlap and get the same number of batches.
+        on_error : {"raise", "skip"}
+            Unreadable pieces of the source (a corrupt file) stop loading or are skipped and
+            counted in ``ds.stats`` while the rows are gathered.
 
         >>> loader = ds.cache("train.arrow").loader(4096, seed=0)          # doctest: +SKIP
         >>> for epoch in range(3):                                          # doctest: +SKIP
@@ -421,7 +461,8 @@ class Dataset:
         """
         from datakiln.dataset.loader import Loader
 
-        return Loader(self, batch_size, columns=None if columns is None else list(columns),
+        source = self if on_error == "raise" else self.with_on_error(on_error)
+        return Loader(source, batch_size, columns=None if columns is None else list(columns),
                       shuffle=shuffle, seed=seed, drop_last=drop_last, format=format,
                       prefetch=prefetch, num_threads=num_threads, rank=rank,
                       world_size=world_size, memory_budget=memory_budget or self._memory_budget,

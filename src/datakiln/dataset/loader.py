@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import mmap
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "Loader"]
 
 FORMATS = ("numpy", "arrow", "pandas", "torch")
+#: batches whose row numbers are computed in one vectorised call
+BLOCK_BATCHES = 64
 
 
 @dataclass
@@ -112,11 +115,15 @@ class Loader:
         self.on_progress = on_progress
         self._table = _random_access_table(dataset, self.memory_budget)
         self.rows = self._table.num_rows
+        fits = self.memory_budget is None or self._table.nbytes <= self.memory_budget // 2
+        self._contiguous = fits and self._table.column(0).num_chunks > 1 if self._table.num_columns else False
         self.epoch = 0
         self._skip = 0
         self._stats = LoaderStats()
         self.categories = self._categories()
-        self._gather = _Gather(self._table, self.categories)
+        self._gather = _Gather(self._table, self.categories, contiguous=self._contiguous)
+        self._blocks: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        self._block_lock = threading.Lock()
 
     # -- order -----------------------------------------------------------------------------
     def _key(self) -> int:
@@ -145,10 +152,20 @@ class Loader:
 
     def indices(self, batch: int) -> np.ndarray:
         """Row numbers of this rank's ``batch``-th batch in the current epoch."""
-        positions = self._positions(batch)
-        if not self.shuffle or positions.size == 0:
-            return positions
-        return permute(positions.astype(np.uint64), self.rows, self._key()).astype(np.int64)
+        if not self.shuffle:
+            return self._positions(batch)
+        key = (self.epoch, batch // BLOCK_BATCHES)
+        with self._block_lock:  # one vectorised permutation for a block of batches
+            block = self._blocks.get(key)
+            if block is None:
+                numbers = range(key[1] * BLOCK_BATCHES, min((key[1] + 1) * BLOCK_BATCHES, len(self)))
+                positions = [self._positions(b) for b in numbers]
+                flat = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+                rows = permute(flat.astype(np.uint64), self.rows, self._key()).astype(np.int64)
+                cuts = np.cumsum([p.size for p in positions])[:-1]
+                block = dict(zip(numbers, np.split(rows, cuts)))
+                self._blocks = {key: block}  # keep only the current block
+        return block[batch]
 
     # -- epochs and resume ---------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -215,6 +232,13 @@ class Loader:
 
         return iterable_dataset(self)
 
+    def torch_map_dataset(self) -> Any:
+        """The loader's rows as a map-style torch ``Dataset`` with a vectorised
+        ``__getitems__`` (see :mod:`datakiln.integrations.torch`)."""
+        from datakiln.integrations.torch import map_dataset
+
+        return map_dataset(self)
+
     def _iter_shard(self, worker: int, workers: int) -> Iterator[Any]:
         """Batches ``skip + worker, skip + worker + workers, ...`` of the epoch, in order."""
         started = time.perf_counter()
@@ -248,7 +272,10 @@ class _Gather:
     codes computed once, Arrow ``take`` on single chunks for the rest.
     """
 
-    def __init__(self, table: pa.Table, categories: dict[str, list[Any]]) -> None:
+    def __init__(self, table: pa.Table, categories: dict[str, list[Any]], *,
+                 contiguous: bool = False) -> None:
+        if contiguous:  # fits the budget: one buffer per column, one gather per batch
+            table = table.combine_chunks()
         self.table = table
         self.names = table.column_names
         first = table.column(0) if table.num_columns else pa.chunked_array([], pa.null())

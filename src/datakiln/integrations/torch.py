@@ -2,6 +2,8 @@
 
 - :func:`to_tensors`: NumPy columns to tensors without another copy (``torch.from_numpy``
   shares the batch's buffers), optionally pinned.
+- :func:`map_dataset`: a map-style ``torch.utils.data.Dataset`` whose ``__getitems__``
+  gathers a whole batch of rows at once (vectorised), for samplers of your own.
 - :func:`iterable_dataset`: a ``torch.utils.data.IterableDataset`` over a datakiln
   :class:`~datakiln.dataset.loader.Loader`, for ``DataLoader(ds, batch_size=None,
   num_workers=k)``. Worker ``w`` of ``k`` assembles batches ``w, w + k, ...`` and the
@@ -22,7 +24,7 @@ from datakiln._optional import import_optional
 if TYPE_CHECKING:
     from datakiln.dataset.loader import Loader
 
-__all__ = ["iterable_dataset", "to_tensors"]
+__all__ = ["iterable_dataset", "map_dataset", "to_tensors"]
 
 
 def _torch() -> Any:
@@ -67,3 +69,27 @@ def iterable_dataset(loader: Loader) -> Any:
                 yield to_tensors(batch) if self.loader.format == "numpy" else batch
 
     return _Batches()
+
+
+def map_dataset(loader: Loader) -> Any:
+    """A map-style torch ``Dataset`` over ``loader``'s rows: ``__getitems__(indices)``
+    returns one batch (dict of tensors) gathered in one vectorised call; use it with
+    ``DataLoader(ds, batch_size=B, sampler=..., collate_fn=lambda batch: batch)``."""
+    torch = _torch()
+
+    class _Rows(torch.utils.data.Dataset):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.loader = loader
+
+        def __len__(self) -> int:
+            return self.loader.rows
+
+        def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+            return to_tensors(self.loader._gather.arrays(np.asarray(indices, dtype=np.int64)))
+
+        def __getitem__(self, index: int) -> dict[str, Any]:
+            batch = self.__getitems__([index])
+            return {name: values[0] for name, values in batch.items()}
+
+    return _Rows()

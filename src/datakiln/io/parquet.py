@@ -99,4 +99,10 @@ class ParquetSource(Source):
             return self.dataset.to_table(columns=None if columns is None else list(columns),
                                          filter=filter)
         except (pa.ArrowInvalid, OSError) as exc:
+            for fragment in self.dataset.get_fragments():  # name the file that fails
+                try:
+                    fragment.to_table(schema=self.dataset.schema, columns=None if columns is None
+                                      else list(columns), filter=filter)
+                except (pa.ArrowInvalid, OSError) as inner:
+                    raise ParseError(f"cannot read {fragment.path!r}: {inner}") from exc
             raise ParseError(f"cannot read {self.name!r}: {exc}") from exc
