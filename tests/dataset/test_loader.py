@@ -181,18 +181,18 @@ def test_epoch_over_data_three_times_the_budget_keeps_anonymous_memory_bounded(t
     import subprocess
     import sys
 
-    rows = 1_500_000
+    rows = 2_500_000
     table = pa.table({f"f{i}": np.random.default_rng(i).normal(size=rows) for i in range(10)}
                      | {"c": pa.array(np.array(["a", "b", "c"])[np.arange(rows) % 3])})
-    datakiln.from_arrow(table).cache(tmp_path / "big.arrow")  # ~126 MB on disk
+    datakiln.from_arrow(table).cache(tmp_path / "big.arrow")  # ~210 MB on disk: 3x the budget
     del table
-    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path / "big.arrow"), "40MB"],
+    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path / "big.arrow"), "70MB"],
                          capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     assert result["rows"] == rows
     # file pages are memory-mapped (shared, reclaimable); what the loader itself holds is
     # the category codes (4 bytes a row) and a few batches in flight
-    assert result["growth"] < 40_000_000, result
+    assert result["growth"] < 70_000_000, result
 
 
 def test_torch_map_style_dataset_with_getitems(numbered):
