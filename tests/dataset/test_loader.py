@@ -224,3 +224,12 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path):
     seen = np.concatenate([b["x"] for b in loader])
     assert sorted(seen.tolist()) == list(range(100)) + list(range(200, 300))
     assert ds.stats["bad_rows"] == 1 and "p1.parquet" in ds.stats["examples"][0]["text"]
+
+
+def test_column_choice_does_not_change_the_order(numbered):
+    features = numbered.loader(300, seed=4, columns=["i", "f"])
+    labels = numbered.loader(300, seed=4, columns=["c"])
+    code_of = np.array([2, 1, -1, 0])  # red, green, missing, blue (categories are sorted)
+    for a, b in zip(features, labels, strict=True):
+        expected = np.where(a["i"] >= 10_004, 2, code_of[a["i"] % 4])
+        assert np.array_equal(b["c"], expected)  # the same rows, in the same order

@@ -105,6 +105,7 @@ class Loader:
                                        f"world_size={world_size}")
         if format not in FORMATS:
             raise InvalidArgumentError(f"format must be one of {FORMATS}, got {format!r}")
+        self._order_fingerprint = dataset.fingerprint  # the order ignores the column choice
         if columns is not None:
             dataset = dataset.select(columns)
         self.dataset = dataset
@@ -127,7 +128,7 @@ class Loader:
 
     # -- order -----------------------------------------------------------------------------
     def _key(self) -> int:
-        text = f"{self.seed}:{self.epoch}:{self.dataset.fingerprint}"
+        text = f"{self.seed}:{self.epoch}:{self._order_fingerprint}"
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
     def _steps(self) -> tuple[int, int]:
