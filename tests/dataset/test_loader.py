@@ -107,8 +107,8 @@ def test_loader_errors(numbered, tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"x": np.arange(100_000)}), tmp_path / "big.parquet")
-    with pytest.raises(MemoryBudgetError, match=r"ds.cache"):
-        datakiln.read(tmp_path / "big.parquet").loader(8, memory_budget="100kB")
+    with pytest.raises(MemoryBudgetError, match=r"shuffle buffer"):
+        datakiln.read(tmp_path / "big.parquet").loader(50_000, memory_budget="100kB")
 
 
 def test_torch_batches_and_dataloader_workers_resume_exactly(numbered):
@@ -233,3 +233,44 @@ def test_column_choice_does_not_change_the_order(numbered):
     for a, b in zip(features, labels, strict=True):
         expected = np.where(a["i"] >= 10_004, 2, code_of[a["i"] % 4])
         assert np.array_equal(b["c"], expected)  # the same rows, in the same order
+
+
+
+@pytest.fixture
+def streamed(tmp_path):
+    """200,000 rows in 40 row groups of 5,000: read at random only through a cache."""
+    import pyarrow.parquet as pq
+
+    table = pa.table({"i": np.arange(200_000), "c": pa.array(np.array(["x", "y"])[np.arange(200_000) % 2])})
+    pq.write_table(table, tmp_path / "s.parquet", row_group_size=5_000)
+    return datakiln.read(tmp_path / "s.parquet")
+
+
+def test_streaming_mode_for_data_larger_than_the_budget(streamed):
+    loader = streamed.loader(1000, seed=1, memory_budget="1MB")
+    assert loader.streaming
+    first = _epoch(loader)
+    assert sorted(np.concatenate(first).tolist()) == list(range(200_000))  # exactly once
+    again = _epoch(streamed.loader(1000, seed=1, memory_budget="1MB", num_threads=1))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    loader.set_epoch(1)
+    assert not np.array_equal(np.concatenate(_epoch(loader)), np.concatenate(first))
+    codes = next(iter(streamed.loader(10, seed=1, memory_budget="1MB")))
+    assert set(codes["c"].tolist()) <= {0, 1} and codes["c"].tolist() == (codes["i"] % 2).tolist()
+
+
+def test_streaming_ranks_resume_and_quality(streamed):
+    per_rank = [_epoch(streamed.loader(700, seed=2, memory_budget="1MB", rank=r, world_size=3))
+                for r in range(3)]
+    assert len({len(b) for b in per_rank}) == 1
+    seen = np.concatenate([np.concatenate(b) for b in per_rank])
+    assert sorted(seen.tolist()) == list(range(200_000))
+    full = _epoch(streamed.loader(700, seed=2, memory_budget="1MB"))
+    resumed = streamed.loader(700, seed=2, memory_budget="1MB")
+    resumed.load_state_dict({"epoch": 0, "batches": 9})
+    assert all(np.array_equal(a, b) for a, b in zip(_epoch(resumed), full[9:], strict=True))
+    # quality: each batch mixes many of the 40 source blocks; no trace of the file order
+    blocks = [len(np.unique(batch // 5_000)) for batch in full[:-1]]
+    assert np.mean(blocks) >= 10
+    order = np.concatenate(full)
+    assert abs(np.corrcoef(np.arange(len(order)), order)[0, 1]) < 0.2

@@ -10,7 +10,10 @@ batches consumed)``.
 
 Rows are gathered chunk by chunk with NumPy fancy indexing and Arrow ``take`` on
 background threads (both release the GIL) from random-access storage: a memory-mapped
-Arrow file (``Dataset.cache``) or a table in memory. Nothing runs per sample in Python.
+Arrow file (``Dataset.cache``) or a table in memory; batches prefetched ahead are capped
+at a quarter of the memory budget in bytes. Nothing runs per sample in Python. Sources that
+cannot be read at random and do not fit the budget are streamed instead: shuffled block
+order plus a shuffle buffer (:mod:`datakiln.dataset._stream`), dealt to ranks the same way.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def _mapped(path: str, populate: bool) -> pa.Table:
     return ipc.open_file(pa.BufferReader(pa.py_buffer(mapping))).read_all()
 
 
-def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table:
+def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table | None:
     """The dataset's rows as a table that supports cheap random ``take``."""
     source = dataset.source
     plain = not dataset._ops
@@ -83,10 +86,7 @@ def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table:
         return source.table
     estimate = source.estimate_size().bytes
     if budget is not None and estimate is not None and estimate > budget:
-        raise MemoryBudgetError(
-            f"the loader needs random access; {source.name!r} ({format_bytes(estimate)}) does "
-            f"not fit the memory budget {format_bytes(budget)}: call ds.cache('local.arrow') "
-            "first and load from the cache")
+        return None  # too big to hold and not random-access: stream it instead
     return dataset.to_arrow()
 
 
@@ -114,15 +114,22 @@ class Loader:
         self.num_threads, self.rank, self.world_size = num_threads, rank, world_size
         self.memory_budget = parse_bytes(memory_budget)
         self.on_progress = on_progress
-        self._table = _random_access_table(dataset, self.memory_budget)
-        self.rows = self._table.num_rows
-        fits = self.memory_budget is None or self._table.nbytes <= self.memory_budget // 2
-        self._contiguous = fits and self._table.column(0).num_chunks > 1 if self._table.num_columns else False
         self.epoch = 0
         self._skip = 0
         self._stats = LoaderStats()
-        self.categories = self._categories()
-        self._gather = _Gather(self._table, self.categories, contiguous=self._contiguous)
+        table = _random_access_table(dataset, self.memory_budget)
+        self.streaming = table is None
+        if table is None:  # block shuffle + buffer (see datakiln.dataset._stream)
+            self.rows = dataset.count()
+            self._buffer_rows = self._stream_buffer_rows()
+            self.categories = self._categories(dataset.select(self._categorical(dataset.arrow_schema)))
+            self._gather = None
+        else:
+            self.rows = table.num_rows
+            fits = self.memory_budget is None or table.nbytes <= self.memory_budget // 2
+            contiguous = bool(table.num_columns) and fits and table.column(0).num_chunks > 1
+            self.categories = self._categories(table)
+            self._gather = _Gather(table, self.categories, contiguous=contiguous)
         self._blocks: dict[tuple[int, int], dict[int, np.ndarray]] = {}
         self._block_lock = threading.Lock()
 
@@ -187,19 +194,87 @@ class Loader:
         return self._stats.to_dict()
 
     # -- batches ---------------------------------------------------------------------------
-    def _categories(self) -> dict[str, list[Any]]:
+    def _categorical(self, schema: pa.Schema) -> list[str]:
+        """Text columns whose kind is categorical (or boolean): loaded as integer codes."""
         kinds = self.dataset.schema
-        result = {}
-        for name in self._table.column_names:
-            dtype = self._table.schema.field(name).type
-            if kinds[name].kind in ("categorical", "boolean") and (
-                    pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
-                    or pa.types.is_dictionary(dtype)):
-                values = self._table[name]
-                if pa.types.is_dictionary(dtype):
-                    values = values.cast(dtype.value_type)
-                result[name] = sorted(pc.unique(values.drop_null()).to_pylist())
-        return result
+        return [f.name for f in schema if kinds[f.name].kind in ("categorical", "boolean") and (
+            pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type))]
+
+    def _categories(self, data: Any) -> dict[str, list[Any]]:
+        """Sorted categories of each categorical column (one streaming pass for a Dataset)."""
+        tables = [data] if isinstance(data, pa.Table) else data._tables()
+        names = self._categorical(data.schema if isinstance(data, pa.Table) else data.arrow_schema)
+        seen: dict[str, set[Any]] = {name: set() for name in names}
+        for table in tables:
+            for name in names:
+                values = table[name]
+                if pa.types.is_dictionary(values.type):
+                    values = values.cast(values.type.value_type)
+                seen[name].update(pc.unique(values.drop_null()).to_pylist())
+        return {name: sorted(values) for name, values in seen.items()}
+
+    def _stream_buffer_rows(self) -> int:
+        """Rows the shuffle buffer may hold: a quarter of the budget (default 1,000,000)."""
+        sample = self.dataset._inference_sample()
+        row_bytes = max(1.0, sample.nbytes / max(sample.num_rows, 1))
+        step = self.batch_size * self.world_size
+        if self.memory_budget is None:
+            return max(step, 1_000_000)
+        rows = int(self.memory_budget // 4 // row_bytes)
+        if rows < step:
+            raise MemoryBudgetError(
+                f"a shuffle buffer of one step ({step:,} rows × {row_bytes:.0f} bytes) does not fit a "
+                f"quarter of the memory budget {format_bytes(self.memory_budget)}; raise it or use "
+                "ds.cache(...) for exact random access")
+        return rows
+
+    def _in_flight(self) -> int:
+        """Batches assembled ahead: ``prefetch`` + threads, capped so that they take at most
+        a quarter of the memory budget (in bytes)."""
+        wanted = self.prefetch + (self.num_threads or 2)
+        if self.memory_budget is None or self._gather is None or not self.rows:
+            return wanted
+        batch_bytes = max(1, self._gather.table.nbytes // self.rows * self.batch_size)
+        return max(1, min(wanted, self.memory_budget // 4 // batch_bytes))
+
+    def _stream_batches(self, wanted: set[int]) -> Iterator[Any]:
+        """This rank's batches from the shuffled stream: step ``b`` of the epoch is batch ``b``."""
+        from datakiln.dataset._stream import shuffled_stream
+
+        step_rows = self.batch_size * self.world_size
+        stream = shuffled_stream(self.dataset, self._key(), self._buffer_rows,
+                                 shuffle=self.shuffle, threads=self.num_threads)
+        pending: list[pa.Table] = []
+        held, batch = 0, 0
+
+        def emit(rows: pa.Table, number: int) -> Any:
+            local = self._positions(number) - number * step_rows
+            return self._convert(rows.take(pa.array(local)))
+
+        for table in stream:
+            pending.append(table)
+            held += table.num_rows
+            while held >= step_rows and batch < len(self):
+                joined = pa.concat_tables(pending)
+                if batch in wanted:
+                    yield emit(joined.slice(0, step_rows), batch)
+                pending, held, batch = [joined.slice(step_rows)], held - step_rows, batch + 1
+        if held and batch < len(self) and batch in wanted:
+            yield emit(pa.concat_tables(pending), batch)
+
+    def _convert(self, rows: pa.Table) -> Any:
+        """A gathered table in the loader's format."""
+        if self.format in ("arrow", "pandas"):
+            rows = rows.combine_chunks()
+            return rows.to_pandas() if self.format == "pandas" else (
+                rows.to_batches()[0] if rows.num_rows else pa.RecordBatch.from_pylist([], schema=rows.schema))
+        arrays = _Gather(rows, self.categories, contiguous=True).arrays(np.arange(rows.num_rows))
+        if self.format == "torch":
+            from datakiln.integrations.torch import to_tensors
+
+            return to_tensors(arrays)
+        return arrays
 
     def _assemble(self, batch: int) -> Any:
         indices = self.indices(batch)
@@ -246,9 +321,11 @@ class Loader:
         self._stats = LoaderStats()
         first = self._skip
         numbers = range(first + worker, len(self), workers)
-        tasks = (lambda b=b: self._assemble(b) for b in numbers)
-        batches = ordered_map(tasks, None, threads=self.num_threads,
-                              in_flight=self.prefetch + (self.num_threads or 2))
+        if self.streaming:
+            batches = self._stream_batches(set(numbers))
+        else:
+            tasks = (lambda b=b: self._assemble(b) for b in numbers)
+            batches = ordered_map(tasks, None, threads=self.num_threads, in_flight=self._in_flight())
         for index, batch in zip(numbers, batches):
             self._skip = index + 1
             size = len(batch) if self.format in ("pandas", "arrow") else (

@@ -76,6 +76,11 @@ def map_dataset(loader: Loader) -> Any:
     returns one batch (dict of tensors) gathered in one vectorised call; use it with
     ``DataLoader(ds, batch_size=B, sampler=..., collate_fn=lambda batch: batch)``."""
     torch = _torch()
+    if loader.streaming:
+        from datakiln.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("a map-style dataset needs random access: load from "
+                                   "ds.cache(...) (this source is streamed)")
 
     class _Rows(torch.utils.data.Dataset):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:

@@ -62,6 +62,9 @@ class Source:
 
     #: short human description used in messages, e.g. ``"adult.csv"``
     name: str = "source"
+    #: True when ``read_tasks`` yields cheap closures that do their I/O when called, so the
+    #: tasks can be listed up front and run in any order (Parquet row groups, CSV ranges)
+    tasks_are_independent: bool = True
 
     def __init__(self) -> None:
         self.stats = ReadStats()

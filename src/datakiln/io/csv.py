@@ -203,6 +203,7 @@ class CsvSource(Source):
         self.names = self._column_names(first_text, names)
         self._check_other_headers(names)
         self._schema = self._infer_types(first_text, column_types or {})
+        self.tasks_are_independent = all(self._splittable(p) for p in files.paths)
 
     # -- set-up ---------------------------------------------------------------------------
     def _open(self, path: str) -> Any:

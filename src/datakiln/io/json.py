@@ -36,6 +36,9 @@ class JsonSource(Source):
         self.block_bytes = block_bytes
         self._layouts = [self._layout(path) for path in files.paths]
         self._schema = self._infer(files.paths[0], self._layouts[0], infer_bytes)
+        self.tasks_are_independent = all(
+            layout == "lines" and split_compression(path)[1] is None
+            for path, layout in zip(files.paths, self._layouts))
         for path, layout in zip(files.paths[1:], self._layouts[1:]):
             theirs = self._infer(path, layout, 64 * 1024)
             if set(theirs.names) != set(self._schema.names):

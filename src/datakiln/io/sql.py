@@ -171,6 +171,8 @@ def _column_array(values: Sequence[Any], dtype: pa.DataType, column: str) -> pa.
 class SqlSource(Source):
     """A table or a ``SELECT`` query, streamed ``chunk_rows`` rows at a time.
 
+    Chunks come from one cursor in order, so its read tasks are not independent.
+
     Parameters
     ----------
     table_or_query : str
@@ -187,6 +189,7 @@ class SqlSource(Source):
     def __init__(self, table_or_query: str, url: str, *, params: Mapping[str, Any] | None = None,
                  chunk_rows: int = 10_000) -> None:
         super().__init__()
+        self.tasks_are_independent = False
         if chunk_rows <= 0:
             raise InvalidArgumentError(f"chunk_rows must be positive, got {chunk_rows}")
         sa = _sqlalchemy()
