@@ -274,3 +274,16 @@ def test_streaming_ranks_resume_and_quality(streamed):
     assert np.mean(blocks) >= 10
     order = np.concatenate(full)
     assert abs(np.corrcoef(np.arange(len(order)), order)[0, 1]) < 0.2
+
+
+def test_pin_memory_needs_torch_format_and_a_gpu(numbered):
+    import torch
+
+    with pytest.raises(InvalidArgumentError, match="format='torch'"):
+        numbered.loader(8, pin_memory=True)
+    if torch.cuda.is_available():  # a GPU machine: batches come back page-locked
+        batch = next(iter(numbered.loader(8, format="torch", pin_memory=True)))
+        assert batch["i"].is_pinned()
+    else:
+        with pytest.raises(InvalidArgumentError, match="needs a CUDA device"):
+            numbered.loader(8, format="torch", pin_memory=True)

@@ -432,7 +432,8 @@ class Dataset:
                shuffle: bool = True, seed: int = 0, drop_last: bool = False,
                format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
                rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
-               on_error: str = "raise", on_progress: Callable[[int], None] | None = None) -> Loader:
+               on_error: str = "raise", pin_memory: bool = False,
+               on_progress: Callable[[int], None] | None = None) -> Loader:
         """Batches for training: shuffled, sharded over ranks, prefetched, exactly resumable.
 
         Parameters
@@ -453,6 +454,8 @@ class Dataset:
         on_error : {"raise", "skip"}
             Unreadable pieces of the source (a corrupt file) stop loading or are skipped and
             counted in ``ds.stats`` while the rows are gathered.
+        pin_memory : bool
+            With ``format="torch"``, page-locked tensors for fast host-to-GPU copies (needs CUDA).
 
         >>> loader = ds.cache("train.arrow").loader(4096, seed=0)          # doctest: +SKIP
         >>> for epoch in range(3):                                          # doctest: +SKIP
@@ -466,7 +469,7 @@ class Dataset:
                       shuffle=shuffle, seed=seed, drop_last=drop_last, format=format,
                       prefetch=prefetch, num_threads=num_threads, rank=rank,
                       world_size=world_size, memory_budget=memory_budget or self._memory_budget,
-                      on_progress=on_progress)
+                      pin_memory=pin_memory, on_progress=on_progress)
 
     def profile(self, *, memory_budget: int | str | None = "1GB", top_k: int = 10,
                 sample_rows: int = 65_536, seed: int = 0,

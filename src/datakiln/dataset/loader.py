@@ -97,7 +97,7 @@ class Loader:
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False,
                  format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
                  rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 pin_memory: bool = False, on_progress: Callable[[int], None] | None = None) -> None:
         if batch_size <= 0:
             raise InvalidArgumentError(f"batch_size must be positive, got {batch_size}")
         if world_size <= 0 or not 0 <= rank < world_size:
@@ -114,6 +114,13 @@ class Loader:
         self.num_threads, self.rank, self.world_size = num_threads, rank, world_size
         self.memory_budget = parse_bytes(memory_budget)
         self.on_progress = on_progress
+        self.pin_memory = pin_memory
+        if pin_memory:
+            if format != "torch":
+                raise InvalidArgumentError("pin_memory=True needs format='torch'")
+            from datakiln.integrations.torch import check_pinning
+
+            check_pinning()
         self.epoch = 0
         self._skip = 0
         self._stats = LoaderStats()
@@ -273,7 +280,7 @@ class Loader:
         if self.format == "torch":
             from datakiln.integrations.torch import to_tensors
 
-            return to_tensors(arrays)
+            return to_tensors(arrays, pin_memory=self.pin_memory)
         return arrays
 
     def _assemble(self, batch: int) -> Any:
@@ -286,7 +293,7 @@ class Loader:
         if self.format == "torch":
             from datakiln.integrations.torch import to_tensors
 
-            return to_tensors(arrays)
+            return to_tensors(arrays, pin_memory=self.pin_memory)
         return arrays
 
     def __iter__(self) -> Iterator[Any]:

@@ -24,11 +24,21 @@ from datakiln._optional import import_optional
 if TYPE_CHECKING:
     from datakiln.dataset.loader import Loader
 
-__all__ = ["iterable_dataset", "map_dataset", "to_tensors"]
+__all__ = ["check_pinning", "iterable_dataset", "map_dataset", "to_tensors"]
 
 
 def _torch() -> Any:
     return import_optional("torch", extra="torch", purpose="PyTorch batches")
+
+
+def check_pinning() -> None:
+    """Raise a clear error when page-locked (pinned) memory cannot be used here."""
+    torch = _torch()
+    if not torch.cuda.is_available():
+        from datakiln.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("pin_memory=True needs a CUDA device, and torch sees none "
+                                   "here; leave pin_memory off on a CPU-only machine")
 
 
 def to_tensors(arrays: dict[str, np.ndarray], *, pin_memory: bool = False) -> dict[str, Any]:
