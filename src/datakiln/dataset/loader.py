@@ -179,7 +179,9 @@ class Loader:
                 rows = permute(flat.astype(np.uint64), self.rows, self._key()).astype(np.int64)
                 cuts = np.cumsum([p.size for p in positions])[:-1]
                 block = dict(zip(numbers, np.split(rows, cuts)))
-                self._blocks = {key: block}  # keep only the current block
+                # keep this block and the one before: threads may straddle a block boundary
+                self._blocks = {k: v for k, v in self._blocks.items() if k == (key[0], key[1] - 1)}
+                self._blocks[key] = block
         return block[batch]
 
     # -- epochs and resume ---------------------------------------------------------------
