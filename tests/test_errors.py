@@ -20,6 +20,7 @@ from datakiln import errors
         (errors.MemoryBudgetError, MemoryError),
         (errors.WriteError, OSError),
         (errors.MissingDependencyError, ImportError),
+        (errors.ModelFormatError, ValueError),
     ],
 )
 def test_every_leaf_is_a_datakiln_error_and_the_builtin_users_catch(error, builtin):

@@ -19,6 +19,8 @@ working::
     ├── InvalidArgumentError             (ValueError) an option out of range or of a bad type
     ├── MemoryBudgetError                (MemoryError) work cannot fit its memory budget
     ├── WriteError                       (OSError) an output cannot be written
+    ├── ModelFormatError                 (ValueError) a model file is truncated, tampered,
+    │                                    newer than this datakiln, or not a model file
     └── MissingDependencyError           (ImportError) an optional extra is not installed
 
 Messages say what was wrong, the value received (file, row, column) and how to fix it.
@@ -35,6 +37,7 @@ __all__ = [
     "InvalidArgumentError",
     "MemoryBudgetError",
     "MissingDependencyError",
+    "ModelFormatError",
     "ParseError",
     "QueryError",
     "SchemaError",
@@ -104,6 +107,10 @@ class MemoryBudgetError(DatakilnError, MemoryError):
 
 class WriteError(DatakilnError, OSError):
     """An output could not be written; nothing half-written is left behind."""
+
+
+class ModelFormatError(DatakilnError, ValueError):
+    """A model file cannot be trusted or read: truncated, tampered, too new, or not a model."""
 
 
 class MissingDependencyError(DatakilnError, ImportError):

@@ -1,0 +1,120 @@
+"""The Synthesizer contract every model follows (copula now, neural ones later).
+
+- ``__init__`` stores keyword arguments only; ``fit(data)`` takes a Dataset, Arrow table
+  or pandas DataFrame (streaming its batches where the model allows), validates, learns
+  and returns ``self``; learned state ends in ``_``.
+- ``sample(n, conditions=None, seed=None)`` returns an Arrow table with the training
+  schema (names, types, categories, nulls allowed); the same seed gives the same rows.
+- ``save(path)`` writes a model file (:mod:`datakiln.synth.modelfile`: JSON + arrays,
+  versioned, checksummed, never pickle); :func:`load` reads any registered model back.
+
+A model implements ``_fit``, ``_sample``, and ``_to_state`` / ``_from_state`` (plain JSON
+plus NumPy arrays) and registers itself with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from datakiln.errors import InvalidArgumentError, ModelFormatError
+from datakiln.synth.modelfile import ModelData, read_model, write_model
+
+__all__ = ["Synthesizer", "load", "register"]
+
+_MODELS: dict[str, type[Synthesizer]] = {}
+
+
+def register(cls: type[Synthesizer]) -> type[Synthesizer]:
+    """Class decorator: make ``cls`` loadable by :func:`load` under its class name."""
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+class Synthesizer:
+    """Base class of synthesizers; see the module docstring for the contract."""
+
+    schema_: pa.Schema
+    _state_version: ClassVar[int] = 1
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments as stored by ``__init__``."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the contract ------------------------------------------------------------------------
+    def fit(self, data: Any) -> Synthesizer:
+        """Learn from ``data`` (Dataset, Arrow table or pandas DataFrame); returns ``self``."""
+        from datakiln.transform.base import schema_of
+
+        self.schema_ = schema_of(data)
+        self._fit(data)
+        return self
+
+    def sample(self, n: int, conditions: dict[str, Any] | None = None,
+               seed: int | None = None) -> pa.Table:
+        """``n`` new rows with the training schema; ``conditions`` fix or bound columns."""
+        if not hasattr(self, "schema_"):
+            raise InvalidArgumentError(f"{type(self).__name__} is not fitted yet; call fit first")
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise InvalidArgumentError(f"n must be a whole number >= 0, got {n!r}")
+        unknown = sorted(set(conditions or {}) - set(self.schema_.names))
+        if unknown:
+            raise InvalidArgumentError(f"conditions name unknown columns {unknown}; the columns "
+                                       f"are {self.schema_.names}")
+        table = self._sample(int(n), dict(conditions or {}), np.random.default_rng(seed))
+        return table.select(self.schema_.names).cast(self.schema_)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to ``path`` (a ``.kiln`` model file), atomically."""
+        if not hasattr(self, "schema_"):
+            raise InvalidArgumentError(f"{type(self).__name__} is not fitted yet; nothing to save")
+        state, arrays = self._to_state()
+        schema = self.schema_.serialize().to_pybytes()
+        payload = {"params": self.get_params(), "state": state, "state_version": self._state_version}
+        write_model(path, ModelData(type(self).__name__, payload,
+                                    {**arrays, "__schema__": np.frombuffer(schema, dtype=np.uint8)}))
+
+    # -- for subclasses ---------------------------------------------------------------------
+    def _fit(self, data: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _sample(self, n: int, conditions: dict[str, Any],
+                rng: np.random.Generator) -> pa.Table:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _from_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def load(path: str | os.PathLike[str]) -> Synthesizer:
+    """Read a model file written by :meth:`Synthesizer.save` (any registered model type)."""
+    data = read_model(path)
+    kind = _MODELS.get(data.model)
+    if kind is None:
+        raise ModelFormatError(f"{str(path)!r} holds a {data.model!r} model, which this datakiln "
+                               f"does not know (known: {sorted(_MODELS)}); upgrade datakiln")
+    payload = data.payload
+    if payload.get("state_version", 1) > kind._state_version:
+        raise ModelFormatError(f"{str(path)!r}: {data.model} state version "
+                               f"{payload.get('state_version')} is newer than this datakiln reads")
+    try:
+        model = kind(**payload.get("params", {}))
+        arrays = dict(data.arrays)
+        schema_bytes = arrays.pop("__schema__").tobytes()
+        model.schema_ = pa.ipc.read_schema(pa.py_buffer(schema_bytes))
+        model._from_state(payload.get("state", {}), arrays)
+    except (KeyError, TypeError, ValueError, pa.ArrowInvalid) as exc:
+        raise ModelFormatError(f"{str(path)!r}: the {data.model} model cannot be rebuilt ({exc})") from exc
+    return model

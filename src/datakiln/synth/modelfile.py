@@ -1,0 +1,135 @@
+"""Model files that are data, never code: JSON plus NumPy arrays in one zip, checksummed.
+
+Layout of a ``.kiln`` file (a zip archive):
+
+- ``manifest.json``: ``{"format": "datakiln.model", "version", "model", "datakiln",
+  "members": {name: sha256}}``;
+- ``model.json``: the model's parameters and learned state (plain JSON);
+- ``arrays/<name>.npy``: NumPy arrays in the ``.npy`` format, read with
+  ``allow_pickle=False`` (torch weights are stored the same way, as CPU arrays, so a
+  model trained on a GPU loads anywhere).
+
+Reading verifies every member's SHA-256 and the format version: a truncated, altered or
+newer file raises :class:`~datakiln.errors.ModelFormatError`. The checksums catch
+corruption and accidental edits; they are not a signature against a deliberate forger.
+Writes are atomic (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import uuid
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datakiln.errors import ModelFormatError, WriteError
+
+__all__ = ["FORMAT_VERSION", "ModelData", "read_model", "write_model"]
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+@dataclass
+class ModelData:
+    """What a model file holds: the ``model`` type name, JSON ``payload`` and ``arrays``."""
+
+    model: str
+    payload: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    version: int = FORMAT_VERSION
+    datakiln: str = ""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_model(path: str | os.PathLike[str], data: ModelData) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    from datakiln import __version__
+
+    target = Path(path).expanduser().absolute()
+    members: dict[str, bytes] = {"model.json": json.dumps(data.payload, indent=1, allow_nan=False,
+                                                          ensure_ascii=False).encode("utf-8")}
+    for name, array in data.arrays.items():
+        if not _NAME.match(name):
+            raise ValueError(f"array name {name!r} must be letters, digits, '_', '-' or '.'")
+        if np.asarray(array).dtype == object:
+            raise ValueError(f"array {name!r} holds Python objects; store them in the JSON payload")
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(array), allow_pickle=False)
+        members[f"arrays/{name}.npy"] = buffer.getvalue()
+    manifest = {"format": "datakiln.model", "version": FORMAT_VERSION, "model": data.model,
+                "datakiln": __version__, "members": {n: _digest(b) for n, b in members.items()}}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("manifest.json", json.dumps(manifest, indent=1))
+            for name, content in members.items():
+                archive.writestr(name, content)
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write model file {str(target)!r}: {exc}") from exc
+    return target
+
+
+def read_model(path: str | os.PathLike[str]) -> ModelData:
+    """Read and verify a model file written by :func:`write_model`."""
+    where = str(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = _manifest(archive, where)
+            contents = {}
+            for name, expected in manifest["members"].items():
+                try:
+                    content = archive.read(name)
+                except KeyError as exc:
+                    raise ModelFormatError(f"{where!r} lacks {name!r}: the file is incomplete") from exc
+                if _digest(content) != expected:
+                    raise ModelFormatError(f"{where!r}: {name!r} does not match its checksum; the "
+                                           "file was altered or damaged")
+                contents[name] = content
+    except FileNotFoundError as exc:
+        raise ModelFormatError(f"no model file at {where!r}") from exc
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ModelFormatError(f"{where!r} is not a complete datakiln model file ({exc}); it may be "
+                               "truncated") from exc
+    payload = json.loads(contents.pop("model.json").decode("utf-8"))
+    arrays = {}
+    for name, content in contents.items():
+        try:
+            arrays[name.removeprefix("arrays/").removesuffix(".npy")] = np.load(
+                io.BytesIO(content), allow_pickle=False)
+        except ValueError as exc:
+            raise ModelFormatError(f"{where!r}: array {name!r} cannot be read safely ({exc})") from exc
+    return ModelData(manifest["model"], payload, arrays, manifest["version"], manifest.get("datakiln", ""))
+
+
+def _manifest(archive: zipfile.ZipFile, where: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(archive.read("manifest.json"))
+    except KeyError as exc:
+        raise ModelFormatError(f"{where!r} is a zip file but not a datakiln model (no manifest)") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"{where!r}: the manifest is damaged ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != "datakiln.model":
+        raise ModelFormatError(f"{where!r} is not a datakiln model file")
+    version = manifest.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFormatError(f"{where!r} was written by a newer datakiln (model format {version}, "
+                               f"this one reads up to {FORMAT_VERSION}); upgrade datakiln")
+    if "model.json" not in manifest.get("members", {}):
+        raise ModelFormatError(f"{where!r}: the manifest lists no model.json")
+    return manifest
