@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.dataset._permute import permute
-from datakiln.dataset.dataset import Dataset
+from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
 from datakiln.io.write import MultiWriter
 
@@ -77,16 +77,6 @@ def _names(count: int, names: Sequence[str] | None) -> list[str]:
         return list(names)
     return {2: ["train", "test"], 3: ["train", "validation", "test"]}.get(
         count, [f"split_{i}" for i in range(count)])
-
-
-def _as_dataset(data: Any) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, (pa.Table, pa.RecordBatch)):
-        return Dataset.from_arrow(data)
-    if type(data).__name__ == "DataFrame":
-        return Dataset.from_pandas(data)
-    raise InvalidArgumentError(f"split takes a Dataset, Arrow table or DataFrame, got {type(data).__name__}")
 
 
 class _Dealer:
@@ -248,7 +238,7 @@ def split(
     >>> parts = datakiln.split(ds, (0.8, 0.1, 0.1), stratify="income", seed=0)  # doctest: +SKIP
     >>> parts["train"].count(), parts.counts                                    # doctest: +SKIP
     """
-    dataset = _as_dataset(data)
+    dataset = as_dataset(data, what="split")
     shares = np.asarray(fractions, dtype=np.float64)
     if shares.ndim != 1 or len(shares) < 2 or (shares < 0).any() or not np.isclose(shares.sum(), 1.0):
         raise InvalidArgumentError(f"fractions must be two or more shares summing to 1, got {fractions}")

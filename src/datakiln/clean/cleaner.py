@@ -22,7 +22,7 @@ from datakiln.clean.impute import Impute
 from datakiln.clean.outliers import Outliers
 from datakiln.clean.repair import RepairTypes
 from datakiln.clean.report import CleaningReport, StepReport
-from datakiln.dataset.dataset import Dataset
+from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
 from datakiln.units import parse_bytes
 
@@ -35,16 +35,6 @@ STEP_TYPES: dict[str, type[Step]] = {"repair": RepairTypes, "duplicates": DropDu
 def default_steps() -> list[Step]:
     """The safe default: repair types and white space, drop exact duplicates, count outliers."""
     return [RepairTypes(), DropDuplicates(), Outliers(method="iqr", action="report")]
-
-
-def _as_dataset(data: Any) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, pa.Table):
-        return Dataset.from_arrow(data)
-    if type(data).__name__ == "DataFrame":
-        return Dataset.from_pandas(data)
-    raise InvalidArgumentError(f"expected a Dataset, Arrow table or DataFrame, got {type(data).__name__}")
 
 
 class Cleaner:
@@ -88,7 +78,7 @@ class Cleaner:
 
     def fit(self, data: Any) -> Cleaner:
         """Learn every step's statistics on ``data`` (each on the output of the ones before)."""
-        dataset = _as_dataset(data)
+        dataset = as_dataset(data, what="the Cleaner")
         budget = parse_bytes(self.memory_budget)
         self.steps_ = list(self.steps) if self.steps is not None else default_steps()
         if sum(not step.row_wise for step in self.steps_) > 1:
@@ -106,7 +96,7 @@ class Cleaner:
         written there atomically and the returned Dataset reads them."""
         if not hasattr(self, "steps_"):
             raise InvalidArgumentError("the Cleaner is not fitted yet; call fit first")
-        dataset = _as_dataset(data)
+        dataset = as_dataset(data, what="the Cleaner")
         budget = parse_bytes(self.memory_budget)
         report = CleaningReport()
         reports = [StepReport(step.name, step.settings()) for step in self.steps_]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from datakiln.dataset.profile import Profile
     from datakiln.io.write import WriteResult
 
-__all__ = ["INFER_ROWS", "Dataset"]
+__all__ = ["INFER_ROWS", "Dataset", "as_dataset"]
 
 #: rows read from the start of the data to infer column kinds
 INFER_ROWS = 10_000
@@ -479,3 +479,16 @@ class Dataset:
 
         return profile(self, memory_budget=memory_budget, top_k=top_k, sample_rows=sample_rows,
                        seed=seed, on_progress=on_progress)
+
+
+def as_dataset(data: Any, *, what: str = "this") -> Dataset:
+    """``data`` as a Dataset: a Dataset as is, an Arrow table/batch or pandas frame wrapped."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return Dataset.from_arrow(data)
+    if type(data).__name__ == "DataFrame":
+        return Dataset.from_pandas(data)
+    raise InvalidArgumentError(
+        f"{what} takes a datakiln Dataset, a pyarrow Table or a pandas DataFrame, got "
+        f"{type(data).__name__}")

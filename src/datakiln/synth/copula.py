@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from scipy import special
 
 from datakiln.dataset._sketches import RowSample
-from datakiln.dataset.dataset import Dataset
+from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError
 from datakiln.synth.base import Synthesizer, register
 from datakiln.units import parse_bytes
@@ -47,16 +47,6 @@ def _ndtr(z: np.ndarray) -> np.ndarray:
 
 def _ndtri(u: np.ndarray) -> np.ndarray:
     return special.ndtri(np.clip(u, _EPS, 1 - _EPS))
-
-
-def _as_dataset(data: Any) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, (pa.Table, pa.RecordBatch)):
-        return Dataset.from_arrow(data)
-    if type(data).__name__ == "DataFrame":
-        return Dataset.from_pandas(data)
-    raise InvalidArgumentError(f"fit takes a Dataset, Arrow table or DataFrame, got {type(data).__name__}")
 
 
 def _ticks(values: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -106,7 +96,7 @@ class GaussianCopula(Synthesizer):
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, data: Any) -> None:
-        dataset = _as_dataset(data)
+        dataset = as_dataset(data, what="fit")
         budget = parse_bytes(self.memory_budget)
         kinds = dataset.schema
         self.roles_ = {f.name: _role(kinds[f.name].kind, f.type) for f in dataset.arrow_schema}
