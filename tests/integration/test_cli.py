@@ -53,6 +53,7 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "identical to the CSV read: True" in result.stdout
     assert "validation: 500 rows" in result.stdout
     assert "imputed (mode): 331" in result.stdout
+    assert "synthetic rows" in result.stdout and (tmp_path / "adult.kiln").exists()
     assert (tmp_path / "adult.parquet").exists()
 
 
@@ -112,3 +113,19 @@ def test_clean_command_default_and_config(adult_path, tmp_path):
     assert result.exit_code == 0, result.output
     assert "imputed (mode)" in result.stdout
     assert datakiln.read(out).to_arrow()["workclass"].null_count == 0
+
+
+def test_synth_fit_and_sample_commands(adult_path, tmp_path):
+    model = tmp_path / "adult.kiln"
+    result = runner.invoke(app, ["synth", "fit", str(adult_path), "--names", NAMES, "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "GaussianCopula fitted" in result.stdout and "32,561 rows learned" in result.stdout
+    out = tmp_path / "rich.parquet"
+    result = runner.invoke(app, ["synth", "sample", str(model), "-n", "2000", "-o", str(out),
+                                 "--where", "income=>50K", "--where", "age=30..40", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    table = datakiln.read(out).to_arrow()
+    assert table.num_rows == 2000 and set(table["income"].to_pylist()) == {">50K"}
+    assert 30 <= min(table["age"].to_pylist()) and max(table["age"].to_pylist()) <= 40
+    bad = runner.invoke(app, ["synth", "sample", str(tmp_path / "none.kiln"), "-n", "5", "-o", str(out)])
+    assert bad.exit_code == 2 and "ModelFormatError" in bad.stderr

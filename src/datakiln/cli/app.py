@@ -11,11 +11,12 @@ from datakiln.cli.commands.convert import convert
 from datakiln.cli.commands.demo import demo
 from datakiln.cli.commands.inspect import inspect
 from datakiln.cli.commands.split import split_command
+from datakiln.cli.commands.synth import app as synth_app
 
 app = typer.Typer(
     name="kiln",
-    help="datakiln: load, inspect, convert, clean and split large datasets (more commands arrive with "
-         "synthesis and evaluation).\n\nExamples:\n\n  kiln demo\n\n"
+    help="datakiln: load, inspect, convert, clean, split and synthesize large datasets "
+         "(evaluation reports come next).\n\nExamples:\n\n  kiln demo\n\n"
          "  kiln inspect data.csv --json\n\n  kiln convert data.csv data/",
     no_args_is_help=True,
     add_completion=False,
@@ -26,6 +27,7 @@ app.command("convert")(convert)
 app.command("clean")(clean)
 app.command("split")(split_command)
 app.command("demo")(demo)
+app.add_typer(synth_app, name="synth")
 
 
 @app.callback()
