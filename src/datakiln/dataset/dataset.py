@@ -257,7 +257,8 @@ class Dataset:
         if budget is None:
             return threads, threads + 2
         task_bytes = self._source.task_bytes()
-        slots = int(budget // (2 * task_bytes))
+        # a task holds its raw bytes, the decoded table and per-batch temporaries: count 4x
+        slots = int(budget // (4 * task_bytes))
         if slots < 1:
             raise MemoryBudgetError(
                 f"one read task of {self._source.name!r} needs about {format_bytes(task_bytes)} "
