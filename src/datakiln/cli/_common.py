@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +41,32 @@ SkipBadOption = typer.Option(False, "--skip-bad-rows",
 SchemaOption = typer.Option(None, "--schema", help="JSON/YAML file of column kind overrides.")
 BudgetOption = typer.Option("1GB", "--memory-budget",
                             help="Memory the streaming work may use, e.g. 512MB, 2GB.")
+
+
+_READ_OPTIONS = {  # name: (annotation, typer option) shared by every command that reads data
+    "names": (str, NamesOption), "header": (bool, HeaderOption), "delimiter": (str, DelimiterOption),
+    "na": (list[str], NaOption), "format": (str, FormatOption), "encoding": (str, EncodingOption),
+    "skip_bad_rows": (bool, SkipBadOption), "schema": (str, SchemaOption),
+}
+
+
+def with_read_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` the shared read options (``--names``, ``--header`` ...); it receives
+    them already turned into :func:`datakiln.read` keyword arguments as ``read_kwargs``."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.name != "read_kwargs"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                annotation=annotation)
+              for name, (annotation, option) in _READ_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def run(**kwargs: Any) -> Any:
+        chosen = {name: kwargs.pop(name) for name in _READ_OPTIONS}
+        return command(**kwargs, read_kwargs=read_options(**chosen))
+
+    run.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+    return run
 
 
 def read_options(names: str | None, header: bool | None, delimiter: str | None,

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from datakiln.cli._common import (
     BudgetOption,
-    DelimiterOption,
-    EncodingOption,
-    FormatOption,
-    HeaderOption,
-    NamesOption,
-    NaOption,
-    SchemaOption,
-    SkipBadOption,
     console,
     friendly_errors,
     progress_bar,
-    read_options,
+    with_read_options,
 )
 
 
+@with_read_options
 def clean(
     data: str = typer.Argument(..., help="File, directory, glob or URL to clean."),
     out: str = typer.Option(..., "--out", "-o", help="Output file (Parquet unless --to says otherwise)."),
@@ -31,14 +25,7 @@ def clean(
     report: str = typer.Option(None, "--report", help="Write the cleaning report as JSON here."),
     to: str = typer.Option("parquet", "--to", help="Output format: parquet, csv, jsonl."),
     memory_budget: str = BudgetOption,
-    names: str = NamesOption,
-    header: bool = HeaderOption,
-    delimiter: str = DelimiterOption,
-    na: list[str] = NaOption,
-    format: str = FormatOption,
-    encoding: str = EncodingOption,
-    skip_bad_rows: bool = SkipBadOption,
-    schema: str = SchemaOption,
+    read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Clean a table and report every change.
 
@@ -55,8 +42,7 @@ def clean(
     from datakiln.clean import Cleaner
 
     with friendly_errors():
-        dataset = datakiln.read(data, **read_options(names, header, delimiter, na, format, encoding,
-                                                     skip_bad_rows, schema))
+        dataset = datakiln.read(data, **(read_kwargs or {}))
         cleaner = Cleaner.from_config(config) if config else Cleaner()
         cleaner.memory_budget = memory_budget
         cleaner.fit(dataset)

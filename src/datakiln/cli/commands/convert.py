@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from datakiln.cli._common import (
-    DelimiterOption,
-    EncodingOption,
-    FormatOption,
-    HeaderOption,
-    NamesOption,
-    NaOption,
-    SchemaOption,
-    SkipBadOption,
     console,
     friendly_errors,
     progress_bar,
-    read_options,
+    with_read_options,
 )
 from datakiln.units import format_bytes
 
 
+@with_read_options
 def convert(
     data: str = typer.Argument(..., help="File, directory, glob or URL to read."),
     out: str = typer.Argument(..., help="Output directory (or file with --single-file)."),
@@ -29,14 +24,7 @@ def convert(
     partition_by: list[str] = typer.Option(None, "--partition-by",
                                            help="Column to partition by (hive key=value dirs); repeatable."),
     single_file: bool = typer.Option(False, "--single-file", help="Write one file, not shards."),
-    names: str = NamesOption,
-    header: bool = HeaderOption,
-    delimiter: str = DelimiterOption,
-    na: list[str] = NaOption,
-    format: str = FormatOption,
-    encoding: str = EncodingOption,
-    skip_bad_rows: bool = SkipBadOption,
-    schema: str = SchemaOption,
+    read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Convert once, train many: Parquet re-reads far faster than CSV.
 
@@ -53,8 +41,7 @@ def convert(
     import datakiln
 
     with friendly_errors():
-        dataset = datakiln.read(data, **read_options(names, header, delimiter, na, format,
-                                                     encoding, skip_bad_rows, schema))
+        dataset = datakiln.read(data, **(read_kwargs or {}))
         size = dataset.source.estimate_size()
         with progress_bar("converting", size.rows if size.exact else None) as advance:
             result = dataset.write(out, format=to, partition_by=partition_by or None,

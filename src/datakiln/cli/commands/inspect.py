@@ -9,18 +9,10 @@ import typer
 
 from datakiln.cli._common import (
     BudgetOption,
-    DelimiterOption,
-    EncodingOption,
-    FormatOption,
-    HeaderOption,
-    NamesOption,
-    NaOption,
-    SchemaOption,
-    SkipBadOption,
     console,
     friendly_errors,
     progress_bar,
-    read_options,
+    with_read_options,
 )
 from datakiln.cli._render import profile_table
 
@@ -44,17 +36,11 @@ def inspect_data(data: str, options: dict[str, Any], memory_budget: str, top_k: 
     return {"summary": summary, "profile": profile}
 
 
+@with_read_options
 def inspect(
     data: str = typer.Argument(..., help="File, directory, glob or URL to inspect."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    names: str = NamesOption,
-    header: bool = HeaderOption,
-    delimiter: str = DelimiterOption,
-    na: list[str] = NaOption,
-    format: str = FormatOption,
-    encoding: str = EncodingOption,
-    skip_bad_rows: bool = SkipBadOption,
-    schema: str = SchemaOption,
+    read_kwargs: dict[str, Any] | None = None,
     memory_budget: str = BudgetOption,
     top_k: int = typer.Option(10, "--top-k", help="Most frequent values listed per column."),
 ) -> None:
@@ -67,8 +53,7 @@ def inspect(
       kiln inspect adult.csv --names age,workclass,fnlwgt,... --json > adult.json
     """
     with friendly_errors():
-        result = inspect_data(data, read_options(names, header, delimiter, na, format, encoding,
-                                                 skip_bad_rows, schema), memory_budget, top_k)
+        result = inspect_data(data, read_kwargs or {}, memory_budget, top_k)
     summary, profile = result["summary"], result["profile"]
     if as_json:
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
 from datakiln.cli._common import (
-    DelimiterOption,
-    EncodingOption,
-    FormatOption,
-    HeaderOption,
-    NamesOption,
-    NaOption,
-    SchemaOption,
-    SkipBadOption,
     console,
     friendly_errors,
-    read_options,
+    with_read_options,
 )
 from datakiln.errors import InvalidArgumentError
 
 
+@with_read_options
 def split_command(
     data: str = typer.Argument(..., help="File, directory, glob or URL to split."),
     out: str = typer.Option(..., "--out", "-o",
@@ -36,14 +31,7 @@ def split_command(
                              help="Earliest rows first by this column; no time straddles splits."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same split."),
     rare: str = typer.Option("error", "--rare", help="Classes too small for every split: error, or train."),
-    names: str = NamesOption,
-    header: bool = HeaderOption,
-    delimiter: str = DelimiterOption,
-    na: list[str] = NaOption,
-    format: str = FormatOption,
-    encoding: str = EncodingOption,
-    skip_bad_rows: bool = SkipBadOption,
-    schema: str = SchemaOption,
+    read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Split rows into train / validation / test files, reproducibly.
 
@@ -63,8 +51,7 @@ def split_command(
         except ValueError as exc:
             raise InvalidArgumentError(
                 f"--fractions must be numbers like 0.8,0.1,0.1, got {fractions!r}") from exc
-        dataset = datakiln.read(data, **read_options(names, header, delimiter, na, format, encoding,
-                                                     skip_bad_rows, schema))
+        dataset = datakiln.read(data, **(read_kwargs or {}))
         result = datakiln.split(dataset, shares, stratify=stratify, group=group, time=time,
                                 seed=seed, rare=rare, output=out)
     table = Table(title=f"{result.method} split of {data} (seed {seed})", title_justify="left")

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
 from datakiln.cli._common import (
     BudgetOption,
-    DelimiterOption,
-    EncodingOption,
-    FormatOption,
-    HeaderOption,
-    NamesOption,
-    NaOption,
-    SchemaOption,
-    SkipBadOption,
     console,
     friendly_errors,
     progress_bar,
-    read_options,
+    with_read_options,
 )
 from datakiln.errors import InvalidArgumentError
 from datakiln.units import format_bytes
@@ -53,19 +47,13 @@ def _number(text: str) -> object:
 
 
 @app.command("fit")
+@with_read_options
 def fit(
     data: str = typer.Argument(..., help="File, directory, glob or URL to learn from."),
     out: str = typer.Option(..., "--out", "-o", help="Model file to write, e.g. model.kiln."),
     model: str = typer.Option("copula", "--model", help=f"Which synthesizer: {', '.join(MODELS)}."),
     memory_budget: str = BudgetOption,
-    names: str = NamesOption,
-    header: bool = HeaderOption,
-    delimiter: str = DelimiterOption,
-    na: list[str] = NaOption,
-    format: str = FormatOption,
-    encoding: str = EncodingOption,
-    skip_bad_rows: bool = SkipBadOption,
-    schema: str = SchemaOption,
+    read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Fit a synthesizer (two streaming passes for the copula) and save it.
 
@@ -80,8 +68,7 @@ def fit(
     with friendly_errors():
         if model not in MODELS:
             raise InvalidArgumentError(f"--model must be one of {MODELS}, got {model!r}")
-        dataset = datakiln.read(data, **read_options(names, header, delimiter, na, format, encoding,
-                                                     skip_bad_rows, schema))
+        dataset = datakiln.read(data, **(read_kwargs or {}))
         started = time.perf_counter()
         with progress_bar("fitting", None):
             fitted = GaussianCopula(memory_budget=memory_budget).fit(dataset)
