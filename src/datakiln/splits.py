@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from datakiln.dataset._permute import permute
 from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
-from datakiln.io.write import MultiWriter
+from datakiln.io.write import MultiWriter, write_text_atomic
 
 __all__ = ["SplitResult", "split"]
 
@@ -298,8 +298,5 @@ def _run(dataset: Dataset, dealer: Any, labels: list[str], shares: np.ndarray, m
                     for name in labels}
     result = SplitResult(datasets, counts, method, seed, fractions, class_counts, paths)
     if output is not None:
-        report = Path(output) / "split.json"
-        temp = report.with_name(".split.json.tmp")
-        temp.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
-        temp.replace(report)
+        write_text_atomic(Path(output) / "split.json", json.dumps(result.to_dict(), indent=2))
     return result

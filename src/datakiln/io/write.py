@@ -218,6 +218,19 @@ def write_tables(
     return result
 
 
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    target = Path(path)
+    temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
+    return target
+
+
 def _replace(temp: Path, target: Path) -> None:
     """Move ``temp`` onto ``target``; a file replaces a file atomically, anything else is
     swapped out first and removed after the new output is in place."""

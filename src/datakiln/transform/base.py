@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -173,10 +172,9 @@ class Transform:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted transform as JSON, atomically."""
-        target = Path(path)
-        temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        temp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        os.replace(temp, target)
+        from datakiln.io.write import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
 
 def load(path: str | os.PathLike[str]) -> Transform:

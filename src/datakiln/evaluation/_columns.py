@@ -1,0 +1,170 @@
+"""Which columns an evaluation compares, and how rows become numbers for models and distances.
+
+Every column gets a *role*: ``continuous`` (numbers, integers, datetimes: compared by
+their distribution function), ``discrete`` (categories and booleans: compared by their
+frequencies) or ``None`` (identifiers, PII and free text: skipped, as SDMetrics skips
+them). Roles come from the real data's inferred kinds; ``metadata`` overrides them with
+datakiln kinds or SDV's sdtypes (``numerical``, ``categorical``, ``boolean``,
+``datetime``, ``id``, ``pii``).
+
+:class:`RowEncoder` turns sampled rows into (a) a matrix for scikit-learn's
+HistGradientBoosting (category codes flagged as categorical, nulls as NaN) and (b) an
+embedding whose Euclidean distance is a Gower-like distance (numbers scaled to the real
+range, a category mismatch counts 1, a null is its own value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datakiln.dataset.dataset import Dataset
+from datakiln.errors import InvalidArgumentError, SchemaError
+
+__all__ = ["ColumnRoles", "RowEncoder", "column_roles", "numbers"]
+
+_CONTINUOUS_KINDS = {"numeric", "integer", "datetime", "numerical"}
+_DISCRETE_KINDS = {"categorical", "boolean", "ordinal"}
+_SKIPPED_KINDS = {"identifier", "id", "pii", "text"}
+MAX_CODES = 250  # HistGradientBoosting's limit for a categorical feature is 255 bins
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """``{column: "continuous" | "discrete"}`` for compared columns, plus the skipped ones."""
+
+    roles: dict[str, str]
+    skipped: dict[str, str]
+
+    @property
+    def continuous(self) -> list[str]:
+        return [n for n, r in self.roles.items() if r == "continuous"]
+
+    @property
+    def discrete(self) -> list[str]:
+        return [n for n, r in self.roles.items() if r == "discrete"]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.roles)
+
+
+def column_roles(real: Dataset, others: list[tuple[str, Dataset]],
+                 metadata: Mapping[str, str] | None = None) -> ColumnRoles:
+    """Roles of the real columns; every other table must have the same column names."""
+    for label, other in others:
+        missing = [n for n in real.columns if n not in other.columns]
+        if missing:
+            raise SchemaError(f"the {label} data lacks the real columns {missing}; evaluate compares "
+                              f"tables with the same columns (it has {other.columns})")
+    metadata = dict(metadata or {})
+    unknown = sorted(set(metadata) - set(real.columns))
+    if unknown:
+        raise InvalidArgumentError(f"metadata names columns the real data does not have: {unknown}")
+    kinds = real.schema
+    roles, skipped = {}, {}
+    for field in real.arrow_schema:
+        kind = str(metadata.get(field.name, kinds[field.name].kind))
+        if kind in _CONTINUOUS_KINDS and _is_numeric_type(field.type):
+            roles[field.name] = "continuous"
+        elif kind in _DISCRETE_KINDS or (kind in _CONTINUOUS_KINDS and not _is_numeric_type(field.type)):
+            roles[field.name] = "discrete"
+        elif kind in _SKIPPED_KINDS:
+            skipped[field.name] = kind
+        else:
+            raise InvalidArgumentError(f"column {field.name!r}: unknown kind {kind!r} in metadata; use "
+                                       f"numeric, integer, datetime, categorical, boolean, identifier, "
+                                       f"pii or text")
+    return ColumnRoles(roles, skipped)
+
+
+def _is_numeric_type(dtype: pa.DataType) -> bool:
+    return (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
+            or pa.types.is_temporal(dtype))
+
+
+def numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric or temporal column as float64 (datetimes as integer ticks); nulls are NaN."""
+    dtype = column.type
+    if pa.types.is_temporal(dtype):
+        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
+        column = pc.cast(pc.cast(column, storage), pa.int64())
+    return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A dictionary-encoded column decoded to its value type; others unchanged."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+class RowEncoder:
+    """Encodes row samples consistently: codes for models, an embedding for distances.
+
+    Fitted on the real sample: the most frequent ``MAX_CODES`` categories of each discrete
+    column get codes (the rest share one), continuous columns are scaled by the real range.
+    """
+
+    def __init__(self, roles: ColumnRoles, real: pa.Table, columns: list[str] | None = None) -> None:
+        self.columns = [c for c in (columns or roles.names)]
+        self.roles = {c: roles.roles[c] for c in self.columns}
+        self.vocab: dict[str, pa.Array] = {}
+        self.scale: dict[str, tuple[float, float]] = {}
+        for name in self.columns:
+            if self.roles[name] == "discrete":
+                counts = pc.value_counts(plain(real[name]).drop_null())
+                order = np.argsort(-np.asarray(counts.field("counts")), kind="stable")[:MAX_CODES]
+                self.vocab[name] = counts.field("values").take(pa.array(order))
+            else:
+                x = numbers(real[name])
+                x = x[~np.isnan(x)]
+                low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
+                self.scale[name] = (low, high - low if high > low else 1.0)
+
+    def codes(self, table: pa.Table, name: str) -> np.ndarray:
+        """Category codes of a discrete column as float: unknown/rare → the shared code, null → NaN."""
+        column = plain(table[name])
+        vocab = self.vocab[name]
+        index = pc.index_in(column, value_set=vocab.cast(column.type)).to_numpy(zero_copy_only=False)
+        index = np.asarray(index, dtype=np.float64)
+        missing = np.asarray(column.is_null().to_numpy(zero_copy_only=False))
+        index = np.where(np.isnan(index), float(len(vocab)), index)
+        index[missing] = np.nan
+        return index
+
+    def model_matrix(self, table: pa.Table, exclude: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """(float matrix, boolean mask of categorical columns) for HistGradientBoosting."""
+        names = [c for c in self.columns if c not in exclude]
+        if not names:
+            raise InvalidArgumentError("no columns are left to learn from")
+        matrix = np.column_stack([self.codes(table, c) if self.roles[c] == "discrete" else numbers(table[c])
+                                  for c in names])
+        return matrix, np.array([self.roles[c] == "discrete" for c in names])
+
+    def embedding(self, table: pa.Table) -> np.ndarray:
+        """Rows in a space where Euclidean distance is Gower-like (see the module docstring)."""
+        parts: list[np.ndarray] = []
+        for name in self.columns:
+            if self.roles[name] == "discrete":
+                codes = self.codes(table, name)
+                codes = np.where(np.isnan(codes), len(self.vocab[name]) + 1, codes).astype(np.int64)
+                onehot = np.zeros((len(codes), len(self.vocab[name]) + 2), dtype=np.float32)
+                onehot[np.arange(len(codes)), codes] = np.sqrt(0.5)  # a mismatch adds 1 to d²
+                parts.append(onehot)
+            else:
+                low, width = self.scale[name]
+                x = (numbers(table[name]) - low) / width
+                missing = np.isnan(x)
+                parts.append(np.column_stack([np.where(missing, 0.0, x), missing]).astype(np.float32))
+        return np.hstack(parts) if parts else np.zeros((table.num_rows, 0), dtype=np.float32)
+
+
+def same_order(values: Any) -> list[Any]:
+    """JSON-safe Python values (dates to ISO text)."""
+    return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]

@@ -1,0 +1,160 @@
+"""Privacy risk: how close synthetic rows come to the real rows they were learned from.
+
+- **exact copies**: the share of all synthetic rows equal to some training row (64-bit
+  row hashes over the compared columns, streamed; a holdout's own share is the baseline).
+- **distance to closest record** (DCR): for sampled synthetic rows and holdout rows, the
+  distance to the nearest training row (Gower-like: numbers scaled to the real range, a
+  category mismatch counts 1). ``dcr_share_closer_than_holdout`` is the share of synthetic
+  rows closer to the training data than the holdout's median DCR: about 0.5 when the
+  synthetic rows are no closer than unseen real rows, towards 1 when they copy.
+- **nearest-neighbour distance ratio** (NNDR): closest / second-closest training distance.
+- **membership inference**: an attacker scores candidate rows by their distance to the
+  nearest synthetic row; the AUC of telling training rows from holdout rows (0.5: no
+  signal).
+
+These are heuristics: passing them is no guarantee of privacy (that takes a mechanism
+with a proof, such as differential privacy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import NearestNeighbors
+
+from datakiln.clean.base import row_hashes
+from datakiln.dataset.dataset import Dataset
+from datakiln.evaluation._columns import RowEncoder
+from datakiln.evaluation._stats import bootstrap_interval, proportion_interval, take_rows
+
+__all__ = ["exact_copies", "privacy_risk", "training_hashes"]
+
+NOTICE = ("Distance-based checks are heuristics: passing them is no proof of privacy. Only a "
+          "mechanism with a guarantee (e.g. differential privacy) bounds what can be learned.")
+DCR_BINS = 30
+
+
+def training_hashes(dataset: Dataset, columns: list[str], memory_budget: int | None) -> np.ndarray:
+    """Sorted distinct row hashes of the training data over ``columns`` (8 bytes a row)."""
+    parts = list(dataset.select(columns)._tables(lambda t: np.unique(row_hashes(t, columns)),
+                                                 memory_budget=memory_budget))
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def exact_copies(dataset: Dataset, columns: list[str], train: np.ndarray, memory_budget: int | None,
+                 on_progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """(rows of ``dataset`` equal to a training row, rows) over ``columns``."""
+    copies = rows = 0
+    for hit, n in dataset.select(columns)._tables(
+            lambda t: (int(np.isin(row_hashes(t, columns), train).sum()), t.num_rows),
+            memory_budget=memory_budget):
+        copies, rows = copies + hit, rows + n
+        if on_progress is not None:
+            on_progress(n)
+    return copies, rows
+
+
+def _nearest(reference: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(reference))
+    finder = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
+    distances, _ = finder.kneighbors(queries)
+    return distances
+
+
+def _median_ratio(distances: np.ndarray) -> float:
+    """Median of closest / second-closest distance (0 where both are 0: a duplicate)."""
+    second = distances[:, -1]
+    return float(np.median(np.where(second > 0, distances[:, 0] / np.maximum(second, 1e-12), 0.0)))
+
+
+def _histogram(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    pooled = np.concatenate([v for v in values.values() if v.size])
+    top = float(np.quantile(pooled, 0.99)) if pooled.size else 1.0
+    edges = np.linspace(0, max(top, 1e-9), DCR_BINS + 1)
+    out: dict[str, Any] = {"edges": edges.tolist()}
+    for name, v in values.items():
+        counts = np.bincount(np.clip(np.searchsorted(edges, v, side="right") - 1, 0, DCR_BINS - 1),
+                             minlength=DCR_BINS)
+        out[name] = (counts / max(len(v), 1)).tolist()
+    return out
+
+
+def privacy_risk(encoder: RowEncoder, train: pa.Table, synthetic: pa.Table, holdout: pa.Table | None,
+                 copies: tuple[int, int], holdout_copies: tuple[int, int] | None, *,
+                 rows: int = 5_000, seed: int = 0) -> dict[str, Any]:
+    """The privacy section from row samples of train, synthetic and (optional) holdout."""
+    rng = np.random.default_rng([seed, 17])
+    reference = encoder.embedding(train)
+    queries = encoder.embedding(take_rows(synthetic, rows, rng))
+    synth_distances = _nearest(reference, queries, 2)
+    dcr = synth_distances[:, 0]
+    copy_rate = copies[0] / copies[1] if copies[1] else None
+    out: dict[str, Any] = {
+        "exact_copy_rate": copy_rate, "exact_copy_interval": proportion_interval(*copies),
+        "exact_copies": copies[0], "synthetic_rows_checked": copies[1],
+        "dcr_synthetic_median": float(np.median(dcr)),
+        "nndr_synthetic_median": _median_ratio(synth_distances),
+        "train_rows": train.num_rows, "query_rows": len(queries), "notice": NOTICE,
+    }
+    histograms = {"synthetic": dcr}
+    if holdout is not None and holdout.num_rows:
+        members = take_rows(holdout, rows, rng)
+        holdout_distances = _nearest(reference, encoder.embedding(members), 2)
+        dcr_holdout = holdout_distances[:, 0]
+        median = float(np.median(dcr_holdout))
+        closer = int((dcr < median).sum())
+        out.update({
+            "dcr_holdout_median": median,
+            "dcr_share_closer_than_holdout": closer / len(dcr),
+            "dcr_share_interval": proportion_interval(closer, len(dcr)),
+            "nndr_holdout_median": _median_ratio(holdout_distances),
+            "holdout_exact_copy_rate": (holdout_copies[0] / holdout_copies[1]
+                                        if holdout_copies and holdout_copies[1] else None),
+        })
+        out.update(_membership(encoder, train, members, synthetic, rng, rows))
+        histograms["holdout"] = dcr_holdout
+    out["dcr_histogram"] = _histogram(histograms)
+    out["flags"] = _flags(out)
+    out["flagged"] = bool(out["flags"])
+    return out
+
+
+def _membership(encoder: RowEncoder, train: pa.Table, holdout: pa.Table, synthetic: pa.Table,
+                rng: np.random.Generator, rows: int) -> dict[str, Any]:
+    """Distance-to-synthetic attack: AUC of telling training rows from holdout rows."""
+    size = min(train.num_rows, holdout.num_rows, rows)
+    members = encoder.embedding(take_rows(train, size, rng))
+    outsiders = encoder.embedding(take_rows(holdout, size, rng))
+    reference = encoder.embedding(take_rows(synthetic, max(rows * 4, size), rng))
+    distances = _nearest(reference, np.vstack([members, outsiders]), 1)[:, 0]
+    labels = np.r_[np.ones(len(members)), np.zeros(len(outsiders))]
+    score = -distances
+
+    def auc(index: np.ndarray) -> float:
+        return roc_auc_score(labels[index], score[index])
+
+    value = float(auc(np.arange(len(labels))))
+    return {"membership_auc": value, "membership_interval": bootstrap_interval(auc, len(labels), rng),
+            "membership_rows": int(len(labels))}
+
+
+def _flags(result: dict[str, Any]) -> list[str]:
+    """Plain-language warnings where a metric points at leakage."""
+    flags = []
+    baseline = result.get("holdout_exact_copy_rate") or 0.0
+    rate = result.get("exact_copy_rate") or 0.0
+    if rate > max(0.01, 2 * baseline):
+        flags.append(f"{rate:.1%} of synthetic rows are exact copies of training rows "
+                     f"(a holdout's rate: {baseline:.1%})")
+    share = result.get("dcr_share_closer_than_holdout")
+    if share is not None and share > 0.6:
+        flags.append(f"{share:.0%} of synthetic rows are closer to the training data than the median "
+                     f"holdout row (about 50% expected)")
+    membership = result.get("membership_auc")
+    if membership is not None and membership > 0.6:
+        flags.append(f"a distance-based membership attack reaches AUC {membership:.2f} (0.5: no signal)")
+    return flags
