@@ -102,3 +102,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session")
+def adult_test(adult_path: Path) -> pa.Table:
+    """The Adult test split with its labels made to match the training file (no trailing '.')."""
+    import pyarrow.compute as pc
+
+    import datakiln
+
+    table = datakiln.read(adult_path.with_name("adult-test.csv"), names=ADULT_COLUMNS).to_arrow()
+    index = table.schema.get_field_index("income")
+    return table.set_column(index, "income", pc.replace_substring(table["income"], ".", ""))
+
+
+@pytest.fixture(scope="session")
+def adult_synthetic(adult: pa.Table) -> pa.Table:
+    """A Gaussian-copula sample as large as Adult train (seed 1)."""
+    from datakiln.synth import GaussianCopula
+
+    return GaussianCopula().fit(adult).sample(adult.num_rows, seed=1)

@@ -55,6 +55,27 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "imputed (mode): 331" in result.stdout
     assert "synthetic rows" in result.stdout and (tmp_path / "adult.kiln").exists()
     assert (tmp_path / "adult.parquet").exists()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert 0.8 < report["fidelity"]["score"] <= 1 and report["utility"]["target"] == "income"
+    assert "HTML report:" in result.stdout and (tmp_path / "report.html").stat().st_size > 20_000
+
+
+def test_evaluate_writes_html_and_json(adult, adult_synthetic, tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(adult, tmp_path / "real.parquet")
+    pq.write_table(adult_synthetic, tmp_path / "synth.parquet")
+    result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real.parquet"), "--synthetic",
+                                 str(tmp_path / "synth.parquet"), "--target", "income", "--sample-rows",
+                                 "4000", "--html", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "column-pair trends" in result.stdout and "detection AUC" in result.stdout
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["info"]["real_rows"] == 32_561 and data["utility"]["holdout"] == "20% of the real sample"
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    bad = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real.parquet"), "--synthetic",
+                              str(tmp_path / "real.parquet"), "--target", "nope"])
+    assert bad.exit_code == 2 and "target 'nope'" in bad.output
 
 
 @pytest.mark.parametrize(

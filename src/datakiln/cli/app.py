@@ -6,9 +6,11 @@ import logging
 
 import typer
 
+from datakiln.cli._common import with_read_options
 from datakiln.cli.commands.clean import clean
 from datakiln.cli.commands.convert import convert
 from datakiln.cli.commands.demo import demo
+from datakiln.cli.commands.evaluate import evaluate_command
 from datakiln.cli.commands.inspect import inspect
 from datakiln.cli.commands.split import split_command
 from datakiln.cli.commands.synth import app as synth_app
@@ -26,6 +28,7 @@ app.command("inspect")(inspect)
 app.command("convert")(convert)
 app.command("clean")(clean)
 app.command("split")(split_command)
+app.command("evaluate")(with_read_options(evaluate_command))
 app.command("demo")(demo)
 app.add_typer(synth_app, name="synth")
 

@@ -9,7 +9,9 @@ compared with theirs:
 - **column-pair trends**: for two continuous columns ``1 - |r_real - r_synth| / 2``
   (Pearson, rows where both are present); otherwise the contingency similarity
   ``1 - ½ Σ |p_real(a, b) - p_synth(a, b)|`` with nulls as their own value and
-  continuous columns cut into 10 equal-width bins of the real range; averaged over the
+  continuous columns cut into 10 equal-width bins, each table on its own range as
+  SDMetrics does (``np.digitize`` on ``np.histogram_bin_edges``: the maximum shares the
+  null bin); averaged over the
   pairs that are related in the real data (|r| > 0.5, Cramér's V > 0.3), as SDMetrics
   0.32's QualityReport does; the mean over every pair is reported beside it.
 - the overall **score** is the mean of the two; missing-value similarity
@@ -113,7 +115,7 @@ class _Layout:
     roles: ColumnRoles
     vocab: dict[str, list[Any]]  # real categories by frequency, then synthetic-only ones
     ks_edges: dict[str, np.ndarray]
-    pair_edges: dict[str, np.ndarray]
+    pair_edges: dict[str, dict[str, np.ndarray]]  # side ("real"/"synthetic") → column → edges
     plot_edges: dict[str, np.ndarray]
     center: dict[str, tuple[float, float]]
     pairs: list[tuple[str, str]]
@@ -124,9 +126,9 @@ class _Layout:
             return len(self.vocab[name]) + 1
         return PAIR_BINS + 2
 
-    def codes(self, table: pa.Table, name: str) -> np.ndarray:
+    def codes(self, table: pa.Table, name: str, side: str) -> np.ndarray:
         if self.roles.roles[name] == "continuous":
-            return np.digitize(numbers(table[name]), self.pair_edges[name]).astype(np.int64)
+            return np.digitize(numbers(table[name]), self.pair_edges[side][name]).astype(np.int64)
         column = plain(table[name])
         lookup = pa.array(self.vocab[name], type=column.type)
         index = pc.index_in(column, value_set=lookup).to_numpy(zero_copy_only=False)
@@ -141,7 +143,8 @@ def _layout(roles: ColumnRoles, real: FirstPass, synthetic: FirstPass) -> _Layou
         known = set(values)
         values += [v for v in synthetic.counts[name] if v not in known]
         vocab[name] = values
-    ks_edges, pair_edges, plot_edges, center = {}, {}, {}, {}
+    ks_edges, plot_edges, center = {}, {}, {}
+    pair_edges: dict[str, dict[str, np.ndarray]] = {"real": {}, "synthetic": {}}
     for name in roles.continuous:
         pooled = []
         for side in (real, synthetic):
@@ -152,9 +155,11 @@ def _layout(roles: ColumnRoles, real: FirstPass, synthetic: FirstPass) -> _Layou
         if edges.size > MAX_EDGES:
             edges = np.unique(np.quantile(edges, np.linspace(0, 1, MAX_EDGES)))
         ks_edges[name] = edges
+        for side, first in (("real", real), ("synthetic", synthetic)):  # each on its own range
+            low, high = first.low.get(name, 0.0), first.high.get(name, 0.0)
+            pair_edges[side][name] = np.linspace(low, high, PAIR_BINS + 1) if high > low else \
+                np.array([low - 0.5, low + 0.5])
         low, high = real.low.get(name, 0.0), real.high.get(name, 0.0)
-        inner = np.linspace(low, high, PAIR_BINS + 1) if high > low else np.array([low - 0.5, low + 0.5])
-        pair_edges[name] = np.r_[-np.inf, inner[1:-1], np.inf]
         plot_edges[name] = np.linspace(low, high, PLOT_BINS + 1) if high > low else np.array([low, low + 1])
         center[name] = (low, high - low if high > low else 1.0)
     names = roles.names
@@ -186,7 +191,7 @@ class _SecondPass:
                     merged[cell] = merged.get(cell, 0) + count
 
 
-def _second_pass_batch(layout: _Layout, table: pa.Table) -> _SecondPass:
+def _second_pass_batch(layout: _Layout, table: pa.Table, side: str) -> _SecondPass:
     out = _SecondPass(rows=table.num_rows)
     continuous = layout.roles.continuous
     scaled = {}
@@ -204,7 +209,7 @@ def _second_pass_batch(layout: _Layout, table: pa.Table) -> _SecondPass:
         filled = np.nan_to_num(matrix)
         out.moments = {"n": present.T @ present, "sx": filled.T @ present,
                        "sxx": (filled ** 2).T @ present, "sxy": filled.T @ filled}
-    codes = {name: layout.codes(table, name) for name in layout.roles.names}
+    codes = {name: layout.codes(table, name, side) for name in layout.roles.names}
     for a, b in layout.pairs:
         if layout.roles.roles[a] == layout.roles.roles[b] == "continuous":
             continue
@@ -218,12 +223,12 @@ def _second_pass_batch(layout: _Layout, table: pa.Table) -> _SecondPass:
     return out
 
 
-def second_pass(dataset: Dataset, layout: _Layout, memory_budget: int | None,
+def second_pass(dataset: Dataset, layout: _Layout, side: str, memory_budget: int | None,
                 on_progress: Callable[[int], None] | None = None) -> _SecondPass:
     """Stream ``dataset`` again: KS and plot histograms, contingency tables, correlation sums."""
     total = _SecondPass()
     for part in dataset.select(layout.roles.names)._tables(
-            lambda table: _second_pass_batch(layout, table), memory_budget=memory_budget):
+            lambda table: _second_pass_batch(layout, table, side), memory_budget=memory_budget):
         total.merge(part)
         if on_progress is not None:
             on_progress(part.rows)
@@ -372,8 +377,9 @@ def fidelity_scores(roles: ColumnRoles, real: Dataset, synthetic: Dataset, real_
                     on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Pass two over both tables and the fidelity section of the report (no detection)."""
     layout = _layout(roles, real_first, synth_first)
-    real_second, synth_second = both(lambda data: second_pass(data, layout, memory_budget, on_progress),
-                                     real, synthetic)
+    real_second, synth_second = both(
+        lambda job: second_pass(job[0], layout, job[1], memory_budget, on_progress),
+        (real, "real"), (synthetic, "synthetic"))
     columns = column_shapes(layout, real_first, synth_first, real_second, synth_second)
     pairs = column_pair_trends(layout, real_second, synth_second)
     shapes = _mean([c["score"] for c in columns])

@@ -129,7 +129,7 @@ def _membership(encoder: RowEncoder, train: pa.Table, holdout: pa.Table, synthet
     size = min(train.num_rows, holdout.num_rows, rows)
     members = encoder.embedding(take_rows(train, size, rng))
     outsiders = encoder.embedding(take_rows(holdout, size, rng))
-    reference = encoder.embedding(take_rows(synthetic, max(rows * 4, size), rng))
+    reference = encoder.embedding(synthetic)  # the whole synthetic sample
     distances = _nearest(reference, np.vstack([members, outsiders]), 1)[:, 0]
     labels = np.r_[np.ones(len(members)), np.zeros(len(outsiders))]
     score = -distances

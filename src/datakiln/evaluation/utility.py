@@ -113,6 +113,8 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
     task = "classification" if encoder.roles[target] == "discrete" else "regression"
     test_x, mask = encoder.model_matrix(holdout, exclude=(target,))
     test_y = _labels(encoder, holdout, target)
+    if task == "classification":
+        _check_labels(encoder, holdout, target, test_y)
     keep = ~np.isnan(test_y)
     test_x, test_y = test_x[keep], test_y[keep]
     real_y = _labels(encoder, real, target)
@@ -154,6 +156,17 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
                                         else None),
             "augmentation_gain": (augmented_score - real_score if augmented_score is not None
                                   and real_score is not None else None)}
+
+
+def _check_labels(encoder: RowEncoder, holdout: pa.Table, target: str, codes: np.ndarray) -> None:
+    """Refuse a holdout whose classes the real data mostly does not have (e.g. ">50K." vs ">50K")."""
+    unknown = codes == len(encoder.vocab[target])
+    if unknown.mean() > 0.5:
+        seen = sorted({str(v) for v in holdout[target].filter(pa.array(unknown)).to_pylist()[:1000]})[:5]
+        raise InvalidArgumentError(
+            f"{unknown.mean():.0%} of the holdout's {target!r} values never occur in the real data "
+            f"(e.g. {seen}; the real classes are {encoder.vocab[target].to_pylist()[:5]}); make the labels "
+            f"match, e.g. strip a trailing '.'")
 
 
 def _class_name(encoder: RowEncoder, target: str, code: float | None) -> Any:

@@ -115,8 +115,7 @@ class GaussianCopula(Synthesizer):
                 for value, count in zip(summary.field("values").to_pylist(),
                                         summary.field("counts").to_pylist()):
                     seen[value] = seen.get(value, 0) + count
-            numeric = [n for n, r in self.roles_.items() if r in ("numeric", "identifier")]
-            sample.add(table.select(numeric), rng)
+            sample.add(table.select([n for n, r in self.roles_.items() if r != "pii"]), rng)
         self.rows_ = rows
         self.null_share_ = {n: nulls[n] / rows if rows else 0.0 for n in self.roles_}
         self.categories_ = {}
@@ -133,12 +132,65 @@ class GaussianCopula(Synthesizer):
                 self.quantiles_[name] = (np.quantile(values, levels) if values.size
                                          else np.zeros(self.grid))
         self.modelled_ = [n for n, r in self.roles_.items() if r in ("numeric", "categorical")]
+        if sample.table is not None:
+            self._order_categories(sample.table, rng)
         self.correlation_ = self._correlate(dataset, budget)
 
-    def _uniform(self, table: pa.Table, rng: np.random.Generator) -> np.ndarray:
-        """Each modelled column of ``table`` on the uniform scale (rows × columns)."""
-        out = np.empty((table.num_rows, len(self.modelled_)))
-        for j, name in enumerate(self.modelled_):
+    def _order_categories(self, sample: pa.Table, rng: np.random.Generator, rounds: int = 3) -> None:
+        """Order each column's categories along its strongest link to the other columns.
+
+        A category's place on the normal scale is arbitrary, and a Gaussian copula only sees
+        monotone relations; so, on the row sample, each categorical column's categories are
+        sorted by the first principal direction of their mean normal scores of the other
+        columns (weighted by frequency), a few rounds in turn (optimal scaling). Education
+        then lines up with education-num, occupation with income, and so on.
+        """
+        names = [n for n in self.modelled_ if self.roles_[n] == "categorical"
+                 and len(self.categories_[n]["values"]) > 2]
+        if not names or len(self.modelled_) < 2:
+            return
+        scores = _ndtri(self._uniform(sample.select(self.modelled_), rng, jitter=False))
+        for _ in range(rounds):
+            for name in names:
+                j = self.modelled_.index(name)
+                spec = self.categories_[name]
+                codes = self._category_codes(sample[name], spec["values"])
+                known = codes >= 0
+                others = np.delete(scores[known], j, axis=1)
+                counts = np.bincount(codes[known], minlength=len(spec["values"])).astype(float)
+                sums = np.stack([np.bincount(codes[known], weights=others[:, i], minlength=len(counts))
+                                 for i in range(others.shape[1])], axis=1)
+                seen = counts > 0
+                means = sums[seen] / counts[seen, None]
+                weights = counts[seen] / counts[seen].sum()
+                centred = means - weights @ means
+                _, _, directions = np.linalg.svd(centred * np.sqrt(weights)[:, None], full_matrices=False)
+                position = np.full(len(counts), np.inf)  # unseen in the sample: at the end
+                position[seen] = centred @ directions[0]
+                order = np.argsort(position, kind="stable")
+                spec["values"] = [spec["values"][i] for i in order]
+                spec["shares"] = [spec["shares"][i] for i in order]
+                single = self._uniform(sample.select([name]), rng, jitter=False, names=[name])
+                scores[:, j] = _ndtri(single[:, 0])
+
+    @staticmethod
+    def _category_codes(column: pa.ChunkedArray, values: list[Any]) -> np.ndarray:
+        """Index of each value in ``values`` (-1 for nulls and values not listed)."""
+        plain = column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        lookup = pa.array(values, type=plain.type)
+        index = pc.index_in(plain, value_set=lookup).to_numpy(zero_copy_only=False)
+        return np.nan_to_num(np.asarray(index, dtype=np.float64), nan=-1).astype(np.int64)
+
+    def _uniform(self, table: pa.Table, rng: np.random.Generator, jitter: bool = True,
+                 names: list[str] | None = None) -> np.ndarray:
+        """Columns ``names`` (default: the modelled ones) on the uniform scale (rows × columns).
+
+        Within a category's interval (or a tie's stretch) a row lands at random, or in the
+        middle with ``jitter=False``.
+        """
+        names = self.modelled_ if names is None else names
+        out = np.empty((table.num_rows, len(names)))
+        for j, name in enumerate(names):
             column = table[name]
             p0 = self.null_share_[name]
             missing = np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
@@ -147,21 +199,18 @@ class GaussianCopula(Synthesizer):
                 shares = np.asarray(self.categories_[name]["shares"])
                 starts = p0 + (1 - p0) * np.r_[0.0, np.cumsum(shares)[:-1]]
                 widths = (1 - p0) * shares
-                lookup = pa.array(values, type=column.type if not pa.types.is_dictionary(column.type)
-                                  else column.type.value_type)
-                plain = column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
-                index = pc.index_in(plain, value_set=lookup).to_numpy(zero_copy_only=False)
-                index = np.where(np.isnan(index.astype(float)), 0, index).astype(np.int64)
-                u = starts[index] + rng.random(table.num_rows) * widths[index] if len(values) else \
-                    np.full(table.num_rows, 0.5)
+                index = np.maximum(self._category_codes(column, values), 0)
+                spread = rng.random(table.num_rows) if jitter else 0.5
+                u = starts[index] + spread * widths[index] if len(values) else np.full(table.num_rows, 0.5)
             else:
                 grid = self.quantiles_[name]
                 x = _ticks(column).to_numpy(zero_copy_only=False)
                 left = np.searchsorted(grid, x, side="left")
                 right = np.searchsorted(grid, x, side="right")
-                position = left + rng.random(len(x)) * np.maximum(right - left, 0)  # ties: spread
+                spread = rng.random(len(x)) if jitter else 0.5
+                position = left + spread * np.maximum(right - left, 0)  # ties: spread
                 u = p0 + (1 - p0) * np.clip(position / (len(grid) - 1), 0, 1)
-            u = np.where(missing, rng.random(table.num_rows) * p0, u)
+            u = np.where(missing, (rng.random(table.num_rows) if jitter else 0.5) * p0, u)
             out[:, j] = u
         return out
 

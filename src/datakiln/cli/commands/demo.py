@@ -1,6 +1,6 @@
 """``kiln demo``: the main job on the shipped Adult sample.
 
-load → inspect → convert → clean → split → synthesize, printing what each step did.
+load → inspect → convert → clean → split → synthesize → evaluate, printing what each step did.
 """
 
 from __future__ import annotations
@@ -80,5 +80,13 @@ def demo(
         console.print(f"fitted a Gaussian copula on the train split, saved {folder / 'adult.kiln'}, "
                       f"sampled {synthetic.num_rows:,} synthetic rows (>50K share {share:.2%}) -> "
                       f"{folder / 'synthetic.parquet'}")
+        console.rule("[bold]7. evaluate")
+        from datakiln.cli.commands.evaluate import summary_table
+
+        report = datakiln.evaluate(parts["train"], synthetic, holdout=parts["test"], target="income", seed=0)
+        report.to_html(folder / "report.html")
+        report.to_json(folder / "report.json")
+        console.print(summary_table(report, "synthetic sample against the train split"))
+        console.print(f"HTML report: {folder / 'report.html'} (open it in a browser)")
     console.rule()
     console.print(f"done in {time.perf_counter() - started:.1f} s; outputs in {folder}")
