@@ -67,7 +67,8 @@ def test_evaluate_writes_html_and_json(adult, adult_synthetic, tmp_path):
     pq.write_table(adult_synthetic, tmp_path / "synth.parquet")
     result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real.parquet"), "--synthetic",
                                  str(tmp_path / "synth.parquet"), "--target", "income", "--sample-rows",
-                                 "4000", "--html", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")])
+                                 "4000", "--html", str(tmp_path / "r.html"),
+                                 "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     assert "column-pair trends" in result.stdout and "detection AUC" in result.stdout
     data = json.loads((tmp_path / "r.json").read_text())
