@@ -19,6 +19,7 @@ working::
     ├── InvalidArgumentError             (ValueError) an option out of range or of a bad type
     ├── MemoryBudgetError                (MemoryError) work cannot fit its memory budget
     ├── WriteError                       (OSError) an output cannot be written
+    ├── ConstraintError                  (ValueError) data breaks a declared constraint
     ├── ModelFormatError                 (ValueError) a model file is truncated, tampered,
     │                                    newer than this datakiln, or not a model file
     └── MissingDependencyError           (ImportError) an optional extra is not installed
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConnectionFailedError",
+    "ConstraintError",
     "DatabaseError",
     "DatakilnError",
     "EmptySourceError",
@@ -107,6 +109,10 @@ class MemoryBudgetError(DatakilnError, MemoryError):
 
 class WriteError(DatakilnError, OSError):
     """An output could not be written; nothing half-written is left behind."""
+
+
+class ConstraintError(DatakilnError, ValueError):
+    """Training data (or, never expected, a sample) breaks a declared constraint."""
 
 
 class ModelFormatError(DatakilnError, ValueError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,17 +52,22 @@ class Synthesizer:
         return f"{type(self).__name__}({args})"
 
     # -- the contract ------------------------------------------------------------------------
-    def fit(self, data: Any) -> Synthesizer:
-        """Learn from ``data`` (Dataset, Arrow table or pandas DataFrame); returns ``self``."""
+    def fit(self, data: Any, on_progress: Callable[[int], None] | None = None) -> Synthesizer:
+        """Learn from ``data`` (Dataset, Arrow table or pandas DataFrame); returns ``self``.
+
+        ``on_progress(rows)`` is called as batches are processed (once per pass and batch).
+        """
         from datakiln.transform.base import schema_of
 
         self.schema_ = schema_of(data)
-        self._fit(data)
+        self._on_progress = on_progress
+        try:
+            self._fit(data)
+        finally:
+            self._on_progress = None
         return self
 
-    def sample(self, n: int, conditions: dict[str, Any] | None = None,
-               seed: int | None = None) -> pa.Table:
-        """``n`` new rows with the training schema; ``conditions`` fix or bound columns."""
+    def _check_sample_args(self, n: int, conditions: dict[str, Any] | None) -> None:
         if not hasattr(self, "schema_"):
             raise InvalidArgumentError(f"{type(self).__name__} is not fitted yet; call fit first")
         if not isinstance(n, (int, np.integer)) or n < 0:
@@ -70,8 +76,35 @@ class Synthesizer:
         if unknown:
             raise InvalidArgumentError(f"conditions name unknown columns {unknown}; the columns "
                                        f"are {self.schema_.names}")
+
+    def sample(self, n: int, conditions: dict[str, Any] | None = None,
+               seed: int | None = None) -> pa.Table:
+        """``n`` new rows with the training schema; ``conditions`` fix or bound columns."""
+        self._check_sample_args(n, conditions)
         table = self._sample(int(n), dict(conditions or {}), np.random.default_rng(seed))
-        return table.select(self.schema_.names).cast(self.schema_)
+        schema = self._output_schema()
+        return table.select(schema.names).cast(schema)
+
+    def sample_batches(self, n: int, batch_rows: int = 100_000, conditions: dict[str, Any] | None = None,
+                       seed: int | None = None) -> Iterator[pa.Table]:
+        """The rows of ``sample(n, conditions, seed)`` as tables of ``batch_rows`` rows (bounded memory)."""
+        self._check_sample_args(n, conditions)
+        if batch_rows < 1:
+            raise InvalidArgumentError(f"batch_rows must be at least 1, got {batch_rows!r}")
+        schema = self._output_schema()
+        for table in self._batches(int(n), int(batch_rows), dict(conditions or {}), np.random.default_rng(seed)):
+            yield table.select(schema.names).cast(schema)
+
+    def _output_schema(self) -> pa.Schema:
+        """The schema of sampled tables (the training schema unless a model drops columns)."""
+        return self.schema_
+
+    def _batches(self, n: int, batch_rows: int, conditions: dict[str, Any],
+                 rng: np.random.Generator) -> Iterator[pa.Table]:
+        """Default: one sample sliced; models that can, generate batch by batch."""
+        table = self._sample(n, conditions, rng)
+        for start in range(0, table.num_rows, batch_rows):
+            yield table.slice(start, batch_rows)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to ``path`` (a ``.kiln`` model file), atomically."""

@@ -1,60 +1,53 @@
-"""A streaming Gaussian-copula synthesizer: empirical marginals, correlation of normal scores.
+"""A streaming Gaussian-copula synthesizer: a mixture of copulas over empirical marginals.
 
 Fitting takes two passes over the data, batch by batch, so a table larger than memory is
-fine: the first collects exact category frequencies, exact null counts and a uniform row
-sample (``sample_rows``, exact when the data is no larger) whose quantiles give each
-numeric column a fine empirical quantile function (``grid`` points, ends at the exact
-min and max, point masses such as many zeros kept as flat stretches); the second maps
-every row to normal scores and accumulates their correlation, made positive definite.
+fine. Pass one counts categories and nulls exactly and keeps a uniform row sample
+(``sample_rows``); from the sample come the quantile functions (``grid`` points, ends at
+the exact min and max, spikes kept as flat stretches), the order of each column's
+categories on the normal scale (sorted along their strongest link to the other columns,
+so that education lines up with education-num) and the ``by`` columns: the one or two
+categorical columns most tied to the rest (``by="auto"``), one copula per combination of
+their values. Pass two maps every row to normal scores and accumulates each component's
+correlation (made positive definite) and exact category and null counts.
 
-Each column lives on the uniform scale in [0, 1]: missing values take the first ``p_null``
-of it (so their correlation with other columns is kept), categories take intervals in
-order of frequency, numbers the rest through their quantile function. Sampling draws
-correlated normals, maps them back, and rounds integers, datetimes and decimals to their
-type. Rows come in fixed chunks of 65,536, each from its own seeded generator, so the same
-seed gives the same rows whatever the batch size. Identifier columns are regenerated
-(unique) and PII columns replaced by format-valid fakes, never copied.
+A plain Gaussian copula only keeps monotone, linear-on-the-normal-scale dependence; the
+mixture keeps everything that differs between the ``by`` groups (e.g. income by
+relationship) exactly, which lifts pair trends and ML utility (see the README figures).
 
-Conditional sampling (``conditions={"income": ">50K"}`` or ``{"age": (30, 40)}``) is
-exact: the conditioned columns' normal scores are drawn from their truncated conditional
-distributions, the other columns from the Gaussian conditioned on them; no rejection.
+Sampling works in fixed chunks of 65,536 rows, each from its own seeded generator, so the
+same seed gives the same rows whatever the batch size; chunks run on threads. Conditions
+(``{"income": ">50K"}``, ``{"age": (30, 40)}``) are exact: components are reweighted by
+the probability of the condition and the conditioned scores drawn from their truncated
+conditional distributions; no rejection. Constraints (:mod:`datakiln.synth.constraints`)
+hold by construction and are checked on every chunk. Identifier columns are regenerated
+(unique); PII columns are replaced by format-valid fakes (``pii="fake"``) or dropped
+(``pii="drop"``), never copied.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import special
+from threadpoolctl import threadpool_limits
 
+from datakiln.dataset._executor import ordered_map
 from datakiln.dataset._sketches import RowSample
-from datakiln.dataset.dataset import Dataset, as_dataset
-from datakiln.errors import InvalidArgumentError
+from datakiln.dataset.dataset import as_dataset
+from datakiln.errors import ConstraintError, InvalidArgumentError, SchemaError
+from datakiln.synth._component import Component, codes_of, ndtri, nearest_correlation
+from datakiln.synth._fakes import fake_values
+from datakiln.synth._mixture import choose_by, order_categories
 from datakiln.synth.base import Synthesizer, register
+from datakiln.synth.constraints import Bound, Inequality, Integer, check, parse_constraints, ticks, violations
 from datakiln.units import parse_bytes
 
 __all__ = ["GaussianCopula"]
 
 CHUNK_ROWS = 65_536
-_EPS = 1e-9
-
-
-def _ndtr(z: np.ndarray) -> np.ndarray:
-    return special.ndtr(z)
-
-
-def _ndtri(u: np.ndarray) -> np.ndarray:
-    return special.ndtri(np.clip(u, _EPS, 1 - _EPS))
-
-
-def _ticks(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    dtype = values.type
-    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype) or pa.types.is_duration(dtype):
-        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
-        values = pc.cast(pc.cast(values, storage), pa.int64())
-    return pc.cast(values, pa.float64())
 
 
 def _role(kind: str, dtype: pa.DataType) -> str:
@@ -68,192 +61,352 @@ def _role(kind: str, dtype: pa.DataType) -> str:
 
 @register
 class GaussianCopula(Synthesizer):
-    """Gaussian copula over empirical marginals, fitted in two streaming passes.
+    """Mixture of Gaussian copulas over empirical marginals, fitted in two streaming passes.
 
     Parameters
     ----------
+    by : "auto", str, list of str or None
+        Categorical columns whose value combinations get a copula each (default ``"auto"``:
+        up to two columns chosen on the sample, at most ``max_components`` combinations);
+        ``None`` fits one copula.
+    max_components : int
+        Most combinations of ``by`` values (default 32).
+    min_component_rows : int
+        Sample rows a component needs for its own quantile functions and correlation
+        (default 200); smaller ones borrow the whole table's.
+    constraints : list of str or constraint objects
+        E.g. ``["start < end", "age >= 0", "visits: integer"]``; guaranteed in every sample.
+    pii : "fake" or "drop"
+        Replace PII columns with format-valid fakes (default) or leave them out.
     sample_rows : int
-        Rows in the uniform sample behind the numeric quantile functions (default 200,000).
+        Rows in the uniform sample behind quantiles and category order (default 200,000).
     grid : int
         Points of each quantile function (default 2,049).
     max_categories : int
-        Most frequent categories kept per column (default 10,000); rarer ones are drawn
-        from the remaining frequency by their share, never invented.
+        Most frequent categories kept per column (default 10,000).
     memory_budget : str or int
         Budget for the fitting passes (default ``"1GB"``).
+    threads : int or None
+        Threads for sampling (default: one per core).
     seed : int
-        Seed of the fitting randomness (tie-breaking inside categories and spikes).
+        Seed of the fitting randomness.
     """
 
-    def __init__(self, *, sample_rows: int = 200_000, grid: int = 2049,
-                 max_categories: int = 10_000, memory_budget: str | int | None = "1GB",
-                 seed: int = 0) -> None:
+    _state_version = 2
+
+    def __init__(self, *, by: str | list[str] | None = "auto", max_components: int = 32,
+                 min_component_rows: int = 200, constraints: list[Any] | None = None, pii: str = "fake",
+                 sample_rows: int = 200_000, grid: int = 2049, max_categories: int = 10_000,
+                 memory_budget: str | int | None = "1GB", threads: int | None = None, seed: int = 0) -> None:
+        self.by = by
+        self.max_components = max_components
+        self.min_component_rows = min_component_rows
+        self.constraints = constraints
+        self.pii = pii
         self.sample_rows = sample_rows
         self.grid = grid
         self.max_categories = max_categories
         self.memory_budget = memory_budget
+        self.threads = threads
         self.seed = seed
 
-    # -- fitting ---------------------------------------------------------------------------
+    # -- fitting -----------------------------------------------------------------------------
+    def _validate(self, dataset: Any) -> None:
+        if self.pii not in ("fake", "drop"):
+            raise InvalidArgumentError(f"pii must be 'fake' or 'drop', got {self.pii!r}")
+        if self.grid < 3 or self.sample_rows < 10:
+            raise InvalidArgumentError("grid must be at least 3 and sample_rows at least 10")
+        self.constraints_ = parse_constraints(self.constraints, dataset.columns)
+        for constraint in self.constraints_:
+            named = [constraint.low, constraint.high] if isinstance(constraint, Inequality) else [
+                constraint.column]
+            bad = [n for n in named if self.roles_[n] != "numeric"]
+            if bad:
+                raise InvalidArgumentError(f"constraint {str(constraint)!r} needs numeric, date or time "
+                                           f"columns; {bad} are {[self.roles_[n] for n in bad]}")
+        self.gaps_ = {c.high: c.low for c in self.constraints_ if isinstance(c, Inequality)}
+
+    def _derive(self, table: pa.Table) -> pa.Table:
+        """The table as modelled: the upper side of each inequality becomes its gap (float)."""
+        for high, low in self.gaps_.items():
+            gap = ticks(table[high]) - ticks(table[low])
+            index = table.schema.get_field_index(high)
+            table = table.set_column(index, high, pa.array(gap, mask=np.isnan(gap)))
+        return table
+
+    def _columns(self, table: pa.Table) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(category codes, numeric ticks) of the modelled columns of a derived table."""
+        codes = {n: codes_of(table[n], self.vocab_arrays_[n]) for n in self.modelled_
+                 if self.roles_[n] == "categorical"}
+        numbers = {n: ticks(table[n]) for n in self.modelled_ if self.roles_[n] == "numeric"}
+        return codes, numbers
+
     def _fit(self, data: Any) -> None:
         dataset = as_dataset(data, what="fit")
         budget = parse_bytes(self.memory_budget)
         kinds = dataset.schema
         self.roles_ = {f.name: _role(kinds[f.name].kind, f.type) for f in dataset.arrow_schema}
         self.pii_ = {name: kinds[name].pii for name, role in self.roles_.items() if role == "pii"}
+        self._validate(dataset)
         rng = np.random.default_rng(self.seed)
         sample = RowSample(self.sample_rows)
         counts: dict[str, dict[Any, int]] = {n: {} for n, r in self.roles_.items() if r == "categorical"}
-        nulls = dict.fromkeys(self.roles_, 0)
-        rows = 0
+        rows, last_id = 0, {}
         for table in dataset._tables(memory_budget=budget):
+            self._check_training(table, rows)
             rows += table.num_rows
-            for name in self.roles_:
-                nulls[name] += table[name].null_count
+            table = self._derive(table)
             for name, seen in counts.items():
                 summary = pc.value_counts(table[name].drop_null())
-                for value, count in zip(summary.field("values").to_pylist(),
-                                        summary.field("counts").to_pylist()):
+                for value, count in zip(summary.field("values").to_pylist(), summary.field("counts").to_pylist()):
                     seen[value] = seen.get(value, 0) + count
+            for name, role in self.roles_.items():
+                if role == "identifier" and pa.types.is_integer(table[name].type) and table[name].null_count < len(
+                        table[name]):
+                    last_id[name] = max(last_id.get(name, 0), pc.max(table[name]).as_py())
             sample.add(table.select([n for n, r in self.roles_.items() if r != "pii"]), rng)
-        self.rows_ = rows
-        self.null_share_ = {n: nulls[n] / rows if rows else 0.0 for n in self.roles_}
-        self.categories_ = {}
+            self._progress(table.num_rows)
+        if rows == 0 or sample.table is None:
+            raise InvalidArgumentError("fit needs at least one row")
+        self.rows_, self.last_id_ = rows, last_id
+        self.vocab_ = {}
         for name, seen in counts.items():
             ranked = sorted(seen.items(), key=lambda kv: (-kv[1], str(kv[0])))[: self.max_categories]
-            total = sum(c for _, c in ranked) or 1
-            self.categories_[name] = {"values": [v for v, _ in ranked],
-                                      "shares": [c / total for _, c in ranked]}
-        self.quantiles_ = {}
-        for name, role in self.roles_.items():
-            if role in ("numeric", "identifier") and sample.table is not None:
-                values = _ticks(sample.table[name]).drop_null().to_numpy(zero_copy_only=False)
-                levels = np.linspace(0, 1, self.grid)
-                self.quantiles_[name] = (np.quantile(values, levels) if values.size
-                                         else np.zeros(self.grid))
+            self.vocab_[name] = [v for v, _ in ranked]
+        self._arrays()
         self.modelled_ = [n for n, r in self.roles_.items() if r in ("numeric", "categorical")]
-        if sample.table is not None:
-            self._order_categories(sample.table, rng)
-        self.correlation_ = self._correlate(dataset, budget)
+        self._fit_components(dataset, sample.table, rng, budget)
 
-    def _order_categories(self, sample: pa.Table, rng: np.random.Generator, rounds: int = 3) -> None:
-        """Order each column's categories along its strongest link to the other columns.
+    def _check_training(self, table: pa.Table, offset: int) -> None:
+        for constraint in self.constraints_:
+            bad = violations(table, constraint)
+            if bad:
+                raise ConstraintError(f"{bad} training rows (in rows {offset:,}..{offset + table.num_rows:,}) "
+                                      f"break the constraint {str(constraint)!r}; clean them or drop the "
+                                      f"constraint")
 
-        A category's place on the normal scale is arbitrary, and a Gaussian copula only sees
-        monotone relations; so, on the row sample, each categorical column's categories are
-        sorted by the first principal direction of their mean normal scores of the other
-        columns (weighted by frequency), a few rounds in turn (optimal scaling). Education
-        then lines up with education-num, occupation with income, and so on.
-        """
-        names = [n for n in self.modelled_ if self.roles_[n] == "categorical"
-                 and len(self.categories_[n]["values"]) > 2]
-        if not names or len(self.modelled_) < 2:
-            return
-        scores = _ndtri(self._uniform(sample.select(self.modelled_), rng, jitter=False))
-        for _ in range(rounds):
-            for name in names:
-                j = self.modelled_.index(name)
-                spec = self.categories_[name]
-                codes = self._category_codes(sample[name], spec["values"])
-                known = codes >= 0
-                others = np.delete(scores[known], j, axis=1)
-                counts = np.bincount(codes[known], minlength=len(spec["values"])).astype(float)
-                sums = np.stack([np.bincount(codes[known], weights=others[:, i], minlength=len(counts))
-                                 for i in range(others.shape[1])], axis=1)
-                seen = counts > 0
-                means = sums[seen] / counts[seen, None]
-                weights = counts[seen] / counts[seen].sum()
-                centred = means - weights @ means
-                _, _, directions = np.linalg.svd(centred * np.sqrt(weights)[:, None], full_matrices=False)
-                position = np.full(len(counts), np.inf)  # unseen in the sample: at the end
-                position[seen] = centred @ directions[0]
-                order = np.argsort(position, kind="stable")
-                spec["values"] = [spec["values"][i] for i in order]
-                spec["shares"] = [spec["shares"][i] for i in order]
-                single = self._uniform(sample.select([name]), rng, jitter=False, names=[name])
-                scores[:, j] = _ndtri(single[:, 0])
+    def _arrays(self) -> None:
+        self.vocab_arrays_ = {}
+        for name, values in self.vocab_.items():
+            dtype = self.schema_.field(name).type
+            plain = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
+            self.vocab_arrays_[name] = pa.array(values, type=plain)
+
+    def _fit_components(self, dataset: Any, sample: pa.Table, rng: np.random.Generator, budget: int | None) -> None:
+        codes, numbers = self._columns(sample)
+        kinds = {n: self.roles_[n] for n in self.modelled_}
+        whole = self._marginals(Component(list(self.modelled_), kinds), codes, numbers,
+                                np.ones(sample.num_rows, dtype=bool))
+        order_categories(whole, codes, numbers, rng)
+        self.order_ = {n: whole.categories[n]["index"] for n in self.modelled_ if kinds[n] == "categorical"}
+        self.by_ = choose_by(self.by, codes, numbers, self.roles_, self.vocab_, self.max_components)
+        keys = self._keys(codes)
+        free = [n for n in self.modelled_ if n not in self.by_]
+        components = []
+        for key in range(self._key_count()):
+            members = keys == key
+            component = Component(free, {n: kinds[n] for n in free}, fixed=self._fixed(key))
+            own = members.sum() >= self.min_component_rows
+            self._marginals(component, codes, numbers, members if own else np.ones(len(keys), dtype=bool))
+            component.weight = 1.0 if own else 0.0  # 0.0 marks "borrows the whole table's correlation"
+            components.append(component)
+        whole_stats, stats = self._correlate(dataset, whole, components, budget)
+        whole.correlation = whole_stats.correlation()
+        self.components_ = []
+        for component, stat in zip(components, stats):
+            if stat.rows == 0:
+                continue
+            stat.finish(component, self.order_)
+            if component.weight == 0.0 or stat.rows < self.min_component_rows:
+                index = [self.modelled_.index(n) for n in component.columns]
+                component.correlation = whole.correlation[np.ix_(index, index)]
+            else:
+                component.correlation = stat.correlation()
+            component.weight = stat.rows / self.rows_
+            self.components_.append(component)
+
+    def _marginals(self, component: Component, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray],
+                   members: np.ndarray) -> Component:
+        """Null shares, category shares (global order) and quantiles from the sample rows ``members``."""
+        for name in component.columns:
+            if component.kinds[name] == "categorical":
+                code = codes[name][members]
+                component.null_share[name] = float((code < 0).mean()) if code.size else 0.0
+                counts = np.bincount(code[code >= 0], minlength=len(self.vocab_[name])).astype(float)
+                order = getattr(self, "order_", {}).get(name, list(range(len(counts))))
+                order = [i for i in order if counts[i] > 0]
+                total = sum(counts[i] for i in order) or 1.0
+                component.categories[name] = {"index": order, "shares": [counts[i] / total for i in order]}
+            else:
+                x = numbers[name][members]
+                component.null_share[name] = float(np.isnan(x).mean()) if x.size else 0.0
+                present = x[~np.isnan(x)]
+                component.quantiles[name] = _quantiles(present, self.grid)
+        return component
+
+    def _key_count(self) -> int:
+        count = 1
+        for name in self.by_:
+            count *= len(self.vocab_[name]) + 1
+        return count
+
+    def _keys(self, codes: dict[str, np.ndarray]) -> np.ndarray:
+        """Component index of every row: the combination of its ``by`` codes (null last)."""
+        rows = len(next(iter(codes.values()))) if codes else 0
+        key = np.zeros(rows, dtype=np.int64)
+        for name in self.by_:
+            size = len(self.vocab_[name]) + 1
+            code = np.where(codes[name] < 0, size - 1, codes[name])
+            key = key * size + code
+        return key
+
+    def _fixed(self, key: int) -> dict[str, int]:
+        fixed = {}
+        for name in reversed(self.by_):
+            size = len(self.vocab_[name]) + 1
+            key, code = divmod(key, size)
+            fixed[name] = -1 if code == size - 1 else int(code)
+        return dict(reversed(list(fixed.items())))
+
+    def _correlate(self, dataset: Any, whole: Component, components: list[Component],
+                   budget: int | None) -> tuple[_Stats, list[_Stats]]:
+        whole_stats = _Stats(whole)
+        stats = [_Stats(c) for c in components]
+        modelled = dataset.select(self.modelled_)
+        for index, table in enumerate(modelled._tables(memory_budget=budget)):
+            rng = np.random.default_rng([self.seed, 1, index])
+            codes, numbers = self._columns(self._derive(table))
+            whole_stats.add(codes, numbers, np.ones(table.num_rows, dtype=bool), rng)
+            keys = self._keys(codes)
+            for key in np.unique(keys):
+                stats[key].add(codes, numbers, keys == key, rng)
+            self._progress(table.num_rows)
+        return whole_stats, stats
+
+    # -- sampling ------------------------------------------------------------------------------
+    def _output_names(self) -> list[str]:
+        return [n for n in self.schema_.names if not (self.pii == "drop" and self.roles_[n] == "pii")]
+
+    def _sample(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
+        pieces = list(self._batches(n, CHUNK_ROWS * 4, conditions, rng))
+        return pa.concat_tables(pieces) if pieces else self._output_schema().empty_table()
+
+    def _batches(self, n: int, batch_rows: int, conditions: dict[str, Any],
+                 rng: np.random.Generator) -> Iterator[pa.Table]:
+        seed = int(rng.integers(0, 2**62))  # derived from the caller's seed
+        plan = self._plan(conditions)
+        chunks = range((n + CHUNK_ROWS - 1) // CHUNK_ROWS)
+        tasks = (lambda i=i: self._chunk(i, plan, conditions, np.random.default_rng([seed, i])) for i in chunks)
+        with threadpool_limits(1):  # chunks run in parallel; BLAS threads inside them would fight
+            yield from self._gather(ordered_map(iter(tasks), threads=self.threads), n, batch_rows)
 
     @staticmethod
-    def _category_codes(column: pa.ChunkedArray, values: list[Any]) -> np.ndarray:
-        """Index of each value in ``values`` (-1 for nulls and values not listed)."""
-        plain = column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
-        lookup = pa.array(values, type=plain.type)
-        index = pc.index_in(plain, value_set=lookup).to_numpy(zero_copy_only=False)
-        return np.nan_to_num(np.asarray(index, dtype=np.float64), nan=-1).astype(np.int64)
+    def _gather(chunks: Iterator[pa.Table], n: int, batch_rows: int) -> Iterator[pa.Table]:
+        """Cut the chunk stream (the last one trimmed) into tables of ``batch_rows`` rows."""
+        buffer: list[pa.Table] = []
+        buffered = produced = 0
+        for chunk in chunks:
+            chunk = chunk.slice(0, min(CHUNK_ROWS, n - produced))
+            produced += chunk.num_rows
+            buffer.append(chunk)
+            buffered += chunk.num_rows
+            while buffered >= batch_rows or (produced == n and buffered):
+                table = pa.concat_tables(buffer)
+                yield table.slice(0, batch_rows)
+                rest = table.slice(batch_rows)
+                buffer, buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
 
-    def _uniform(self, table: pa.Table, rng: np.random.Generator, jitter: bool = True,
-                 names: list[str] | None = None) -> np.ndarray:
-        """Columns ``names`` (default: the modelled ones) on the uniform scale (rows × columns).
+    def _plan(self, conditions: dict[str, Any]) -> tuple[np.ndarray, list[dict[int, tuple[float, float]]]]:
+        """Component probabilities given ``conditions`` and each component's uniform-scale limits."""
+        for name in conditions:
+            if name in self.gaps_:
+                raise InvalidArgumentError(f"{name!r} is the upper side of the constraint "
+                                           f"'{self.gaps_[name]} < {name}' and is modelled as a gap; condition "
+                                           f"on {self.gaps_[name]!r} instead")
+        weights, limits = [], []
+        for component in self.components_:
+            weight, box = component.weight, {}
+            for name, value in conditions.items():
+                if self.roles_[name] in ("identifier", "pii"):
+                    continue
+                if name in component.fixed:
+                    code = component.fixed[name]
+                    if value not in self.vocab_[name] and value is not None:
+                        raise InvalidArgumentError(f"{value!r} is not a category of {name!r} seen in "
+                                                   f"training (e.g. {self.vocab_[name][:5]})")
+                    wanted = -1 if value is None else self.vocab_[name].index(value)
+                    weight *= float(code == wanted)
+                    continue
+                box[component.columns.index(name)] = component.bounds(
+                    name, value, self.vocab_.get(name, []), self._tick)
+            weights.append(weight * component.probability(box))
+            limits.append(box)
+        total = float(np.sum(weights))
+        if total <= 0:
+            raise InvalidArgumentError(f"no training data matches the conditions {conditions}; "
+                                       f"loosen them")
+        return np.asarray(weights) / total, limits
 
-        Within a category's interval (or a tie's stretch) a row lands at random, or in the
-        middle with ``jitter=False``.
-        """
-        names = self.modelled_ if names is None else names
-        out = np.empty((table.num_rows, len(names)))
-        for j, name in enumerate(names):
-            column = table[name]
-            p0 = self.null_share_[name]
-            missing = np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
-            if self.roles_[name] == "categorical":
-                values = self.categories_[name]["values"]
-                shares = np.asarray(self.categories_[name]["shares"])
-                starts = p0 + (1 - p0) * np.r_[0.0, np.cumsum(shares)[:-1]]
-                widths = (1 - p0) * shares
-                index = np.maximum(self._category_codes(column, values), 0)
-                spread = rng.random(table.num_rows) if jitter else 0.5
-                u = starts[index] + spread * widths[index] if len(values) else np.full(table.num_rows, 0.5)
-            else:
-                grid = self.quantiles_[name]
-                x = _ticks(column).to_numpy(zero_copy_only=False)
-                left = np.searchsorted(grid, x, side="left")
-                right = np.searchsorted(grid, x, side="right")
-                spread = rng.random(len(x)) if jitter else 0.5
-                position = left + spread * np.maximum(right - left, 0)  # ties: spread
-                u = p0 + (1 - p0) * np.clip(position / (len(grid) - 1), 0, 1)
-            u = np.where(missing, (rng.random(table.num_rows) if jitter else 0.5) * p0, u)
-            out[:, j] = u
-        return out
+    def _tick(self, name: str, value: Any) -> float:
+        dtype = self.schema_.field(name).type
+        return float(ticks(pa.array([value]).cast(dtype))[0])
 
-    def _correlate(self, dataset: Dataset, budget: int | None) -> np.ndarray:
-        k = len(self.modelled_)
-        total, outer, n = np.zeros(k), np.zeros((k, k)), 0
-        for index, table in enumerate(dataset.select(self.modelled_)._tables(memory_budget=budget)):
-            z = _ndtri(self._uniform(table, np.random.default_rng([self.seed, 1, index])))
-            total += z.sum(axis=0)
-            outer += z.T @ z
-            n += len(z)
-        if n < 2 or k == 0:
-            return np.eye(k)
-        mean = total / n
-        cov = outer / n - np.outer(mean, mean)
-        scale = np.sqrt(np.clip(np.diag(cov), _EPS, None))
-        return _nearest_correlation(cov / np.outer(scale, scale))
-
-    # -- sampling --------------------------------------------------------------------------
-    def _sample(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
-        seed = int(rng.integers(0, 2**62))  # derived from the caller's seed
-        pieces = [self._chunk(min(CHUNK_ROWS, n - start), conditions, np.random.default_rng([seed, index]))
-                  for index, start in enumerate(range(0, n, CHUNK_ROWS))]
-        if not pieces:
-            return self.schema_.empty_table()
-        table = pa.concat_tables(pieces)
-        if any(r == "identifier" for r in self.roles_.values()):
-            table = self._identifiers(table, n)
+    def _chunk(self, index: int, plan: Any, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
+        weights, limits = plan
+        n = CHUNK_ROWS
+        assignment = rng.choice(len(self.components_), size=n, p=weights)
+        values = {name: (np.full(n, -1, dtype=np.int64) if self.roles_[name] == "categorical"
+                         else np.zeros(n)) for name in self.modelled_}
+        missing = {name: np.zeros(n, dtype=bool) for name in self.modelled_}
+        for c, component in enumerate(self.components_):
+            rows = np.flatnonzero(assignment == c)
+            if rows.size == 0:
+                continue
+            z = component.normals(rows.size, limits[c], rng)
+            for j, name in enumerate(component.columns):
+                decoded, null = component.decode(name, z[:, j])
+                values[name][rows] = decoded
+                missing[name][rows] = null
+            for name, code in component.fixed.items():
+                values[name][rows] = code
+                missing[name][rows] = code < 0
+        columns = self._assemble(values, missing, conditions, index, rng)
+        table = pa.table({name: columns[name] for name in self._output_names()})
+        broken = check(table, self.constraints_)
+        if broken:  # never expected: the constraints hold by construction
+            raise ConstraintError(f"sampled rows break constraints {broken}; please report this")
         return table
 
-    def _chunk(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
-        fakes = np.random.default_rng(rng.integers(0, 2**62))  # its own stream: rows stay stable
-        z = self._normals(n, conditions, rng)
-        u = _ndtr(z)
-        columns: dict[str, Any] = {}
-        for j, name in enumerate(self.modelled_):
-            columns[name] = self._from_uniform(name, u[:, j])
+    def _assemble(self, values: dict[str, np.ndarray], missing: dict[str, np.ndarray],
+                  conditions: dict[str, Any], index: int, rng: np.random.Generator) -> dict[str, pa.Array]:
+        n = CHUNK_ROWS
+        integers = {c.column for c in self.constraints_ if isinstance(c, Integer)}
+        columns: dict[str, pa.Array] = {}
+        for name in self.modelled_:
+            dtype = self.schema_.field(name).type
+            if self.roles_[name] == "categorical":
+                code = values[name]
+                null = missing[name] | (code < 0)
+                taken = self.vocab_arrays_[name].take(pa.array(np.maximum(code, 0), mask=null))
+                columns[name] = taken.cast(dtype)
+            elif name not in self.gaps_:
+                x = np.round(values[name]) if name in integers else values[name]
+                columns[name] = _restore(x, missing[name], dtype)
+        for high, low in self.gaps_.items():
+            start = ticks(columns[low])
+            x = start + values[high]
+            x = np.round(x) if high in integers else x
+            columns[high] = _restore(x, missing[high] | np.isnan(start), self.schema_.field(high).type)
+        fakes = np.random.default_rng(rng.integers(0, 2**62))
         for name, role in self.roles_.items():
             dtype = self.schema_.field(name).type
-            if role == "pii":
-                columns[name] = _fake(self.pii_.get(name), n, fakes, dtype)
+            if role == "pii" and self.pii == "fake":
+                columns[name] = fake_values(self.pii_.get(name), n, fakes, dtype)
             elif role == "identifier":
-                columns[name] = pa.nulls(n, dtype)  # filled in after all chunks
+                start = self.last_id_.get(name, -1) + 1 + index * n
+                ids = np.arange(start, start + n)
+                columns[name] = (pa.array(ids).cast(dtype) if pa.types.is_integer(dtype)
+                                 else pa.array([f"id-{i:012d}" for i in ids]).cast(dtype))
         for name, value in conditions.items():
             dtype = self.schema_.field(name).type
             if self.roles_[name] in ("pii", "identifier") or (
@@ -262,173 +415,137 @@ class GaussianCopula(Synthesizer):
             elif self.roles_[name] == "numeric":  # a range: guaranteed, not just likely
                 low, high = (pa.scalar(v).cast(dtype) for v in value)
                 columns[name] = pc.max_element_wise(pc.min_element_wise(columns[name], high), low)
-        return pa.table({name: columns[name] for name in self.schema_.names})
+        return columns
 
-    def _bounds(self, name: str, condition: Any) -> tuple[float, float]:
-        """The uniform-scale interval of a condition on ``name``."""
-        p0 = self.null_share_[name]
-        if condition is None:
-            return 0.0, p0
-        if self.roles_[name] == "categorical":
-            values = self.categories_[name]["values"]
-            if condition not in values:
-                raise InvalidArgumentError(f"{condition!r} is not a category of {name!r} seen in "
-                                           f"training (e.g. {values[:5]})")
-            shares = np.asarray(self.categories_[name]["shares"])
-            k = values.index(condition)
-            start = p0 + (1 - p0) * shares[:k].sum()
-            return start, start + (1 - p0) * shares[k]
-        low, high = condition if isinstance(condition, (tuple, list)) else (condition, condition)
-        grid = self.quantiles_[name]
-        ticks = _ticks(pa.array([low, high]).cast(self.schema_.field(name).type)).to_numpy()
-        a = np.searchsorted(grid, ticks[0], side="left") / (len(grid) - 1)
-        b = (np.searchsorted(grid, ticks[1], side="right") - 1) / (len(grid) - 1)
-        if b <= a:  # the range falls between two grid points: a thin interval there
-            b = min(1.0, a + 0.5 / (len(grid) - 1))
-        return p0 + (1 - p0) * a, p0 + (1 - p0) * b
+    def _output_schema(self) -> pa.Schema:
+        return pa.schema([self.schema_.field(n) for n in self._output_names()])
 
-    def _normals(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-        sigma = self.correlation_
-        k = len(self.modelled_)
-        fixed = [self.modelled_.index(c) for c in conditions if c in self.modelled_]
-        if not fixed:
-            return rng.standard_normal((n, k)) @ np.linalg.cholesky(sigma).T
-        z = np.empty((n, k))
-        done: list[int] = []
-        for j in fixed:  # each conditioned score from its truncated conditional distribution
-            a, b = self._bounds(self.modelled_[j], conditions[self.modelled_[j]])
-            mean, var = _conditional(sigma, [j], done, z[:, done])
-            sd = np.sqrt(max(var[0, 0], _EPS))
-            lo = _ndtr((_ndtri(np.full(n, a)) - mean[:, 0]) / sd)
-            hi = _ndtr((_ndtri(np.full(n, b)) - mean[:, 0]) / sd)
-            z[:, j] = mean[:, 0] + sd * _ndtri(lo + rng.random(n) * (hi - lo))
-            done.append(j)
-        free = [j for j in range(k) if j not in done]
-        if free:
-            mean, var = _conditional(sigma, free, done, z[:, done])
-            z[:, free] = mean + rng.standard_normal((n, len(free))) @ np.linalg.cholesky(
-                var + _EPS * np.eye(len(free))).T
-        return z
-
-    def _from_uniform(self, name: str, u: np.ndarray) -> pa.Array:
-        dtype = self.schema_.field(name).type
-        p0 = self.null_share_[name]
-        missing = u < p0
-        rest = np.clip((u - p0) / max(1 - p0, _EPS), 0, 1)
-        if self.roles_[name] == "categorical":
-            values = self.categories_[name]["values"]
-            if not values:
-                return pa.nulls(len(u), dtype)
-            edges = np.cumsum(self.categories_[name]["shares"])[:-1]
-            picked = pa.array(values, type=dtype if not pa.types.is_dictionary(dtype) else dtype.value_type)
-            result = picked.take(pa.array(np.searchsorted(edges, rest, side="right")))
-            return pc.if_else(pa.array(missing), pa.scalar(None, result.type), result).cast(dtype)
-        grid = self.quantiles_[name]
-        x = np.interp(rest * (len(grid) - 1), np.arange(len(grid)), grid)
-        return _restore(x, missing, dtype)
-
-    def _identifiers(self, table: pa.Table, n: int) -> pa.Table:
-        for name, role in self.roles_.items():
-            if role != "identifier":
-                continue
-            dtype = self.schema_.field(name).type
-            start = int(self.quantiles_[name][-1]) + 1 if name in self.quantiles_ else 0
-            if pa.types.is_integer(dtype):
-                ids = pa.array(np.arange(start, start + n)).cast(dtype)
-            else:
-                ids = pa.array([f"id-{i:0{len(str(n))}d}" for i in range(n)]).cast(dtype)
-            table = table.set_column(table.schema.get_field_index(name), name, ids)
-        return table
-
-    # -- model files ---------------------------------------------------------------------
+    # -- model files ---------------------------------------------------------------------------
     def _to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        state = {"roles": self.roles_, "pii": self.pii_, "rows": self.rows_,
-                 "null_share": self.null_share_, "categories": _jsonable(self.categories_),
-                 "modelled": self.modelled_}
-        arrays = {"correlation": self.correlation_}
-        arrays.update({f"quantiles.{i}": self.quantiles_[name]
-                       for i, name in enumerate(self.roles_) if name in self.quantiles_})
+        state = {"roles": self.roles_, "pii": self.pii_, "rows": self.rows_, "last_id": self.last_id_,
+                 "vocab": {n: [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
+                           for n, values in self.vocab_.items()},
+                 "order": self.order_, "by": self.by_, "modelled": self.modelled_,
+                 "constraints": [str(c) for c in self.constraints_], "components": []}
+        arrays: dict[str, np.ndarray] = {}
+        for i, component in enumerate(self.components_):
+            part, part_arrays = component.to_state(f"c{i}")
+            state["components"].append(part)
+            arrays.update(part_arrays)
         return state, arrays
 
     def _from_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.roles_, self.pii_, self.rows_ = state["roles"], state["pii"], state["rows"]
-        self.null_share_, self.modelled_ = state["null_share"], state["modelled"]
-        self.categories_ = _from_json(state["categories"], self.schema_)
-        self.correlation_ = arrays["correlation"]
-        self.quantiles_ = {name: arrays[f"quantiles.{i}"] for i, name in enumerate(self.roles_)
-                           if f"quantiles.{i}" in arrays}
+        self.last_id_, self.order_, self.by_ = state["last_id"], state["order"], state["by"]
+        self.modelled_ = state["modelled"]
+        self.constraints_ = parse_constraints(state["constraints"], self.schema_.names)
+        self.gaps_ = {c.high: c.low for c in self.constraints_ if isinstance(c, Inequality)}
+        self.vocab_ = {}
+        for name, values in state["vocab"].items():
+            dtype = self.schema_.field(name).type
+            plain = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
+            self.vocab_[name] = pa.array(values).cast(plain).to_pylist() if values else []
+        self._arrays()
+        self.components_ = [Component.from_state(part, arrays, f"c{i}")
+                            for i, part in enumerate(state["components"])]
+
+    def null_shares(self) -> dict[str, float]:
+        """Share of missing values of each modelled column over the whole mixture."""
+        shares = dict.fromkeys(self.modelled_, 0.0)
+        for component in self.components_:
+            for name in self.modelled_:
+                if name in component.fixed:
+                    shares[name] += component.weight * (component.fixed[name] < 0)
+                else:
+                    shares[name] += component.weight * component.null_share[name]
+        return shares
+
+    # -- progress ------------------------------------------------------------------------------
+    def _progress(self, rows: int) -> None:
+        callback: Callable[[int], None] | None = getattr(self, "_on_progress", None)
+        if callback is not None:
+            callback(rows)
 
 
-def _conditional(sigma: np.ndarray, target: list[int], given: list[int],
-                 values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (rows × targets) and covariance of ``target`` scores given ``given`` scores."""
-    if not given:
-        return np.zeros((len(values), len(target))), sigma[np.ix_(target, target)]
-    s_tg = sigma[np.ix_(target, given)]
-    s_gg = sigma[np.ix_(given, given)]
-    weights = np.linalg.solve(s_gg, s_tg.T).T
-    return values @ weights.T, sigma[np.ix_(target, target)] - weights @ s_tg.T
+class _Stats:
+    """Pass-two accumulators of one component: normal-score moments, exact counts."""
+
+    def __init__(self, component: Component) -> None:
+        self.component = component
+        k = len(component.columns)
+        self.total, self.outer, self.rows = np.zeros(k), np.zeros((k, k)), 0
+        self.counts: dict[str, np.ndarray] = {}
+        self.nulls: dict[str, int] = dict.fromkeys(component.columns, 0)
+
+    def add(self, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray], members: np.ndarray,
+            rng: np.random.Generator) -> None:
+        if not members.any():
+            return
+        part_codes = {n: c[members] for n, c in codes.items()}
+        part_numbers = {n: x[members] for n, x in numbers.items()}
+        component = self.component
+        z = ndtri(component.uniform(part_codes, part_numbers, rng))
+        self.total += z.sum(axis=0)
+        self.outer += z.T @ z
+        self.rows += int(members.sum())
+        for name in component.columns:
+            if component.kinds[name] == "categorical":
+                code = part_codes[name]
+                self.nulls[name] += int((code < 0).sum())
+                found = np.bincount(code[code >= 0], minlength=1)
+                previous = self.counts.get(name, np.zeros(0, dtype=np.int64))
+                size = max(len(found), len(previous))
+                self.counts[name] = (np.pad(previous, (0, size - len(previous)))
+                                     + np.pad(found, (0, size - len(found))))
+            else:
+                self.nulls[name] += int(np.isnan(part_numbers[name]).sum())
+
+    def correlation(self) -> np.ndarray:
+        k = len(self.total)
+        if self.rows < 2 or k == 0:
+            return np.eye(k)
+        mean = self.total / self.rows
+        cov = self.outer / self.rows - np.outer(mean, mean)
+        scale = np.sqrt(np.clip(np.diag(cov), 1e-9, None))
+        return nearest_correlation(cov / np.outer(scale, scale))
+
+    def finish(self, component: Component, order: dict[str, list[int]]) -> None:
+        """Exact null and category shares of the component (categories in the global order)."""
+        for name in component.columns:
+            component.null_share[name] = self.nulls[name] / self.rows if self.rows else 0.0
+            if component.kinds[name] == "categorical":
+                counts = self.counts.get(name, np.zeros(0))
+                kept = [i for i in order[name] if i < len(counts) and counts[i] > 0]
+                total = float(sum(counts[i] for i in kept)) or 1.0
+                component.categories[name] = {"index": kept, "shares": [counts[i] / total for i in kept]}
+        component._cache.clear()
 
 
-def _nearest_correlation(matrix: np.ndarray) -> np.ndarray:
-    """The matrix with eigenvalues clipped to stay positive, rescaled to a unit diagonal."""
-    symmetric = (matrix + matrix.T) / 2
-    values, vectors = np.linalg.eigh(symmetric)
-    fixed = vectors @ np.diag(np.clip(values, 1e-6, None)) @ vectors.T
-    scale = np.sqrt(np.diag(fixed))
-    return fixed / np.outer(scale, scale)
+def _quantiles(values: np.ndarray, points: int) -> np.ndarray:
+    """``points`` evenly spaced quantiles (linear interpolation, as ``np.quantile``) via one sort."""
+    if values.size == 0:
+        return np.zeros(points)
+    ordered = np.sort(values)
+    position = np.linspace(0, ordered.size - 1, points)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, ordered.size - 1)
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
 
 
 def _restore(x: np.ndarray, missing: np.ndarray, dtype: pa.DataType) -> pa.Array:
     """Numbers back to the column's type: integers and ticks rounded, decimals to scale."""
     if pa.types.is_integer(dtype):
         return pa.array(np.round(x).astype(np.int64), mask=missing).cast(dtype)
-    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype) or pa.types.is_duration(dtype):
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype) or pa.types.is_duration(dtype) or \
+            pa.types.is_time(dtype):
         storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
         return pa.array(np.round(x).astype(np.int64), mask=missing).cast(storage).cast(dtype)
     if pa.types.is_decimal(dtype):
         return pc.cast(pc.round(pa.array(x, mask=missing), ndigits=dtype.scale), dtype)
-    return pa.array(x, mask=missing).cast(dtype)
+    try:
+        return pa.array(x, mask=missing).cast(dtype)
+    except pa.ArrowInvalid as exc:  # pragma: no cover - a numeric kind on an odd type
+        raise SchemaError(f"cannot turn sampled numbers back into {dtype}: {exc}") from exc
 
 
-def _fake(kind: str | None, n: int, rng: np.random.Generator, dtype: pa.DataType) -> pa.Array:
-    """Format-valid fake values for a PII column (never the training values)."""
-    numbers = rng.integers(0, 10**6, n)
-    if kind == "email":
-        values = [f"user{v:06d}@example.com" for v in numbers]
-    elif kind == "phone":
-        values = [f"+1-555-01{v % 100:02d}" for v in numbers]
-    elif kind == "ip":
-        values = [f"192.0.2.{v % 254 + 1}" for v in numbers]  # TEST-NET-1, never routed
-    elif kind == "credit_card":
-        values = [_luhn_complete(f"400000{v:09d}") for v in numbers]
-    elif kind == "address":
-        values = [f"{v % 9999 + 1} Example Street" for v in numbers]
-    else:
-        values = [f"Person {v:06d}" for v in numbers]
-    return pa.array(values).cast(dtype)
-
-
-def _luhn_complete(body: str) -> str:
-    """``body`` plus the check digit that makes it Luhn-valid."""
-    digits = [int(c) for c in body]
-    total = sum(sum(divmod(2 * d, 10)) if i % 2 == 0 else d for i, d in enumerate(reversed(digits)))
-    return body + str((10 - total % 10) % 10)
-
-
-def _jsonable(categories: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    out = {}
-    for name, spec in categories.items():
-        values = [v.isoformat() if hasattr(v, "isoformat") else v for v in spec["values"]]
-        out[name] = {"values": values, "shares": spec["shares"]}
-    return out
-
-
-def _from_json(categories: dict[str, Any], schema: pa.Schema) -> dict[str, dict[str, Any]]:
-    out = {}
-    for name, spec in categories.items():
-        dtype = schema.field(name).type
-        plain = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
-        values = pa.array(spec["values"]).cast(plain).to_pylist() if spec["values"] else []
-        out[name] = {"values": values, "shares": spec["shares"]}
-    return out
+_ = Bound  # re-exported through datakiln.synth.constraints

@@ -37,6 +37,14 @@ def parse_where(clauses: list[str] | None) -> dict[str, object]:
     return conditions
 
 
+def _by(text: str) -> str | list[str] | None:
+    if text == "auto":
+        return "auto"
+    if text in ("none", ""):
+        return None
+    return [name.strip() for name in text.split(",")]
+
+
 def _number(text: str) -> object:
     for kind in (int, float):
         try:
@@ -53,6 +61,11 @@ def fit(
     out: str = typer.Option(..., "--out", "-o", help="Model file to write, e.g. model.kiln."),
     model: str = typer.Option("copula", "--model", help=f"Which synthesizer: {', '.join(MODELS)}."),
     memory_budget: str = BudgetOption,
+    by: str = typer.Option("auto", "--by", help="Columns with a copula per value combination: auto, "
+                           "none, or names joined by commas."),
+    constraint: list[str] = typer.Option(None, "--constraint", help="E.g. 'start < end', 'age >= 0', "
+                                         "'visits: integer'; repeatable."),
+    pii: str = typer.Option("fake", "--pii", help="PII columns: fake (format-valid fakes) or drop."),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Fit a synthesizer (two streaming passes for the copula) and save it.
@@ -70,17 +83,21 @@ def fit(
             raise InvalidArgumentError(f"--model must be one of {MODELS}, got {model!r}")
         dataset = datakiln.read(data, **(read_kwargs or {}))
         started = time.perf_counter()
-        with progress_bar("fitting", None):
-            fitted = GaussianCopula(memory_budget=memory_budget).fit(dataset)
+        with progress_bar("fitting (2 passes)", None) as advance:
+            fitted = GaussianCopula(memory_budget=memory_budget, by=_by(by), constraints=constraint or None,
+                                    pii=pii).fit(dataset, on_progress=advance)
         seconds = time.perf_counter() - started
         fitted.save(out)
     table = Table(title=f"{type(fitted).__name__} fitted on {data} in {seconds:.2f} s",
                   title_justify="left")
     for name in ("column", "treated as", "missing share"):
         table.add_column(name)
+    shares = fitted.null_shares()
     for column, role in fitted.roles_.items():
-        table.add_row(column, role, f"{fitted.null_share_[column]:.2%}")
+        table.add_row(column, role, f"{shares[column]:.2%}" if column in shares else "—")
     console.print(table)
+    by_text = ", ".join(fitted.by_) or "none"
+    console.print(f"one copula per combination of: {by_text} ({len(fitted.components_)} components)")
     console.print(f"wrote {out} ({format_bytes(Path(out).stat().st_size)}, {fitted.rows_:,} rows learned)")
 
 
@@ -100,16 +117,15 @@ def sample(
 
               kiln synth sample adult.kiln -n 1000 -o rich.csv --to csv --where "income=>50K"
     """
-    import datakiln
+    from datakiln.io.write import write_tables
     from datakiln.synth import load
 
     with friendly_errors():
         model = load(model_file)
         conditions = parse_where(where)
         with progress_bar("sampling", rows) as advance:
-            table = model.sample(rows, conditions=conditions or None, seed=seed)
-            advance(table.num_rows)
-        result = datakiln.from_arrow(table).write(out, format=to)
+            batches = model.sample_batches(rows, batch_rows=262_144, conditions=conditions or None, seed=seed)
+            result = write_tables(batches, model._output_schema(), out, format=to, on_progress=advance)
     shown = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "no conditions"
-    console.print(f"sampled {table.num_rows:,} rows ({shown}) -> {result.path} "
+    console.print(f"sampled {rows:,} rows ({shown}) -> {result.path} "
                   f"({format_bytes(result.bytes)})")
