@@ -104,7 +104,8 @@ def choose_by(by: Any, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarr
         bad = [n for n in names if roles.get(n) != "categorical"]
         if bad:
             raise InvalidArgumentError(f"by columns must be categorical columns of the data; {bad} are not "
-                                       f"(categorical: {[n for n, r in roles.items() if r == 'categorical']})")
+                                       f"(categorical: {[n for n, r in roles.items() if r == 'categorical']})"
+                                       )
         combinations = int(np.prod([len(vocab[n]) + 1 for n in names]))
         if combinations > max_components:
             raise InvalidArgumentError(f"by={names} makes {combinations} combinations, more than "

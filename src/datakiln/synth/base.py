@@ -92,7 +92,8 @@ class Synthesizer:
         if batch_rows < 1:
             raise InvalidArgumentError(f"batch_rows must be at least 1, got {batch_rows!r}")
         schema = self._output_schema()
-        for table in self._batches(int(n), int(batch_rows), dict(conditions or {}), np.random.default_rng(seed)):
+        rng = np.random.default_rng(seed)
+        for table in self._batches(int(n), int(batch_rows), dict(conditions or {}), rng):
             yield table.select(schema.names).cast(schema)
 
     def _output_schema(self) -> pa.Schema:

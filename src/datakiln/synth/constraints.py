@@ -54,13 +54,12 @@ class Bound:
     strict_max: bool = False
 
     def __str__(self) -> str:
-        parts = []
-        if self.minimum is not None:
-            parts.append(f"{self.minimum:g} {'<' if self.strict_min else '<='} ")
-        parts.append(self.column)
-        if self.maximum is not None:
-            parts.append(f" {'<' if self.strict_max else '<='} {self.maximum:g}")
-        return "".join(parts)
+        below = f"{'<' if self.strict_max else '<='} {self.maximum!r}"
+        if self.minimum is None:
+            return f"{self.column} {below}"
+        if self.maximum is None:
+            return f"{self.column} {'>' if self.strict_min else '>='} {self.minimum!r}"
+        return f"{self.minimum!r} {'<' if self.strict_min else '<='} {self.column} {below}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,11 @@ class Integer:
 
 
 Constraint = Inequality | Bound | Integer
+
+
+def columns_of(constraint: Constraint) -> list[str]:
+    """The columns a constraint names."""
+    return [constraint.low, constraint.high] if isinstance(constraint, Inequality) else [constraint.column]
 
 
 def _parse_one(text: str) -> Constraint:
@@ -102,7 +106,7 @@ def parse_constraints(items: Any, columns: list[str]) -> list[Constraint]:
         constraint = _parse_one(item) if isinstance(item, str) else item
         if not isinstance(constraint, (Inequality, Bound, Integer)):
             raise InvalidArgumentError(f"a constraint is a string or Inequality/Bound/Integer, got {item!r}")
-        named = [constraint.low, constraint.high] if isinstance(constraint, Inequality) else [constraint.column]
+        named = columns_of(constraint)
         missing = [n for n in named if n not in columns]
         if missing:
             raise InvalidArgumentError(f"constraint {str(constraint)!r} names unknown columns {missing}; "

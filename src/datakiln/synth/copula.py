@@ -42,7 +42,15 @@ from datakiln.synth._component import Component, codes_of, ndtri, nearest_correl
 from datakiln.synth._fakes import fake_values
 from datakiln.synth._mixture import choose_by, order_categories
 from datakiln.synth.base import Synthesizer, register
-from datakiln.synth.constraints import Bound, Inequality, Integer, check, parse_constraints, ticks, violations
+from datakiln.synth.constraints import (
+    Inequality,
+    Integer,
+    check,
+    columns_of,
+    parse_constraints,
+    ticks,
+    violations,
+)
 from datakiln.units import parse_bytes
 
 __all__ = ["GaussianCopula"]
@@ -118,9 +126,7 @@ class GaussianCopula(Synthesizer):
             raise InvalidArgumentError("grid must be at least 3 and sample_rows at least 10")
         self.constraints_ = parse_constraints(self.constraints, dataset.columns)
         for constraint in self.constraints_:
-            named = [constraint.low, constraint.high] if isinstance(constraint, Inequality) else [
-                constraint.column]
-            bad = [n for n in named if self.roles_[n] != "numeric"]
+            bad = [n for n in columns_of(constraint) if self.roles_[n] != "numeric"]
             if bad:
                 raise InvalidArgumentError(f"constraint {str(constraint)!r} needs numeric, date or time "
                                            f"columns; {bad} are {[self.roles_[n] for n in bad]}")
@@ -158,12 +164,14 @@ class GaussianCopula(Synthesizer):
             table = self._derive(table)
             for name, seen in counts.items():
                 summary = pc.value_counts(table[name].drop_null())
-                for value, count in zip(summary.field("values").to_pylist(), summary.field("counts").to_pylist()):
+                values, found = summary.field("values").to_pylist(), summary.field("counts").to_pylist()
+                for value, count in zip(values, found):
                     seen[value] = seen.get(value, 0) + count
             for name, role in self.roles_.items():
-                if role == "identifier" and pa.types.is_integer(table[name].type) and table[name].null_count < len(
-                        table[name]):
-                    last_id[name] = max(last_id.get(name, 0), pc.max(table[name]).as_py())
+                column = table[name]
+                if role == "identifier" and pa.types.is_integer(column.type) and column.null_count < len(
+                        column):
+                    last_id[name] = max(last_id.get(name, 0), pc.max(column).as_py())
             sample.add(table.select([n for n, r in self.roles_.items() if r != "pii"]), rng)
             self._progress(table.num_rows)
         if rows == 0 or sample.table is None:
@@ -181,7 +189,8 @@ class GaussianCopula(Synthesizer):
         for constraint in self.constraints_:
             bad = violations(table, constraint)
             if bad:
-                raise ConstraintError(f"{bad} training rows (in rows {offset:,}..{offset + table.num_rows:,}) "
+                end = offset + table.num_rows
+                raise ConstraintError(f"{bad} training rows (in rows {offset:,}..{end:,}) "
                                       f"break the constraint {str(constraint)!r}; clean them or drop the "
                                       f"constraint")
 
@@ -192,7 +201,8 @@ class GaussianCopula(Synthesizer):
             plain = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
             self.vocab_arrays_[name] = pa.array(values, type=plain)
 
-    def _fit_components(self, dataset: Any, sample: pa.Table, rng: np.random.Generator, budget: int | None) -> None:
+    def _fit_components(self, dataset: Any, sample: pa.Table, rng: np.random.Generator,
+                        budget: int | None) -> None:
         codes, numbers = self._columns(sample)
         kinds = {n: self.roles_[n] for n in self.modelled_}
         whole = self._marginals(Component(list(self.modelled_), kinds), codes, numbers,
@@ -296,7 +306,8 @@ class GaussianCopula(Synthesizer):
         seed = int(rng.integers(0, 2**62))  # derived from the caller's seed
         plan = self._plan(conditions)
         chunks = range((n + CHUNK_ROWS - 1) // CHUNK_ROWS)
-        tasks = (lambda i=i: self._chunk(i, plan, conditions, np.random.default_rng([seed, i])) for i in chunks)
+        tasks = (lambda i=i: self._chunk(i, plan, conditions, np.random.default_rng([seed, i]))
+                 for i in chunks)
         with threadpool_limits(1):  # chunks run in parallel; BLAS threads inside them would fight
             yield from self._gather(ordered_map(iter(tasks), threads=self.threads), n, batch_rows)
 
@@ -321,8 +332,8 @@ class GaussianCopula(Synthesizer):
         for name in conditions:
             if name in self.gaps_:
                 raise InvalidArgumentError(f"{name!r} is the upper side of the constraint "
-                                           f"'{self.gaps_[name]} < {name}' and is modelled as a gap; condition "
-                                           f"on {self.gaps_[name]!r} instead")
+                                           f"'{self.gaps_[name]} < {name}' and is modelled as a gap; "
+                                           f"condition on {self.gaps_[name]!r} instead")
         weights, limits = [], []
         for component in self.components_:
             weight, box = component.weight, {}
@@ -547,5 +558,3 @@ def _restore(x: np.ndarray, missing: np.ndarray, dtype: pa.DataType) -> pa.Array
     except pa.ArrowInvalid as exc:  # pragma: no cover - a numeric kind on an odd type
         raise SchemaError(f"cannot turn sampled numbers back into {dtype}: {exc}") from exc
 
-
-_ = Bound  # re-exported through datakiln.synth.constraints
