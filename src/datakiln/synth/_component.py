@@ -90,13 +90,25 @@ class Component:
             else:
                 x = ticks[name]
                 missing = np.isnan(x)
-                grid = self.quantiles[name]
-                left = np.searchsorted(grid, x, side="left")
-                right = np.searchsorted(grid, x, side="right")
-                position = left + spread * np.maximum(right - left, 0)  # ties: spread
-                u = p0 + (1 - p0) * np.clip(position / (len(grid) - 1), 0, 1)
+                left, right = self._grid_span(name, x)
+                position = left + spread * (right - left)  # a value on a flat stretch (a spike): spread
+                u = p0 + (1 - p0) * np.clip(position / (len(self.quantiles[name]) - 1), 0, 1)
             out[:, j] = np.where(missing, spread * p0, u)
         return out
+
+    def _grid_span(self, name: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``searchsorted(grid, x, "left")`` and ``(..., "right")`` with one search of the distinct values."""
+        key = f"span.{name}"
+        if key not in self._cache:
+            grid = self.quantiles[name]
+            values, first = np.unique(grid, return_index=True)
+            last = np.r_[first[1:], len(grid)]  # one past each value's last grid point
+            self._cache[key] = (values, np.r_[first, len(grid)], np.r_[last, len(grid)])
+        values, first, last = self._cache[key]
+        index = np.searchsorted(values, x, side="left")
+        left = first[index]
+        exact = values[np.minimum(index, len(values) - 1)] == x
+        return left, np.where(exact, last[index], left)
 
     def _positions(self, name: str) -> np.ndarray:
         """Vocabulary index → interval position in this component (-1: not present)."""

@@ -158,21 +158,16 @@ class GaussianCopula(Synthesizer):
         sample = RowSample(self.sample_rows)
         counts: dict[str, dict[Any, int]] = {n: {} for n, r in self.roles_.items() if r == "categorical"}
         rows, last_id = 0, {}
-        for table in dataset._tables(memory_budget=budget):
-            self._check_training(table, rows)
+        for table, part in dataset._tables(self._first_pass_batch, memory_budget=budget):
+            self._check_training(part["violations"], rows, table.num_rows)
             rows += table.num_rows
-            table = self._derive(table)
-            for name, seen in counts.items():
-                summary = pc.value_counts(table[name].drop_null())
-                values, found = summary.field("values").to_pylist(), summary.field("counts").to_pylist()
+            for name, (values, found) in part["counts"].items():
+                seen = counts[name]
                 for value, count in zip(values, found):
                     seen[value] = seen.get(value, 0) + count
-            for name, role in self.roles_.items():
-                column = table[name]
-                if role == "identifier" and pa.types.is_integer(column.type) and column.null_count < len(
-                        column):
-                    last_id[name] = max(last_id.get(name, 0), pc.max(column).as_py())
-            sample.add(table.select([n for n, r in self.roles_.items() if r != "pii"]), rng)
+            for name, top in part["ids"].items():
+                last_id[name] = max(last_id.get(name, top), top)
+            sample.add(table, rng)
             self._progress(table.num_rows)
         if rows == 0 or sample.table is None:
             raise InvalidArgumentError("fit needs at least one row")
@@ -185,13 +180,26 @@ class GaussianCopula(Synthesizer):
         self.modelled_ = [n for n, r in self.roles_.items() if r in ("numeric", "categorical")]
         self._fit_components(dataset, sample.table, rng, budget)
 
-    def _check_training(self, table: pa.Table, offset: int) -> None:
-        for constraint in self.constraints_:
-            bad = violations(table, constraint)
+    def _first_pass_batch(self, table: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
+        """On a worker thread: constraint checks, category counts, identifier maxima of one batch."""
+        part: dict[str, Any] = {"violations": {str(c): violations(table, c) for c in self.constraints_},
+                                "counts": {}, "ids": {}}
+        table = self._derive(table)
+        for name, role in self.roles_.items():
+            column = table[name]
+            if role == "categorical":
+                summary = pc.value_counts(column.drop_null())
+                part["counts"][name] = (summary.field("values").to_pylist(), summary.field("counts").to_pylist())
+            elif role == "identifier" and pa.types.is_integer(column.type) and column.null_count < len(column):
+                part["ids"][name] = pc.max(column).as_py()
+        return table.select([n for n, r in self.roles_.items() if r != "pii"]), part
+
+    @staticmethod
+    def _check_training(broken: dict[str, int], offset: int, rows: int) -> None:
+        for constraint, bad in broken.items():
             if bad:
-                end = offset + table.num_rows
-                raise ConstraintError(f"{bad} training rows (in rows {offset:,}..{end:,}) "
-                                      f"break the constraint {str(constraint)!r}; clean them or drop the "
+                raise ConstraintError(f"{bad} training rows (in rows {offset:,}..{offset + rows:,}) "
+                                      f"break the constraint {constraint!r}; clean them or drop the "
                                       f"constraint")
 
     def _arrays(self) -> None:
@@ -280,17 +288,36 @@ class GaussianCopula(Synthesizer):
 
     def _correlate(self, dataset: Any, whole: Component, components: list[Component],
                    budget: int | None) -> tuple[_Stats, list[_Stats]]:
+        """Pass two: per-component normal-score moments and exact counts, batches on threads.
+
+        The whole table's moments are only gathered when a component must borrow them.
+        """
+        need_whole = bool(self.by_) and any(c.weight == 0.0 for c in components)
         whole_stats = _Stats(whole)
         stats = [_Stats(c) for c in components]
-        modelled = dataset.select(self.modelled_)
-        for index, table in enumerate(modelled._tables(memory_budget=budget)):
+
+        def work(index: int, table: pa.Table) -> tuple[int, dict[int, _Stats]]:
             rng = np.random.default_rng([self.seed, 1, index])
             codes, numbers = self._columns(self._derive(table))
-            whole_stats.add(codes, numbers, np.ones(table.num_rows, dtype=bool), rng)
+            parts: dict[int, _Stats] = {}
+            if need_whole:
+                parts[-1] = _Stats(whole).add(codes, numbers, None, rng)
             keys = self._keys(codes)
-            for key in np.unique(keys):
-                stats[key].add(codes, numbers, keys == key, rng)
-            self._progress(table.num_rows)
+            present = np.unique(keys)
+            for key in present:
+                members = None if len(present) == 1 else keys == key
+                parts[int(key)] = _Stats(components[key]).add(codes, numbers, members, rng)
+            return table.num_rows, parts
+
+        batches = dataset.select(self.modelled_)._tables(memory_budget=budget)
+        tasks = ((lambda i=i, t=t: work(i, t)) for i, t in enumerate(batches))
+        with threadpool_limits(1):
+            for rows, parts in ordered_map(tasks, threads=self.threads):
+                for key, part in parts.items():
+                    (whole_stats if key < 0 else stats[key]).merge(part)
+                self._progress(rows)
+        if not need_whole and not self.by_:
+            whole_stats = stats[0]
         return whole_stats, stats
 
     # -- sampling ------------------------------------------------------------------------------
@@ -488,28 +515,46 @@ class _Stats:
         self.counts: dict[str, np.ndarray] = {}
         self.nulls: dict[str, int] = dict.fromkeys(component.columns, 0)
 
-    def add(self, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray], members: np.ndarray,
-            rng: np.random.Generator) -> None:
-        if not members.any():
-            return
-        part_codes = {n: c[members] for n, c in codes.items()}
-        part_numbers = {n: x[members] for n, x in numbers.items()}
+    def add(self, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray], members: np.ndarray | None,
+            rng: np.random.Generator) -> _Stats:
+        """Add the rows ``members`` (all when None); returns ``self``."""
+        if members is None:
+            part_codes, part_numbers = codes, numbers
+            count = len(next(iter({**codes, **numbers}.values()))) if (codes or numbers) else 0
+        else:
+            part_codes = {n: c[members] for n, c in codes.items()}
+            part_numbers = {n: x[members] for n, x in numbers.items()}
+            count = int(members.sum())
+        if count == 0:
+            return self
         component = self.component
         z = ndtri(component.uniform(part_codes, part_numbers, rng))
         self.total += z.sum(axis=0)
         self.outer += z.T @ z
-        self.rows += int(members.sum())
+        self.rows += count
         for name in component.columns:
             if component.kinds[name] == "categorical":
                 code = part_codes[name]
                 self.nulls[name] += int((code < 0).sum())
-                found = np.bincount(code[code >= 0], minlength=1)
-                previous = self.counts.get(name, np.zeros(0, dtype=np.int64))
-                size = max(len(found), len(previous))
-                self.counts[name] = (np.pad(previous, (0, size - len(previous)))
-                                     + np.pad(found, (0, size - len(found))))
+                self._add_counts(name, np.bincount(code[code >= 0], minlength=1))
             else:
                 self.nulls[name] += int(np.isnan(part_numbers[name]).sum())
+        return self
+
+    def merge(self, other: _Stats) -> None:
+        """Add another batch's accumulators of the same component."""
+        self.total += other.total
+        self.outer += other.outer
+        self.rows += other.rows
+        for name, count in other.nulls.items():
+            self.nulls[name] += count
+        for name, found in other.counts.items():
+            self._add_counts(name, found)
+
+    def _add_counts(self, name: str, found: np.ndarray) -> None:
+        previous = self.counts.get(name, np.zeros(0, dtype=np.int64))
+        size = max(len(found), len(previous))
+        self.counts[name] = np.pad(previous, (0, size - len(previous))) + np.pad(found, (0, size - len(found)))
 
     def correlation(self) -> np.ndarray:
         k = len(self.total)
