@@ -23,9 +23,10 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import ADULT_COLUMNS, ADULT_TRAIN  # noqa: E402
+
 import datakiln  # noqa: E402
 from datakiln.synth import GaussianCopula  # noqa: E402
-from tests.conftest import ADULT_COLUMNS, ADULT_TRAIN  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[list[float], object]:
@@ -90,7 +91,8 @@ def main() -> None:
     properties = theirs.get_properties().set_index("Property")["Score"]
     rows = [("datakiln fidelity report", ours_times, ours.fidelity["score"], ours.fidelity["column_shapes"],
              ours.fidelity["column_pair_trends"]),
-            ("datakiln + detection + privacy", full_times, full.fidelity["score"], full.fidelity["column_shapes"],
+            ("datakiln + detection + privacy", full_times, full.fidelity["score"],
+             full.fidelity["column_shapes"],
              full.fidelity["column_pair_trends"]),
             ("SDMetrics QualityReport", theirs_times, theirs.get_score(), properties["Column Shapes"],
              properties["Column Pair Trends"])]

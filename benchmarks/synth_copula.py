@@ -22,9 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import ADULT_COLUMNS, ADULT_TRAIN  # noqa: E402
+
 import datakiln  # noqa: E402
 from datakiln.synth import GaussianCopula  # noqa: E402
-from tests.conftest import ADULT_COLUMNS, ADULT_TRAIN  # noqa: E402
 
 
 def timed(fn, repeat: int):
@@ -60,7 +61,8 @@ def main() -> None:
 
     fit_s, model = timed(lambda: GaussianCopula().fit(train), args.repeat)
     sample_s, _ = timed(lambda: model.sample(args.sample_rows, seed=0), args.repeat)
-    results["datakiln GaussianCopula"] = (fit_s, args.sample_rows / sample_s, model.sample(train.num_rows, seed=1))
+    ours = model.sample(train.num_rows, seed=1)
+    results["datakiln GaussianCopula"] = (fit_s, args.sample_rows / sample_s, ours)
 
     try:
         from sdv.metadata import Metadata
@@ -97,10 +99,12 @@ def main() -> None:
         utility = report.utility["synthetic"]
         scores[name] = (fit, speed, report.fidelity["score"])
         print(f"| {name:30} | {fit:6.2f} | {speed:13,.0f} | {report.fidelity['column_shapes']:6.3f} | "
-              f"{report.fidelity['column_pair_trends']:6.3f} | {report.fidelity['score']:6.3f} | {sdm:9.3f} | "
+              f"{report.fidelity['column_pair_trends']:6.3f} | {report.fidelity['score']:6.3f} | "
+              f"{sdm:9.3f} | "
               f"{utility['roc_auc']:7.3f} | {utility['minority_f1']:7.3f} |")
         real = report.utility["real"]
-    print(f"| {'(real data, for reference)':30} | {'':>6} | {'':>13} | {'':>6} | {'':>6} | {'':>6} | {'':>9} | "
+    blank = " | ".join(f"{'':>{w}}" for w in (6, 13, 6, 6, 6, 9))
+    print(f"| {'(real data, for reference)':30} | {blank} | "
           f"{real['roc_auc']:7.3f} | {real['minority_f1']:7.3f} |")
     if len(scores) == 2:
         (fit, speed, quality), (sdv_fit, sdv_speed, sdv_quality) = scores.values()

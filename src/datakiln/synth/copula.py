@@ -189,8 +189,10 @@ class GaussianCopula(Synthesizer):
             column = table[name]
             if role == "categorical":
                 summary = pc.value_counts(column.drop_null())
-                part["counts"][name] = (summary.field("values").to_pylist(), summary.field("counts").to_pylist())
-            elif role == "identifier" and pa.types.is_integer(column.type) and column.null_count < len(column):
+                part["counts"][name] = (summary.field("values").to_pylist(),
+                                        summary.field("counts").to_pylist())
+            elif role == "identifier" and pa.types.is_integer(column.type) and column.null_count < len(
+                    column):
                 part["ids"][name] = pc.max(column).as_py()
         return table.select([n for n, r in self.roles_.items() if r != "pii"]), part
 
@@ -554,7 +556,8 @@ class _Stats:
     def _add_counts(self, name: str, found: np.ndarray) -> None:
         previous = self.counts.get(name, np.zeros(0, dtype=np.int64))
         size = max(len(found), len(previous))
-        self.counts[name] = np.pad(previous, (0, size - len(previous))) + np.pad(found, (0, size - len(found)))
+        self.counts[name] = (np.pad(previous, (0, size - len(previous)))
+                             + np.pad(found, (0, size - len(found))))
 
     def correlation(self) -> np.ndarray:
         k = len(self.total)
