@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    from sdmetrics.reports.single_table import QualityReport
+    from sdmetrics.reports.single_table.quality_report import QualityReport
 
     adult = datakiln.read(ADULT_TRAIN, names=ADULT_COLUMNS).to_arrow()
     rng = np.random.default_rng(0)

@@ -38,7 +38,7 @@ def timed(fn, repeat: int):
 
 
 def sdmetrics_score(real: pa.Table, synthetic: pa.Table, roles: dict[str, str]) -> float:
-    from sdmetrics.reports.single_table import QualityReport
+    from sdmetrics.reports.single_table.quality_report import QualityReport
 
     sdtypes = {"continuous": "numerical", "discrete": "categorical"}
     metadata = {"columns": {name: {"sdtype": sdtypes[role]} for name, role in roles.items()}}

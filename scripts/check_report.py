@@ -45,12 +45,12 @@ def console_errors(log: str) -> list[str]:
 
 def colour_share(png: Path, rgb: tuple[int, int, int], tolerance: int = 12) -> float:
     """Share of the screenshot's pixels within ``tolerance`` of ``rgb``."""
+    import numpy as np
     from PIL import Image
 
-    image = Image.open(png).convert("RGB")
-    pixels = list(image.getdata())
-    near = sum(1 for p in pixels if all(abs(a - b) <= tolerance for a, b in zip(p, rgb)))
-    return near / len(pixels)
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16).reshape(-1, 3)
+    near = (np.abs(pixels - np.array(rgb, dtype=np.int16)) <= tolerance).all(axis=1)
+    return float(near.mean())
 
 
 def check(html: Path, screenshot: Path) -> list[str]:

@@ -9,7 +9,7 @@ from datakiln.errors import InvalidArgumentError, SchemaError
 
 
 def _sdmetrics_quality(real: pa.Table, synthetic: pa.Table, report) -> tuple[float, float, float]:
-    from sdmetrics.reports.single_table import QualityReport  # a dev dependency
+    from sdmetrics.reports.single_table.quality_report import QualityReport  # a dev dependency
 
     quality = QualityReport()
     sdtypes = {"continuous": "numerical", "discrete": "categorical"}

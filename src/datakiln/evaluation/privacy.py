@@ -36,6 +36,7 @@ __all__ = ["exact_copies", "privacy_risk", "training_hashes"]
 NOTICE = ("Distance-based checks are heuristics: passing them is no proof of privacy. Only a "
           "mechanism with a guarantee (e.g. differential privacy) bounds what can be learned.")
 DCR_BINS = 30
+MIN_ATTACK_ROWS = 20  # fewer holdout rows than this make no membership attack
 
 
 def training_hashes(dataset: Dataset, columns: list[str], memory_budget: int | None) -> np.ndarray:
@@ -127,6 +128,8 @@ def _membership(encoder: RowEncoder, train: pa.Table, holdout: pa.Table, synthet
                 rng: np.random.Generator, rows: int) -> dict[str, Any]:
     """Distance-to-synthetic attack: AUC of telling training rows from holdout rows."""
     size = min(train.num_rows, holdout.num_rows, rows)
+    if size < MIN_ATTACK_ROWS:
+        return {"membership_auc": None, "membership_interval": None, "membership_rows": 2 * size}
     members = encoder.embedding(take_rows(train, size, rng))
     outsiders = encoder.embedding(take_rows(holdout, size, rng))
     reference = encoder.embedding(synthetic)  # the whole synthetic sample
