@@ -44,6 +44,8 @@ _LAZY = {
     "read": "datakiln.io",
     "split": "datakiln.splits",
     "evaluate": "datakiln.evaluation.suite",
+    "balance": "datakiln.balancing.balancer",
+    "Balancer": "datakiln.balancing.balancer",
     "EvaluationReport": "datakiln.evaluation.suite",
     "SplitResult": "datakiln.splits",
     "read_sql": "datakiln.io",
@@ -52,6 +54,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Balancer",
     "ColumnProfile",
     "ColumnSchema",
     "ConnectionFailedError",
@@ -76,6 +79,7 @@ __all__ = [
     "UnsupportedFormatError",
     "WriteError",
     "__version__",
+    "balance",
     "from_arrow",
     "evaluate",
     "from_pandas",

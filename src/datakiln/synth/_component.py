@@ -145,13 +145,43 @@ class Component:
             index = np.asarray(self.categories[name]["index"], dtype=np.int64)
             if index.size == 0:
                 return np.zeros(len(z), dtype=np.int64), np.ones(len(z), dtype=bool)
-            return index[np.searchsorted(cuts, z, side="right")], z < null_below
+            first, unsure = self._code_table(name)
+            bins = self._bins(z)
+            codes = first[bins]
+            check = unsure[bins]  # the few scores in a bin with a boundary: an exact search
+            if check.any():
+                codes[check] = index[np.searchsorted(cuts, z[check], side="right")]
+            return codes, z < null_below
         null_below, table = self._value_table(name)
         position = (np.clip(z, -Z_LIMIT, Z_LIMIT) + Z_LIMIT) * ((len(table) - 1) / (2 * Z_LIMIT))
         low = np.minimum(position.astype(np.int64), len(table) - 2)
         frac = position - low
         start = table[low]
         return start + frac * (table[low + 1] - start), z < null_below
+
+    @staticmethod
+    def _bins(z: np.ndarray) -> np.ndarray:
+        """Bin of each normal score among ``Z_POINTS - 1`` equal bins of [-Z_LIMIT, Z_LIMIT]."""
+        position = (np.clip(z, -Z_LIMIT, Z_LIMIT) + Z_LIMIT) * ((Z_POINTS - 1) / (2 * Z_LIMIT))
+        return np.minimum(position.astype(np.int64), Z_POINTS - 2)
+
+    def _code_table(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(vocabulary code at each bin's start, whether a category boundary lies in the bin).
+
+        Most scores read their category off the table; only those in a bin that holds a
+        boundary (and the two end bins) are searched, so the result is exact.
+        """
+        key = f"codes.{name}"
+        if key not in self._cache:
+            _, cuts = self._thresholds(name)
+            index = np.asarray(self.categories[name]["index"], dtype=np.int64)
+            edges = np.linspace(-Z_LIMIT, Z_LIMIT, Z_POINTS)
+            low = np.searchsorted(cuts, edges[:-1], side="right")
+            high = np.searchsorted(cuts, edges[1:], side="right")
+            unsure = low != high
+            unsure[[0, -1]] = True
+            self._cache[key] = (index[low], unsure)
+        return self._cache[key]
 
     def _value_table(self, name: str) -> tuple[float, np.ndarray]:
         """(null threshold, the column's value at ``Z_POINTS`` evenly spaced normal scores).

@@ -1,0 +1,123 @@
+"""Rows ↔ the numeric matrix imbalanced-learn works on, keeping every column's type.
+
+Categories, booleans and text go through datakiln's :class:`~datakiln.transform.OrdinalEncoder`
+(a null becomes one more code); integers, decimals and datetimes become float64 and come
+back rounded to their type and clipped to the range seen in fitting (SMOTE interpolates,
+so it never leaves that range, but a float must still become an integer: no 2.37
+children); floats come back as they are. Numeric nulls cannot be interpolated, so they
+are refused with a message that names the column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.synth.constraints import ticks
+from datakiln.transform.encode import OrdinalEncoder
+
+__all__ = ["FeatureCodec"]
+
+
+def _is_number(dtype: pa.DataType) -> bool:
+    return (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
+            or pa.types.is_temporal(dtype))
+
+
+class FeatureCodec:
+    """Fitted on a Dataset (streamed): which columns are categorical, category codes, ranges."""
+
+    def __init__(self, schema: pa.Schema, target: str) -> None:
+        if target not in schema.names:
+            raise SchemaError(f"target {target!r} is not a column; the columns are {schema.names}")
+        self.schema = schema
+        self.target = target
+        self.features = [n for n in schema.names if n != target]
+        if not self.features:
+            raise InvalidArgumentError("balancing needs at least one feature column besides the target")
+        self.categorical = [n for n in self.features if not _is_number(schema.field(n).type)]
+        self.low: dict[str, float] = {}
+        self.high: dict[str, float] = {}
+
+    def fit(self, dataset: Any, memory_budget: int | None = None) -> FeatureCodec:
+        """Learn categories (features and target) and numeric ranges in one streaming pass."""
+        self.labels_encoder = OrdinalEncoder([self.target]).fit(dataset.select([self.target]))
+        self.encoder = OrdinalEncoder(self.categorical).fit(dataset.select(self.categorical)) \
+            if self.categorical else None
+        numeric = [n for n in self.features if n not in self.categorical]
+        for table in dataset.select(numeric)._tables(memory_budget=memory_budget) if numeric else []:
+            for name in numeric:
+                x = ticks(table[name])
+                if np.isnan(x).any():
+                    raise InvalidArgumentError(
+                        f"column {name!r} has missing values, which SMOTE and the other samplers cannot "
+                        f"use; impute them first (datakiln.clean.Impute) or drop the column")
+                if x.size:
+                    self.low[name] = min(float(x.min()), self.low.get(name, np.inf))
+                    self.high[name] = max(float(x.max()), self.high.get(name, -np.inf))
+        return self
+
+    @property
+    def classes(self) -> list[Any]:
+        """The target's classes in code order."""
+        return list(self.labels_encoder.categories_[self.target])
+
+    def labels(self, table: pa.Table) -> np.ndarray:
+        """Target codes (the null class, if any, is the last code)."""
+        codes = self.labels_encoder.transform(table.select([self.target]))[self.target]
+        filled = pc.fill_null(codes, len(self.classes))
+        return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def encode(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(feature matrix float64, target codes) of ``table``."""
+        coded = self.encoder.transform(table.select(self.categorical)) if self.encoder else None
+        columns = []
+        for name in self.features:
+            if name in self.categorical:
+                k = len(self.encoder.categories_[name])
+                columns.append(np.asarray(pc.fill_null(coded[name], k).to_numpy(zero_copy_only=False),
+                                          dtype=np.float64))
+            else:
+                x = ticks(table[name])
+                if np.isnan(x).any():
+                    raise InvalidArgumentError(f"column {name!r} has missing values; impute them first")
+                columns.append(x)
+        return np.column_stack(columns), self.labels(table)
+
+    @property
+    def categorical_mask(self) -> np.ndarray:
+        return np.array([n in self.categorical for n in self.features])
+
+    def decode(self, x: np.ndarray, y: np.ndarray) -> pa.Table:
+        """A table with the original schema from a feature matrix and target codes."""
+        codes: dict[str, pa.Array] = {}
+        for j, name in enumerate(self.features):
+            if name in self.categorical:
+                k = len(self.encoder.categories_[name])
+                code = np.round(x[:, j]).astype(np.int32)
+                codes[name] = pa.array(code, mask=code >= k)
+        k = len(self.classes)
+        labels = pa.table({self.target: pa.array(y.astype(np.int32), mask=y >= k)})
+        restored = self.encoder.inverse_transform(pa.table(codes)) if self.encoder else None
+        columns = {}
+        for j, name in enumerate(self.features):
+            columns[name] = restored[name] if name in self.categorical else self._number(name, x[:, j])
+        columns[self.target] = self.labels_encoder.inverse_transform(labels)[self.target]
+        return pa.table({n: columns[n] for n in self.schema.names}).cast(self.schema)
+
+    def _number(self, name: str, x: np.ndarray) -> pa.Array:
+        dtype = self.schema.field(name).type
+        if pa.types.is_floating(dtype):
+            return pa.array(x).cast(dtype)
+        if pa.types.is_decimal(dtype):
+            return pc.cast(pc.round(pa.array(x), ndigits=dtype.scale), dtype)
+        low, high = self.low.get(name, -np.inf), self.high.get(name, np.inf)
+        whole = np.clip(np.round(x), low, high).astype(np.int64)
+        if pa.types.is_temporal(dtype):
+            storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
+            return pa.array(whole).cast(storage).cast(dtype)
+        return pa.array(whole).cast(dtype)
