@@ -54,10 +54,31 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "validation: 500 rows" in result.stdout
     assert "imputed (mode): 331" in result.stdout
     assert "synthetic rows" in result.stdout and (tmp_path / "adult.kiln").exists()
+    assert "smotenc: {'<=50K': 3022, '>50K': 977} -> {'<=50K': 3022, '>50K': 3022}" in result.stdout
+    assert datakiln.read(tmp_path / "train_balanced.parquet").count() == 2 * 3022
     assert (tmp_path / "adult.parquet").exists()
     report = json.loads((tmp_path / "report.json").read_text())
     assert 0.8 < report["fidelity"]["score"] <= 1 and report["utility"]["target"] == "income"
     assert "HTML report:" in result.stdout and (tmp_path / "report.html").stat().st_size > 20_000
+
+
+def test_balance_command_auto_prints_and_writes_the_comparison(tmp_path):
+    bank = "../shared/datasets/bank_marketing/bank-full.csv"
+    out, report = tmp_path / "bank.parquet", tmp_path / "balance.json"
+    result = runner.invoke(app, ["balance", bank, "-o", str(out), "--target", "y", "--method", "auto",
+                                 "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "minority f1" in result.stdout and "◀ chosen" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["counts_before"] == {"no": 39922, "yes": 5289}
+    assert {row["method"] for row in data["comparison"]} >= {"none", "smote", "random_under", "synth"}
+    assert datakiln.read(out).count() == sum(data["counts_after"].values())
+    ratio = runner.invoke(app, ["balance", bank, "-o", str(tmp_path / "r.parquet"), "--target", "y",
+                                "--method", "random_under", "--ratio", "0.5"])
+    assert ratio.exit_code == 0 and "10,578" in ratio.stdout  # 5,289 yes / 0.5
+    bad = runner.invoke(app, ["balance", bank, "-o", str(tmp_path / "x.parquet"), "--target", "y",
+                              "--method", "magic"])
+    assert bad.exit_code == 2 and "unknown balancing method" in bad.output
 
 
 def test_evaluate_writes_html_and_json(adult, adult_synthetic, tmp_path):

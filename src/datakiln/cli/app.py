@@ -7,6 +7,7 @@ import logging
 import typer
 
 from datakiln.cli._common import with_read_options
+from datakiln.cli.commands.balance import balance_command
 from datakiln.cli.commands.clean import clean
 from datakiln.cli.commands.convert import convert
 from datakiln.cli.commands.demo import demo
@@ -28,6 +29,7 @@ app.command("inspect")(inspect)
 app.command("convert")(convert)
 app.command("clean")(clean)
 app.command("split")(split_command)
+app.command("balance")(with_read_options(balance_command))
 app.command("evaluate")(with_read_options(evaluate_command))
 app.command("demo")(demo)
 app.add_typer(synth_app, name="synth")

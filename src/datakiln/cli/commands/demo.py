@@ -1,6 +1,6 @@
 """``kiln demo``: the main job on the shipped Adult sample.
 
-load → inspect → convert → clean → split → synthesize → evaluate, printing what each step did.
+load → inspect → convert → clean → split → balance → synthesize → evaluate, printing what each step did.
 """
 
 from __future__ import annotations
@@ -69,24 +69,34 @@ def demo(
             rich_share = parts.class_counts[name].get(">50K", 0) / max(count, 1)
             console.print(f"{name:>10}: {count:,} rows, >50K share {rich_share:.2%} -> "
                           f"{parts.paths[name]}")
-        console.rule("[bold]6. synthesize")
+        console.rule("[bold]6. balance")
+        from datakiln.balancing import Balancer
+
+        balancer = Balancer("smote", seed=0)
+        train = balancer.fit_resample(parts["train"], "income", output=folder / "train_balanced.parquet")
+        report = balancer.report_
+        console.print(f"{report.method}: {report.counts_before} -> {report.counts_after}; "
+                      f"{report.new_rows:,} new rows, {report.exact_copy_share:.1%} exact / "
+                      f"{report.near_copy_share:.1%} near copies of real rows -> "
+                      f"{folder / 'train_balanced.parquet'}")
+        console.rule("[bold]7. synthesize")
         from datakiln.synth import GaussianCopula, load
 
-        model = GaussianCopula().fit(parts["train"])
+        model = GaussianCopula().fit(train)
         model.save(folder / "adult.kiln")
-        synthetic = load(folder / "adult.kiln").sample(parts.counts["train"], seed=0)
+        synthetic = load(folder / "adult.kiln").sample(train.count(), seed=0)
         datakiln.from_arrow(synthetic).write(folder / "synthetic.parquet")
         share = sum(v == ">50K" for v in synthetic["income"].to_pylist()) / max(synthetic.num_rows, 1)
-        console.print(f"fitted a Gaussian copula on the train split, saved {folder / 'adult.kiln'}, "
+        console.print(f"fitted a Gaussian copula on the balanced train split, saved {folder / 'adult.kiln'}, "
                       f"sampled {synthetic.num_rows:,} synthetic rows (>50K share {share:.2%}) -> "
                       f"{folder / 'synthetic.parquet'}")
-        console.rule("[bold]7. evaluate")
+        console.rule("[bold]8. evaluate")
         from datakiln.cli.commands.evaluate import summary_table
 
-        report = datakiln.evaluate(parts["train"], synthetic, holdout=parts["test"], target="income", seed=0)
-        report.to_html(folder / "report.html")
-        report.to_json(folder / "report.json")
-        console.print(summary_table(report, "synthetic sample against the train split"))
+        evaluation = datakiln.evaluate(train, synthetic, holdout=parts["test"], target="income", seed=0)
+        evaluation.to_html(folder / "report.html")
+        evaluation.to_json(folder / "report.json")
+        console.print(summary_table(evaluation, "synthetic sample against the balanced train split"))
         console.print(f"HTML report: {folder / 'report.html'} (open it in a browser)")
     console.rule()
     console.print(f"done in {time.perf_counter() - started:.1f} s; outputs in {folder}")
