@@ -95,17 +95,18 @@ class FeatureCodec:
     def decode(self, x: np.ndarray, y: np.ndarray) -> pa.Table:
         """A table with the original schema from a feature matrix and target codes."""
         codes: dict[str, pa.Array] = {}
+        x = np.ascontiguousarray(x.T)  # one copy; each column is then contiguous
         for j, name in enumerate(self.features):
             if name in self.categorical:
                 k = len(self.encoder.categories_[name])
-                code = np.round(x[:, j]).astype(np.int32)
+                code = np.round(x[j]).astype(np.int32)
                 codes[name] = pa.array(code, mask=code >= k)
         k = len(self.classes)
         labels = pa.table({self.target: pa.array(y.astype(np.int32), mask=y >= k)})
         restored = self.encoder.inverse_transform(pa.table(codes)) if self.encoder else None
         columns = {}
         for j, name in enumerate(self.features):
-            columns[name] = restored[name] if name in self.categorical else self._number(name, x[:, j])
+            columns[name] = restored[name] if name in self.categorical else self._number(name, x[j])
         columns[self.target] = self.labels_encoder.inverse_transform(labels)[self.target]
         return pa.table({n: columns[n] for n in self.schema.names}).cast(self.schema)
 

@@ -1,7 +1,7 @@
 """The privacy cost of new rows: how many are copies or near-copies of real rows.
 
-A new row is an *exact copy* when it equals a real row of its class (compared over all
-the real rows given, by their bytes), a *near copy* when it is closer than the 5th
+A sampled new row is an *exact copy* when it equals a real row of its class (compared
+with all the real rows given, by their bytes), a *near copy* when it is closer than the 5th
 percentile of the real rows' own
 nearest-neighbour distances (closer than 95% of real rows are to each other). Distances:
 numbers scaled to the class's range, a category mismatch counts 1. Samples of at most
@@ -36,18 +36,18 @@ def copy_shares(new_x: np.ndarray, new_y: np.ndarray, real_x: np.ndarray, real_y
     if len(new_x) == 0:
         return None, None
     rng = np.random.default_rng(seed)
-    exact = near = total = sampled = 0
-    width_all = np.ptp(real_x, axis=0)
+    exact = near = sampled = 0
     for klass in np.unique(new_y):
-        fresh = new_x[new_y == klass]
-        real = real_x[real_y == klass]
-        if len(real) < 3:
+        members = np.flatnonzero(new_y == klass)
+        fresh = new_x[np.sort(rng.choice(members, min(rows, len(members)), replace=False))]
+        real_all = real_x[real_y == klass]
+        if len(real_all) < 3:
             continue
-        known = {row.tobytes() for row in np.ascontiguousarray(real)}
+        known = {row.tobytes() for row in np.ascontiguousarray(real_all)}  # every real row of the class
         exact += sum(row.tobytes() in known for row in np.ascontiguousarray(fresh))
-        fresh = fresh[rng.choice(len(fresh), min(rows, len(fresh)), replace=False)]
-        real = real[rng.choice(len(real), min(rows, len(real)), replace=False)]
-        low, width = real.min(axis=0), np.where(width_all > 0, width_all, 1.0)
+        real = real_all[rng.choice(len(real_all), min(rows, len(real_all)), replace=False)]
+        span = np.ptp(real_all, axis=0)
+        low, width = real_all.min(axis=0), np.where(span > 0, span, 1.0)
         both = _embed(np.vstack([real, fresh]), categorical, low, width)
         reference, queries = both[: len(real)], both[len(real):]
         finder = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(reference)
@@ -56,7 +56,6 @@ def copy_shares(new_x: np.ndarray, new_y: np.ndarray, real_x: np.ndarray, real_y
         distance = finder.kneighbors(queries, n_neighbors=1)[0][:, 0]
         near += int((distance <= max(threshold, 1e-9)).sum())
         sampled += len(distance)
-        total += int((new_y == klass).sum())
-    if total == 0:
+    if sampled == 0:
         return None, None
-    return exact / total, near / sampled
+    return exact / sampled, near / sampled

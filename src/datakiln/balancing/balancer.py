@@ -194,8 +194,11 @@ class Balancer:
                 x_res, y_res = resampler.fit_resample(x, y)
             except ValueError as exc:
                 raise InvalidArgumentError(f"{method.cls} refused the data: {exc}") from exc
-            out = codec.decode(x_res, y_res)
             new_x, new_y = _new_rows(method, x, x_res, y_res)
+            if _appends(method):  # the originals come back first and unchanged: decode the new rows only
+                out = pa.concat_tables([table, codec.decode(new_x, new_y)])
+            else:
+                out = codec.decode(x_res, y_res)
             label = method.name
         exact, near = copy_shares(new_x, new_y, x, y, codec.categorical_mask, seed=self.seed)
         report = BalanceReport(label, "in memory", _counts(codec, y), _counts(codec, np.asarray(y_res)),
@@ -205,10 +208,15 @@ class Balancer:
         return Dataset.from_arrow(out), report
 
 
+def _appends(method: Method) -> bool:
+    """Whether imbalanced-learn returns the input rows first, unchanged, then the new ones."""
+    return method.kind == "over-sampling" and method.module != "imblearn.combine"
+
+
 def _new_rows(method: Method, x: np.ndarray, x_res: np.ndarray,
               y_res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows a sampler added: the tail for over-samplers, rows absent from ``x`` otherwise."""
-    if method.kind == "over-sampling" and method.module != "imblearn.combine":
+    if _appends(method):
         return x_res[len(x):], np.asarray(y_res)[len(x):]
     if method.module == "imblearn.combine":
         seen = {row.tobytes() for row in np.ascontiguousarray(x)}
