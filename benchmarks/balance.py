@@ -36,13 +36,14 @@ IMBLEARN = MAKE + textwrap.dedent("""
     started = time.perf_counter()
     xr, yr = SMOTE(random_state=0).fit_resample(x, y)
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rows": len(yr), "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "checksum": float(xr[-1000:].sum())}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    checksum = float(xr[-1000:].sum())
+    print(json.dumps({"seconds": seconds, "rows": len(yr), "peak": peak, "checksum": checksum}))
 """)
 
 DATAKILN = MAKE + textwrap.dedent("""
     import json, resource, sys, time
-    import datakiln, datakiln.balancing, imblearn.over_sampling  # imported before timing, as for imbalanced-learn
+    import datakiln, datakiln.balancing, imblearn.over_sampling  # imported before timing, like imblearn
     x, y = make(int(sys.argv[1]))
     table = pa.table({f"x{i}": x[:, i] for i in range(19)} | {"y": y})
     del x
@@ -50,8 +51,8 @@ DATAKILN = MAKE + textwrap.dedent("""
     out = datakiln.balance(table, "y", method="smote", seed=0, memory_budget="8GB").to_arrow()
     seconds = time.perf_counter() - started
     tail = np.column_stack([out[f"x{i}"].to_numpy()[-1000:] for i in range(19)])
-    print(json.dumps({"seconds": seconds, "rows": out.num_rows, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "checksum": float(tail.sum())}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "rows": out.num_rows, "peak": peak, "checksum": float(tail.sum())}))
 """)
 
 STREAMED = textwrap.dedent("""
@@ -62,8 +63,8 @@ STREAMED = textwrap.dedent("""
     balancer = Balancer("smote", seed=0, memory_budget=sys.argv[3])
     out = balancer.fit_resample(datakiln.read(sys.argv[1]), "y", output=sys.argv[2])
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rows": out.count(), "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "path": balancer.report_.path}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "rows": out.count(), "peak": peak, "path": balancer.report_.path}))
 """)
 
 ADULT = textwrap.dedent("""
@@ -83,7 +84,8 @@ ADULT = textwrap.dedent("""
         x = x.fillna("(missing)")
         rows = len(SMOTENC(categorical_features=categorical, random_state=0).fit_resample(x, y)[1])
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak": peak}))
 """)
 
 
@@ -112,8 +114,10 @@ def main() -> None:
     rows = []
     theirs = run_child(IMBLEARN, "1000000")
     ours = run_child(DATAKILN, "1000000")
-    assert ours["rows"] == theirs["rows"] and abs(ours["checksum"] - theirs["checksum"]) < 1e-6, (ours, theirs)
-    rows += [("SMOTE 1M × 20, imbalanced-learn (arrays)", theirs), ("SMOTE 1M × 20, datakiln (in memory)", ours)]
+    same = ours["rows"] == theirs["rows"] and abs(ours["checksum"] - theirs["checksum"]) < 1e-6
+    assert same, (ours, theirs)
+    rows += [("SMOTE 1M × 20, imbalanced-learn (arrays)", theirs),
+             ("SMOTE 1M × 20, datakiln (in memory)", ours)]
     if not args.skip_10m:
         with tempfile.TemporaryDirectory() as folder:
             source = Path(folder) / "in.parquet"
@@ -127,7 +131,8 @@ def main() -> None:
     print(f"| {'run':48} | {'seconds':>8} | {'rows out':>12} | {'peak RSS GB':>11} |")
     print(f"|{'-' * 50}|{'-' * 10}|{'-' * 14}|{'-' * 13}|")
     for name, result in rows:
-        print(f"| {name:48} | {result['seconds']:8.2f} | {result['rows']:12,} | {result['peak'] / 1e9:11.2f} |")
+        peak = result["peak"] / 1e9
+        print(f"| {name:48} | {result['seconds']:8.2f} | {result['rows']:12,} | {peak:11.2f} |")
     line = f"\ndatakiln SMOTE on 1M rows = {ours['seconds'] / theirs['seconds']:.2f}x imbalanced-learn's time"
     if not args.skip_10m:
         line += (f"; 10M rows: peak {big_ours['peak'] / 1e9:.2f} GB within a 2GB budget vs "
