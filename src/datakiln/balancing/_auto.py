@@ -25,7 +25,9 @@ from datakiln.dataset.dataset import Dataset
 __all__ = ["compare_methods", "score_methods"]
 
 ROWS = 50_000
-CANDIDATES = ("none", "random_over", "random_under", "smote", "smote_tomek", "synth")
+CANDIDATES = ("none", "random_over", "random_under", "smote", "borderline_smote", "adasyn", "smote_tomek",
+              "smote_enn", "tomek", "enn", "near_miss", "synth")
+NUMERIC_ONLY = {"borderline_smote", "adasyn", "smote_tomek", "smote_enn"}  # they would blend category codes
 
 
 def _model_input(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -60,8 +62,9 @@ def score_methods(codec: FeatureCodec, balancer: Any, x: np.ndarray, y: np.ndarr
     mask = codec.categorical_mask
     rows = []
     for name in candidates:
-        if name == "smote_tomek" and mask.any():
-            continue  # SMOTETomek's inner SMOTE would invent categories
+        if name in NUMERIC_ONLY and mask.any():
+            rows.append({"method": name, "skipped": "interpolates every feature; the data has categories"})
+            continue
         try:
             train_x, train_y = _resample(name, balancer, codec, x, y)
         except ValueError as exc:
@@ -88,7 +91,7 @@ def compare_methods(dataset: Dataset, codec: FeatureCodec, balancer: Any,
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.2, stratify=y,
                                                         random_state=balancer.seed)
     rows = score_methods(codec, balancer, train_x, train_y, test_x, test_y)
-    scored = [r for r in rows if "error" not in r]
+    scored = [r for r in rows if "minority_f1" in r]
     best = max(scored, key=lambda r: (r["minority_f1"], r["balanced_accuracy"]))["method"]
     for row in rows:
         row["chosen"] = row["method"] == best

@@ -30,7 +30,7 @@ def _embed(x: np.ndarray, categorical: np.ndarray, low: np.ndarray, width: np.nd
 
 
 def copy_shares(new_x: np.ndarray, new_y: np.ndarray, real_x: np.ndarray, real_y: np.ndarray,
-                categorical: np.ndarray, *, rows: int = 5_000,
+                categorical: np.ndarray, *, rows: int = 2_000,
                 seed: int = 0) -> tuple[float | None, float | None]:
     """(exact-copy share, near-copy share) of the new rows, or (None, None) without new rows."""
     if len(new_x) == 0:

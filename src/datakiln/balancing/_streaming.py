@@ -54,6 +54,42 @@ def _check_budget(dataset: Dataset, rows: int, budget: int | None, what: str) ->
                                 f"memory_budget or balance a sample")
 
 
+NEW_CHUNK = 1_000_000  # new rows generated per sampler call on this path
+
+
+def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balancer: Any, budget: int | None,
+                   y: np.ndarray, strategy: dict[int, int], sample: dict[str, Any]) -> Iterator[pa.Table]:
+    """New rows of the SMOTE family, at most ``NEW_CHUNK`` per imbalanced-learn call.
+
+    With no more than ``NEW_CHUNK`` new rows in all, one call makes them, with the seed: the
+    same rows as a whole-table call. Beyond that each call takes the seed plus its number.
+    """
+    growing = [k for k, n in strategy.items() if n > 0]
+    positions = np.flatnonzero(np.isin(y, growing))
+    other = np.flatnonzero(~np.isin(y, growing))[:1]
+    _check_budget(dataset, len(positions), budget, "the over-sampled classes")
+    real_x, real_y = codec.encode(_rows_at(dataset, np.sort(np.r_[positions, other]), budget))
+    sample["real"] = (real_x, real_y)
+    present = {k: int((real_y == k).sum()) for k in strategy}
+    total = sum(n for n in strategy.values() if n > 0)
+    pieces = [dict(strategy)] if total <= NEW_CHUNK else [
+        {k: min(NEW_CHUNK, n - start)} for k, n in strategy.items() if n > 0
+        for start in range(0, n, NEW_CHUNK)]
+    for index, piece in enumerate(pieces):
+        wanted = {k: present[k] + piece.get(k, 0) for k in strategy}
+        seeded = balancer if len(pieces) == 1 else _with_seed(balancer, balancer.seed + index)
+        x_res, y_res = seeded.make_sampler(method, codec, wanted).fit_resample(real_x, real_y)
+        yield codec.decode(x_res[len(real_x):], np.asarray(y_res)[len(real_x):])
+
+
+def _with_seed(balancer: Any, seed: int) -> Any:
+    import copy
+
+    other = copy.copy(balancer)
+    other.seed = seed
+    return other
+
+
 def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name: str, balancer: Any,
               budget: int | None, output: str | os.PathLike[str]) -> tuple[Dataset, Any]:
     """Balance ``dataset`` class by class, writing to ``output``; returns (Dataset, report)."""
@@ -67,10 +103,8 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
     kind = "over-sampling" if method is None else method.kind
     strategy = check_sampling_strategy(balancer.sampling_strategy, y, kind)
     keep: np.ndarray | None = None
-    new = dataset.arrow_schema.empty_table()
-    new_x = np.zeros((0, len(codec.features)))
-    new_y = np.zeros(0, dtype=np.int64)
-    real_x = real_y = None
+    new_parts: Iterator[pa.Table] = iter(())
+    sample: dict[str, Any] = {}  # the first new rows and their real class rows, for the copy shares
     if kind == "under-sampling":  # RandomUnderSampler's choices, kept in the source's order
         random_state = check_random_state(balancer.seed)
         keep = np.zeros(len(y), dtype=bool)
@@ -80,10 +114,10 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
                 chosen = random_state.choice(range(len(members)), size=strategy[klass], replace=False)
                 members = members[chosen]
             keep[members] = True
-    elif method is None:  # synth
-        from datakiln.balancing._synth import synthesize_minority
+    elif method is None:  # synth: the copula samples batch by batch
+        from datakiln.balancing._synth import synthesize_batches
 
-        new = synthesize_minority(dataset, codec, balancer, y)
+        new_parts = synthesize_batches(dataset, codec, balancer, y)
     elif method.name == "random_over":  # RandomOverSampler's bootstrap draws
         random_state = check_random_state(balancer.seed)
         drawn = [random_state.choice(np.flatnonzero(y == klass), size=n, replace=True)
@@ -91,25 +125,11 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
         picks = np.concatenate(drawn) if drawn else np.zeros(0, dtype=np.int64)
         _check_budget(dataset, len(np.unique(picks)), budget, "the over-sampled classes")
         unique, inverse = np.unique(picks, return_inverse=True)
-        new = _rows_at(dataset, unique, budget).take(pa.array(inverse.ravel()))
+        source = _rows_at(dataset, unique, budget)
+        new_parts = (source.take(pa.array(inverse.ravel()[i:i + NEW_CHUNK]))
+                     for i in range(0, len(picks), NEW_CHUNK))
     else:  # the SMOTE family: the growing classes, plus one row of another class
-        growing = [k for k, n in strategy.items() if n > 0]
-        positions = np.flatnonzero(np.isin(y, growing))
-        other = np.flatnonzero(~np.isin(y, growing))[:1]
-        _check_budget(dataset, len(positions), budget, "the over-sampled classes")
-        rows = _rows_at(dataset, np.sort(np.r_[positions, other]), budget)
-        real_x, real_y = codec.encode(rows)
-        present = {k: int((real_y == k).sum()) for k in strategy}
-        wanted = {k: present[k] + n for k, n in strategy.items()}
-        x_res, y_res = balancer.make_sampler(method, codec, wanted).fit_resample(real_x, real_y)
-        new_x, new_y = x_res[len(real_x):], np.asarray(y_res)[len(real_x):]
-        new = codec.decode(new_x, new_y)
-    if new.num_rows and not len(new_x):
-        new_x, new_y = codec.encode(new)
-    if real_x is None and len(new_x):
-        rng = np.random.default_rng(balancer.seed)
-        sample = np.sort(rng.choice(len(y), min(len(y), 200_000), replace=False))
-        real_x, real_y = codec.encode(_rows_at(dataset, sample, budget))
+        new_parts = _smote_batches(dataset, codec, method, balancer, budget, y, strategy, sample)
 
     def tables() -> Iterator[pa.Table]:
         offset = 0
@@ -119,16 +139,31 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
                 table = table.filter(pa.array(keep[offset:offset + rows]))
             offset += rows
             yield table
-        for start in range(0, new.num_rows, 100_000):
-            yield new.slice(start, 100_000)
+        for part in new_parts:
+            if "new" not in sample and part.num_rows:
+                sample["new"] = part.slice(0, 20_000)
+            yield part
 
-    write_tables(tables(), dataset.arrow_schema, output)
-    after = y[keep] if keep is not None else np.r_[y, new_y]
-    exact, near = (copy_shares(new_x, new_y, real_x, real_y, codec.categorical_mask, seed=balancer.seed)
-                   if real_x is not None else (None, None))
+    written = write_tables(tables(), dataset.arrow_schema, output)
+    before = np.bincount(y, minlength=len(codec.classes) + 1)
+    after = np.bincount(y[keep], minlength=len(before)) if keep is not None else before.copy()
+    if keep is None:
+        for klass, n in strategy.items():
+            after[klass] += n
+    exact = near = None
+    if "new" in sample:
+        new_x, new_y = codec.encode(sample["new"])
+        if "real" not in sample:
+            rng = np.random.default_rng(balancer.seed)
+            members = np.flatnonzero(np.isin(y, np.unique(new_y)))
+            picked = np.sort(rng.choice(members, min(len(members), 200_000), replace=False))
+            sample["real"] = codec.encode(_rows_at(dataset, picked, budget))
+        real_x, real_y = sample["real"]
+        exact, near = copy_shares(new_x, new_y, real_x, real_y, codec.categorical_mask, seed=balancer.seed)
     label = name if method is None else method.name
-    report = BalanceReport(label, "per class (streamed)", _counts(codec, y), _counts(codec, after),
-                           new_rows=int(new.num_rows),
+    report = BalanceReport(label, "per class (streamed)", _counts(codec, y),
+                           _counts(codec, np.repeat(np.arange(len(after)), after)),
+                           new_rows=int(written.rows - (keep.sum() if keep is not None else len(y))),
                            removed_rows=int(len(y) - keep.sum()) if keep is not None else 0,
                            exact_copy_share=exact, near_copy_share=near)
     return _reread(output), report

@@ -9,6 +9,7 @@ import happens only when the method is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,18 @@ from datakiln.balancing._codec import FeatureCodec
 from datakiln.dataset.dataset import Dataset
 from datakiln.errors import InvalidArgumentError
 
-__all__ = ["synthesize_minority"]
+__all__ = ["synthesize_batches", "synthesize_minority"]
 
 
 def synthesize_minority(dataset: Dataset, codec: FeatureCodec, balancer: Any, y: np.ndarray) -> pa.Table:
-    """The new rows of every class that ``balancer.sampling_strategy`` says must grow."""
+    """The new rows of every class that ``balancer.sampling_strategy`` says must grow, as one table."""
+    pieces = list(synthesize_batches(dataset, codec, balancer, y))
+    return pa.concat_tables(pieces) if pieces else dataset.arrow_schema.empty_table()
+
+
+def synthesize_batches(dataset: Dataset, codec: FeatureCodec, balancer: Any, y: np.ndarray,
+                       batch_rows: int = 262_144) -> Iterator[pa.Table]:
+    """The same new rows, batch by batch (memory bounded by ``batch_rows``)."""
     from imblearn.utils import check_sampling_strategy
 
     from datakiln.synth import GaussianCopula
@@ -34,12 +42,10 @@ def synthesize_minority(dataset: Dataset, codec: FeatureCodec, balancer: Any, y:
                                    f"many (at most 256)")
     model = GaussianCopula(by=[codec.target], max_components=max(32, classes), seed=balancer.seed,
                            memory_budget=balancer.memory_budget).fit(dataset)
-    pieces = []
     for offset, (klass, n) in enumerate(strategy.items()):
         if n <= 0:
             continue
         value = None if klass >= len(codec.classes) else codec.classes[klass]
-        pieces.append(model.sample(int(n), conditions={codec.target: value}, seed=balancer.seed + offset))
-    if not pieces:
-        return dataset.arrow_schema.empty_table()
-    return pa.concat_tables(pieces).cast(dataset.arrow_schema)
+        for batch in model.sample_batches(int(n), batch_rows=batch_rows, conditions={codec.target: value},
+                                          seed=balancer.seed + offset):
+            yield batch.cast(dataset.arrow_schema)

@@ -26,8 +26,9 @@ def report_tables(report: Any) -> list[Table]:
         for name in columns:
             compare.add_column(name.replace("_", " "), justify="left" if name == "method" else "right")
         for row in report.comparison:
-            if "error" in row:
-                compare.add_row(row["method"], "—", "—", "—", "—", row["error"][:40])
+            if "minority_f1" not in row:
+                reason = row.get("error") or row.get("skipped") or ""
+                compare.add_row(row["method"], "—", "—", "—", "—", reason[:60])
                 continue
             mark = " ◀ chosen" if row.get("chosen") else ""
             compare.add_row(row["method"] + mark, f"{row['trained_rows']:,}",
