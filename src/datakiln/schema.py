@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.errors import SchemaError
 
-__all__ = ["KINDS", "PII_TYPES", "ColumnSchema", "Schema", "infer_schema", "load_overrides"]
+__all__ = ["KINDS", "PII_TYPES", "ColumnSchema", "Schema", "infer_schema", "load_overrides", "numeric_values"]
 
 KINDS = ("numeric", "integer", "boolean", "categorical", "datetime", "text", "identifier", "pii")
 PII_TYPES = ("email", "phone", "name", "address", "credit_card", "ip")
@@ -291,3 +292,12 @@ def _infer_string(name: str, values: pa.ChunkedArray, dtype: pa.DataType) -> Col
     if n >= 20 and distinct > 0.5 * n:
         return ColumnSchema(name, "text", dtype, (f"{distinct} distinct of {n} sampled values",))
     return ColumnSchema(name, "categorical", dtype, (f"{distinct} distinct of {n} sampled values",))
+
+
+def numeric_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric, decimal or temporal column as float64 (datetimes as integer ticks); nulls are NaN."""
+    dtype = column.type
+    if pa.types.is_temporal(dtype):
+        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
+        column = pc.cast(pc.cast(column, storage), pa.int64())
+    return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)

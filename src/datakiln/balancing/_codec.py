@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.errors import InvalidArgumentError, SchemaError
-from datakiln.synth.constraints import ticks
+from datakiln.schema import numeric_values as ticks
 from datakiln.transform.encode import OrdinalEncoder
 
 __all__ = ["FeatureCodec"]

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from datakiln.dataset.dataset import Dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.schema import numeric_values as numbers
 
 __all__ = ["ColumnRoles", "RowEncoder", "column_roles", "numbers"]
 
@@ -86,15 +87,6 @@ def column_roles(real: Dataset, others: list[tuple[str, Dataset]],
 def _is_numeric_type(dtype: pa.DataType) -> bool:
     return (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
             or pa.types.is_temporal(dtype))
-
-
-def numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A numeric or temporal column as float64 (datetimes as integer ticks); nulls are NaN."""
-    dtype = column.type
-    if pa.types.is_temporal(dtype):
-        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
-        column = pc.cast(pc.cast(column, storage), pa.int64())
-    return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from datakiln.errors import InvalidArgumentError
+from datakiln.schema import numeric_values as ticks
 
 __all__ = ["Bound", "Constraint", "Inequality", "Integer", "check", "parse_constraints"]
 
@@ -117,15 +117,6 @@ def parse_constraints(items: Any, columns: list[str]) -> list[Constraint]:
         raise InvalidArgumentError("each column may be the upper side of one inequality and not also a "
                                    f"lower side; got {[str(c) for c in out if isinstance(c, Inequality)]}")
     return out
-
-
-def ticks(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Numbers, datetimes (integer ticks) and decimals as float64; nulls are NaN."""
-    dtype = column.type
-    if pa.types.is_temporal(dtype):
-        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
-        column = pc.cast(pc.cast(column, storage), pa.int64())
-    return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def violations(table: pa.Table, constraint: Constraint) -> int:
