@@ -128,18 +128,18 @@ class Cleaner:
             from datakiln.io import read
             from datakiln.io.write import write_tables
 
-            first = self._output_schema(dataset)
+            first = self.output_schema(dataset)
             result = write_tables(tables(), first, output, format=format)
             cleaned = read(result.path)
         else:
             collected = list(tables())
             cleaned = Dataset.from_arrow(pa.concat_tables(collected) if collected
-                                         else self._output_schema(dataset).empty_table())
+                                         else self.output_schema(dataset).empty_table())
         report.missing_before = missing
         self.report_ = report
         return cleaned
 
-    def _output_schema(self, dataset: Dataset) -> pa.Schema:
+    def output_schema(self, dataset: Dataset) -> pa.Schema:
         table = dataset.head(1)
         for step in self.steps_:
             table = step.apply(table, StepReport(step.name)) if step.row_wise else table

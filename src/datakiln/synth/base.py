@@ -82,7 +82,7 @@ class Synthesizer:
         """``n`` new rows with the training schema; ``conditions`` fix or bound columns."""
         self._check_sample_args(n, conditions)
         table = self._sample(int(n), dict(conditions or {}), np.random.default_rng(seed))
-        schema = self._output_schema()
+        schema = self.output_schema()
         return table.select(schema.names).cast(schema)
 
     def sample_batches(self, n: int, batch_rows: int = 100_000, conditions: dict[str, Any] | None = None,
@@ -91,12 +91,12 @@ class Synthesizer:
         self._check_sample_args(n, conditions)
         if batch_rows < 1:
             raise InvalidArgumentError(f"batch_rows must be at least 1, got {batch_rows!r}")
-        schema = self._output_schema()
+        schema = self.output_schema()
         rng = np.random.default_rng(seed)
         for table in self._batches(int(n), int(batch_rows), dict(conditions or {}), rng):
             yield table.select(schema.names).cast(schema)
 
-    def _output_schema(self) -> pa.Schema:
+    def output_schema(self) -> pa.Schema:
         """The schema of sampled tables (the training schema unless a model drops columns)."""
         return self.schema_
 

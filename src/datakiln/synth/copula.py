@@ -328,7 +328,7 @@ class GaussianCopula(Synthesizer):
 
     def _sample(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
         pieces = list(self._batches(n, CHUNK_ROWS * 4, conditions, rng))
-        return pa.concat_tables(pieces) if pieces else self._output_schema().empty_table()
+        return pa.concat_tables(pieces) if pieces else self.output_schema().empty_table()
 
     def _batches(self, n: int, batch_rows: int, conditions: dict[str, Any],
                  rng: np.random.Generator) -> Iterator[pa.Table]:
@@ -457,7 +457,7 @@ class GaussianCopula(Synthesizer):
                 columns[name] = pc.max_element_wise(pc.min_element_wise(columns[name], high), low)
         return columns
 
-    def _output_schema(self) -> pa.Schema:
+    def output_schema(self) -> pa.Schema:
         return pa.schema([self.schema_.field(n) for n in self._output_names()])
 
     # -- model files ---------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def sample(
         conditions = parse_where(where)
         with progress_bar("sampling", rows) as advance:
             batches = model.sample_batches(rows, batch_rows=262_144, conditions=conditions or None, seed=seed)
-            result = write_tables(batches, model._output_schema(), out, format=to, on_progress=advance)
+            result = write_tables(batches, model.output_schema(), out, format=to, on_progress=advance)
     shown = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "no conditions"
     console.print(f"sampled {rows:,} rows ({shown}) -> {result.path} "
                   f"({format_bytes(result.bytes)})")
