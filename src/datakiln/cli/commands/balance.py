@@ -25,14 +25,16 @@ def report_tables(report: Any) -> list[Table]:
         columns = ("method", "trained_rows", "minority_recall", "minority_f1", "balanced_accuracy", "pr_auc")
         for name in columns:
             compare.add_column(name.replace("_", " "), justify="left" if name == "method" else "right")
+        left_out = []
         for row in report.comparison:
             if "minority_f1" not in row:
-                reason = row.get("error") or row.get("skipped") or ""
-                compare.add_row(row["method"], "—", "—", "—", "—", reason[:60])
+                left_out.append(f"{row['method']} ({row.get('error') or row.get('skipped')})")
                 continue
             mark = " ◀ chosen" if row.get("chosen") else ""
             compare.add_row(row["method"] + mark, f"{row['trained_rows']:,}",
                             *(f"{row[k]:.3f}" for k in columns[2:]))
+        if left_out:
+            compare.caption = "not compared: " + "; ".join(left_out)
         tables.append(compare)
     return tables
 
