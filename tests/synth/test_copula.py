@@ -200,3 +200,16 @@ def test_constrained_model_round_trips(tmp_path):
     again = load(tmp_path / "e.kiln")
     assert again.constraints_ == model.constraints_
     assert again.sample(70_000, seed=1).equals(model.sample(70_000, seed=1))
+
+
+def test_an_older_model_file_asks_for_a_refit(model, tmp_path):
+    from datakiln.errors import ModelFormatError
+    from datakiln.synth.modelfile import read_model, write_model
+
+    model.save(tmp_path / "new.kiln")
+    data = read_model(tmp_path / "new.kiln")
+    old_state = {k: v for k, v in data.payload["state"].items() if k != "components"}
+    data.payload.update({"state": old_state, "state_version": 1})
+    write_model(tmp_path / "old.kiln", data)
+    with pytest.raises(ModelFormatError, match="version-1 GaussianCopula"):
+        load(tmp_path / "old.kiln")

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 from datakiln.dataset._executor import ordered_map
 from datakiln.dataset._sketches import RowSample
 from datakiln.dataset.dataset import as_dataset
-from datakiln.errors import ConstraintError, InvalidArgumentError, SchemaError
+from datakiln.errors import ConstraintError, InvalidArgumentError, ModelFormatError, SchemaError
 from datakiln.synth._component import Component, codes_of, ndtri, nearest_correlation
 from datakiln.synth._fakes import fake_values
 from datakiln.synth._mixture import choose_by, order_categories
@@ -475,6 +475,9 @@ class GaussianCopula(Synthesizer):
         return state, arrays
 
     def _from_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if "components" not in state:
+            raise ModelFormatError("the model file holds a version-1 GaussianCopula (one copula, from an "
+                                   "older datakiln); fit the model again to save it in the current format")
         self.roles_, self.pii_, self.rows_ = state["roles"], state["pii"], state["rows"]
         self.last_id_, self.order_, self.by_ = state["last_id"], state["order"], state["by"]
         self.modelled_ = state["modelled"]
