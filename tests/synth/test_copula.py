@@ -213,3 +213,13 @@ def test_an_older_model_file_asks_for_a_refit(model, tmp_path):
     write_model(tmp_path / "old.kiln", data)
     with pytest.raises(ModelFormatError, match="version-1 GaussianCopula"):
         load(tmp_path / "old.kiln")
+
+
+def test_a_table_of_numbers_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=5000)
+    table = pa.table({"x": x, "y": 2 * x + rng.normal(size=5000), "n": rng.integers(0, 9, 5000)})
+    model = GaussianCopula().fit(table)
+    rows = model.sample(20_000, seed=0)
+    assert rows.schema.equals(table.schema) and model.by_ == []
+    assert np.corrcoef(rows["x"].to_numpy(), rows["y"].to_numpy())[0, 1] > 0.85  # real 0.89

@@ -220,7 +220,7 @@ class GaussianCopula(Synthesizer):
         order_categories(whole, codes, numbers, rng)
         self.order_ = {n: whole.categories[n]["index"] for n in self.modelled_ if kinds[n] == "categorical"}
         self.by_ = choose_by(self.by, codes, numbers, self.roles_, self.vocab_, self.max_components)
-        keys = self._keys(codes)
+        keys = self._keys(codes, sample.num_rows)
         free = [n for n in self.modelled_ if n not in self.by_]
         components = []
         for key in range(self._key_count()):
@@ -270,9 +270,8 @@ class GaussianCopula(Synthesizer):
             count *= len(self.vocab_[name]) + 1
         return count
 
-    def _keys(self, codes: dict[str, np.ndarray]) -> np.ndarray:
-        """Component index of every row: the combination of its ``by`` codes (null last)."""
-        rows = len(next(iter(codes.values()))) if codes else 0
+    def _keys(self, codes: dict[str, np.ndarray], rows: int) -> np.ndarray:
+        """Component index of each of ``rows`` rows: the combination of its ``by`` codes (null last)."""
         key = np.zeros(rows, dtype=np.int64)
         for name in self.by_:
             size = len(self.vocab_[name]) + 1
@@ -304,7 +303,7 @@ class GaussianCopula(Synthesizer):
             parts: dict[int, _Stats] = {}
             if need_whole:
                 parts[-1] = _Stats(whole).add(codes, numbers, None, rng)
-            keys = self._keys(codes)
+            keys = self._keys(codes, table.num_rows)
             present = np.unique(keys)
             for key in present:
                 members = None if len(present) == 1 else keys == key
