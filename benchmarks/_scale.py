@@ -34,6 +34,24 @@ def generated(path: Path, make: Callable[[Path], Any]) -> Path:
     return path
 
 
+def mixed_parquet(folder: Path, rows: int) -> Path:
+    """The generated 12-column mixed table of ``rows`` rows as Parquet in ``folder`` (made once)."""
+    from _tables import write_mixed
+
+    return generated(folder / f"mixed_{rows}.parquet", lambda p: write_mixed(
+        p, rows, "parquet", chunk=1_000_000, row_group=500_000))
+
+
+def bare_read_speed(path: Path, groups: int = 10) -> float:
+    """Rows per second of a bare ``pyarrow.parquet`` read of the first ``groups`` row groups."""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    started = time.perf_counter()
+    rows = file.read_row_groups(list(range(min(groups, file.num_row_groups)))).num_rows
+    return rows / (time.perf_counter() - started)
+
+
 def run_child(code: str, *argv: str) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter (so its peak RSS is its own) and parse its JSON."""
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)

@@ -12,11 +12,8 @@ same run (reading all 50M rows that way would need the whole table in memory).
 from __future__ import annotations
 
 import textwrap
-import time
 
-import pyarrow.parquet as pq
-from _scale import generated, run_child, scale_arguments
-from _tables import write_mixed
+from _scale import bare_read_speed, mixed_parquet, run_child, scale_arguments
 
 from datakiln.units import parse_bytes
 
@@ -34,14 +31,9 @@ CHILD = textwrap.dedent("""
 
 def main() -> None:
     args, folder = scale_arguments(__doc__, "kiln-scale-")
-    path = generated(folder / f"mixed_{args.rows}.parquet", lambda p: write_mixed(
-        p, args.rows, "parquet", chunk=1_000_000, row_group=500_000))
+    path = mixed_parquet(folder, args.rows)
     result = run_child(CHILD, str(path), args.budget)
-    file = pq.ParquetFile(path)
-    groups = list(range(min(10, file.num_row_groups)))
-    started = time.perf_counter()
-    slice_rows = file.read_row_groups(groups).num_rows
-    bare = slice_rows / (time.perf_counter() - started)
+    bare = bare_read_speed(path)
     ours = result["rows"] / result["seconds"]
     print(f"| {'what':36s} | {'value':>16s} |")
     print(f"|{'-' * 38}|{'-' * 17}:|")

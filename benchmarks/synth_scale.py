@@ -12,11 +12,8 @@ RSS from the operating system (``ru_maxrss``). The peer figure is the bare
 from __future__ import annotations
 
 import textwrap
-import time
 
-import pyarrow.parquet as pq
-from _scale import generated, run_child, scale_arguments
-from _tables import write_mixed
+from _scale import bare_read_speed, mixed_parquet, run_child, scale_arguments
 
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
@@ -36,13 +33,9 @@ CHILD = textwrap.dedent("""
 
 def main() -> None:
     args, folder = scale_arguments(__doc__, "kiln-synth-scale-")
-    path = generated(folder / f"mixed_{args.rows}.parquet", lambda p: write_mixed(
-        p, args.rows, "parquet", chunk=1_000_000, row_group=500_000))
+    path = mixed_parquet(folder, args.rows)
     result = run_child(CHILD, str(path), args.budget)
-    file = pq.ParquetFile(path)
-    started = time.perf_counter()
-    slice_rows = file.read_row_groups(list(range(min(10, file.num_row_groups)))).num_rows
-    bare = slice_rows / (time.perf_counter() - started)
+    bare = bare_read_speed(path)
     fit_speed = result["rows"] / result["fit"]
     rows = [("rows × columns", f"{result['rows']:,} × 12"),
             ("Parquet size on disk", f"{path.stat().st_size / 1e9:.2f} GB"),
