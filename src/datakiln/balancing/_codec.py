@@ -20,12 +20,19 @@ from datakiln.errors import InvalidArgumentError, SchemaError
 from datakiln.schema import numeric_values as ticks
 from datakiln.transform.encode import OrdinalEncoder
 
-__all__ = ["FeatureCodec"]
+__all__ = ["FeatureCodec", "bytes_per_row"]
 
 
 def _is_number(dtype: pa.DataType) -> bool:
     return (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
             or pa.types.is_temporal(dtype))
+
+
+def bytes_per_row(dataset: Any) -> float:
+    """Estimated memory of one row while balancing: its Arrow bytes (from the first 1,000 rows)
+    plus a float64 per column in the sampler's matrix."""
+    head = dataset.head(1000)
+    return head.nbytes / max(head.num_rows, 1) + 8 * head.num_columns
 
 
 class FeatureCodec:
@@ -71,6 +78,11 @@ class FeatureCodec:
         codes = self.labels_encoder.transform(table.select([self.target]))[self.target]
         filled = pc.fill_null(codes, len(self.classes))
         return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def all_labels(self, dataset: Any, memory_budget: int | None = None) -> np.ndarray:
+        """Target codes of every row of ``dataset``, streamed (8 bytes a row)."""
+        parts = [self.labels(t) for t in dataset.select([self.target])._tables(memory_budget=memory_budget)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def encode(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(feature matrix float64, target codes) of ``table``."""

@@ -18,18 +18,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from datakiln.balancing._codec import FeatureCodec
+from datakiln.balancing._codec import FeatureCodec, bytes_per_row
 from datakiln.balancing._copies import copy_shares
 from datakiln.balancing.methods import Method
 from datakiln.dataset.dataset import Dataset
 from datakiln.errors import MemoryBudgetError
 
 __all__ = ["per_class"]
-
-
-def _labels(dataset: Dataset, codec: FeatureCodec, budget: int | None) -> np.ndarray:
-    parts = [codec.labels(t) for t in dataset.select([codec.target])._tables(memory_budget=budget)]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _rows_at(dataset: Dataset, positions: np.ndarray, budget: int | None) -> pa.Table:
@@ -45,8 +40,7 @@ def _rows_at(dataset: Dataset, positions: np.ndarray, budget: int | None) -> pa.
 
 
 def _check_budget(dataset: Dataset, rows: int, budget: int | None, what: str) -> None:
-    head = dataset.head(1000)
-    per_row = head.nbytes / max(head.num_rows, 1) + 8 * head.num_columns
+    per_row = bytes_per_row(dataset)
     if budget is not None and rows * per_row * 3 > budget:
         need = rows * per_row * 3 / 1e9
         raise MemoryBudgetError(f"{what} holds {rows:,} rows (about {need:.1f} GB with the "
@@ -99,7 +93,7 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
     from datakiln.balancing.balancer import BalanceReport, _counts, _reread
     from datakiln.io.write import write_tables
 
-    y = _labels(dataset, codec, budget)
+    y = codec.all_labels(dataset, budget)
     kind = "over-sampling" if method is None else method.kind
     strategy = check_sampling_strategy(balancer.sampling_strategy, y, kind)
     keep: np.ndarray | None = None

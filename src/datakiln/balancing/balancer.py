@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from datakiln.balancing._codec import FeatureCodec
+from datakiln.balancing._codec import FeatureCodec, bytes_per_row
 from datakiln.balancing._copies import copy_shares
 from datakiln.balancing.methods import METHODS, Method, method_named, sampler
 from datakiln.dataset.dataset import Dataset, as_dataset
@@ -171,7 +171,7 @@ class Balancer:
                        k_neighbors=self.k_neighbors, **(self.options or {}))
 
     def _unchanged(self, dataset: Dataset, codec: FeatureCodec) -> BalanceReport:
-        y = np.concatenate([codec.labels(t) for t in dataset.select([codec.target])._tables()])
+        y = codec.all_labels(dataset)
         counts = _counts(codec, y)
         return BalanceReport("none", "in memory", counts, counts, 0, 0)
 
@@ -229,11 +229,7 @@ def _fits_in_memory(dataset: Dataset, budget: int | None) -> bool:
     """Whether the decoded rows take at most a quarter of ``budget`` (estimated from the head)."""
     if budget is None:
         return True
-    head = dataset.head(1000)
-    if head.num_rows == 0:
-        return True
-    per_row = head.nbytes / head.num_rows + 8 * head.num_columns  # Arrow plus the float matrix
-    return dataset.count() * per_row * 2 <= budget / 4
+    return dataset.count() * bytes_per_row(dataset) * 2 <= budget / 4
 
 
 def _reread(path: str | os.PathLike[str]) -> Dataset:
