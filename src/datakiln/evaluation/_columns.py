@@ -157,6 +157,16 @@ class RowEncoder:
         return np.hstack(parts) if parts else np.zeros((table.num_rows, 0), dtype=np.float32)
 
 
-def same_order(values: Any) -> list[Any]:
-    """JSON-safe Python values (dates to ISO text)."""
-    return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
+def jsonable(value: Any) -> Any:
+    """Plain JSON data: NumPy scalars to Python, NaN/inf to None, dates to ISO text, recursively."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from datakiln.dataset._sketches import RowSample
 from datakiln.dataset.dataset import Dataset
-from datakiln.evaluation._columns import ColumnRoles, numbers, plain, same_order
+from datakiln.evaluation._columns import ColumnRoles, jsonable, numbers, plain
 
 __all__ = ["FirstPass", "both", "column_pair_trends", "first_pass", "fidelity_scores"]
 
@@ -321,7 +321,7 @@ def _distribution(layout: _Layout, name: str, real_first: FirstPass, synth_first
     top = layout.vocab[name][:PLOT_CATEGORIES]
     shares_r = [counts_r.get(v, 0) / n_r for v in top]
     shares_s = [counts_s.get(v, 0) / n_s for v in top]
-    labels = [str(v) for v in same_order(top)]
+    labels = [str(v) for v in jsonable(top)]
     if len(layout.vocab[name]) > PLOT_CATEGORIES:
         labels.append("(other)")
         shares_r.append(max(0.0, 1 - sum(shares_r)))

@@ -16,11 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import EmptySourceError, InvalidArgumentError
-from datakiln.evaluation._columns import RowEncoder, column_roles
+from datakiln.evaluation._columns import RowEncoder, column_roles, jsonable
 from datakiln.evaluation.detection import detection_auc
 from datakiln.evaluation.fidelity import both, fidelity_scores, first_pass
 from datakiln.evaluation.privacy import exact_copies, privacy_risk, training_hashes
@@ -42,7 +40,7 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (``fidelity``, ``utility``, ``privacy``, ``info``)."""
-        return _plain(asdict(self))
+        return jsonable(asdict(self))
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
         """The report as JSON text; written atomically to ``path`` when given."""
@@ -72,21 +70,6 @@ class EvaluationReport:
             out["dcr_share_closer_than_holdout"] = self.privacy.get("dcr_share_closer_than_holdout")
             out["membership_auc"] = self.privacy.get("membership_auc")
         return out
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars to Python, NaN to None, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 def _as_input(data: Any, label: str) -> Dataset:

@@ -118,10 +118,11 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
     keep = ~np.isnan(test_y)
     test_x, test_y = test_x[keep], test_y[keep]
     real_y = _labels(encoder, real, target)
-    minority = None
+    minority, classes = None, np.zeros(0)
     if task == "classification":
         values, counts = np.unique(real_y[~np.isnan(real_y)], return_counts=True)
         minority = float(values[np.argmin(counts)])
+        classes = np.union1d(values, test_y)  # every class the models may meet, once for all three
     models: dict[str, Any] = {}
     for name, parts in (("real", [real]), ("synthetic", [synthetic]), ("augmented", [real, synthetic])):
         xs, ys = zip(*[(encoder.model_matrix(t, exclude=(target,))[0], _labels(encoder, t, target))
@@ -134,8 +135,7 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
         if task == "classification":
             model = HistGradientBoostingClassifier(categorical_features=mask, random_state=seed)
             model.fit(x, y)
-            proba = np.zeros((len(test_x), len(np.unique(np.r_[real_y[~np.isnan(real_y)], test_y]))))
-            classes = np.unique(np.r_[real_y[~np.isnan(real_y)], test_y])
+            proba = np.zeros((len(test_x), len(classes)))
             proba[:, np.searchsorted(classes, model.classes_)] = model.predict_proba(test_x)
             metrics = _classification(test_y, proba, classes, minority, rng)
         else:
