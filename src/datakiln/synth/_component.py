@@ -119,8 +119,7 @@ class Component:
             position = np.full(max(size, 1) + 1, -1, dtype=np.int64)
             position[index] = np.arange(len(index))
             self._cache[key] = position
-        position = self._cache[key]
-        return position
+        return self._cache[key]
 
     def _intervals(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         p0 = self.null_share[name]
