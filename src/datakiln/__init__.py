@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from datakiln.errors import (
     ConnectionFailedError,
+    ConstraintError,
+    DatabaseError,
     DatakilnError,
     EmptySourceError,
     EncodingError,
@@ -22,6 +24,7 @@ from datakiln.errors import (
     MemoryBudgetError,
     MissingDependencyError,
     ModelFormatError,
+    OutputExistsError,
     ParseError,
     QueryError,
     SchemaError,
@@ -58,6 +61,8 @@ __all__ = [
     "ColumnProfile",
     "ColumnSchema",
     "ConnectionFailedError",
+    "ConstraintError",
+    "DatabaseError",
     "Dataset",
     "DatakilnError",
     "EmptySourceError",
@@ -67,6 +72,7 @@ __all__ = [
     "MemoryBudgetError",
     "MissingDependencyError",
     "ModelFormatError",
+    "OutputExistsError",
     "ParseError",
     "Profile",
     "QueryError",
@@ -88,6 +94,11 @@ __all__ = [
     "read_sql",
     "split",
 ]
+
+# subpackages reachable as attributes after `import datakiln` (loaded on first use, not in __all__
+# so that `from datakiln import *` stays light)
+_SUBPACKAGES = ("balancing", "clean", "dataset", "evaluation", "integrations", "io", "report",
+                "synth", "transform")
 
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
@@ -112,6 +123,8 @@ def from_pandas(frame: Any, **kwargs: Any) -> Dataset:
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:  # `datakiln.synth.GaussianCopula` works after `import datakiln`
+        return importlib.import_module(f"datakiln.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'datakiln' has no attribute {name!r}")

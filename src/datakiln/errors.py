@@ -19,6 +19,8 @@ working::
     ├── InvalidArgumentError             (ValueError) an option out of range or of a bad type
     ├── MemoryBudgetError                (MemoryError) work cannot fit its memory budget
     ├── WriteError                       (OSError) an output cannot be written
+    │   └── OutputExistsError            (FileExistsError) the output holds files datakiln
+    │                                    did not write, or is (or contains) an input
     ├── ConstraintError                  (ValueError) data breaks a declared constraint
     ├── ModelFormatError                 (ValueError) a model file is truncated, tampered,
     │                                    newer than this datakiln, or not a model file
@@ -40,6 +42,7 @@ __all__ = [
     "MemoryBudgetError",
     "MissingDependencyError",
     "ModelFormatError",
+    "OutputExistsError",
     "ParseError",
     "QueryError",
     "SchemaError",
@@ -109,6 +112,10 @@ class MemoryBudgetError(DatakilnError, MemoryError):
 
 class WriteError(DatakilnError, OSError):
     """An output could not be written; nothing half-written is left behind."""
+
+
+class OutputExistsError(WriteError, FileExistsError):
+    """The output already holds files datakiln did not write, or is (or contains) an input."""
 
 
 class ConstraintError(DatakilnError, ValueError):
