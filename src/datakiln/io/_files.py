@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob as globlib
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,16 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from datakiln._optional import import_optional
-from datakiln.errors import MissingDependencyError, SourceNotFoundError, UnsupportedFormatError
+from datakiln.errors import (
+    MissingDependencyError,
+    ParseError,
+    SourceError,
+    SourceNotFoundError,
+    UnsupportedFormatError,
+)
 
-__all__ = ["FORMATS", "FileSet", "detect_format", "newline_ranges", "resolve_files"]
+__all__ = ["FORMATS", "FileSet", "detect_format", "newline_ranges", "read_failure",
+           "resolve_files", "uncompressed_size"]
 
 #: format name -> file endings it is recognised by (compression endings are stripped first)
 FORMATS = {
@@ -24,6 +32,10 @@ FORMATS = {
 }
 COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 _HIDDEN = ("_", ".")
+#: assumed inflation of compressed text when the file does not record its own size
+_COMPRESSION_RATIO = 8
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,67 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
         if not infos:
             raise SourceNotFoundError(f"the directory {original!r} holds no data files")
         return sorted(infos, key=lambda i: i.path), path
+    if info.type != pafs.FileType.File:
+        _refuse_special(path, original)
     return [info], None
+
+
+def _refuse_special(path: str, original: str) -> None:
+    """Refuse a path that is not a regular file, before anything opens it.
+
+    A FIFO with no writer would block ``open`` forever, and pipes, sockets and devices
+    cannot seek, which byte-range reading needs.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise SourceError(f"cannot read {original!r}: {exc}") from exc
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise UnsupportedFormatError(
+        f"{original!r} is {kind}, not a regular file; datakiln reads files by seeking in "
+        "them, which pipes, sockets and devices cannot do. Write the data to a file first "
+        "(e.g. `cat ... > data.csv`); reading standard input and streams is planned as "
+        "separate stream sources")
+
+
+def read_failure(path: str, exc: BaseException) -> SourceError:
+    """A datakiln error for an ``OSError`` (or Arrow I/O error) met while reading ``path``.
+
+    Broken compressed data (a truncated download, or a file whose ending promises a
+    compression it does not have) is the usual cause; the message says which fix applies.
+    """
+    codec = split_compression(path)[1]
+    if codec is not None:
+        ending = next(e for e, c in COMPRESSION.items() if c == codec)
+        return ParseError(
+            f"{path!r} cannot be decompressed as {codec} ({exc}): it is truncated or corrupt "
+            f"(download or compress it again), or it is not {codec} data (if it is plain "
+            f"text, rename it without the {ending!r} ending)")
+    if isinstance(exc, FileNotFoundError):
+        return SourceNotFoundError(f"{path!r} disappeared while it was being read: {exc}")
+    return SourceError(f"cannot read {path!r}: {exc}")
+
+
+def uncompressed_size(filesystem: pafs.FileSystem, path: str, size: int) -> int:
+    """Bytes of ``path`` once decompressed: gzip records it (modulo 4 GiB) in its last four
+    bytes; other codecs are estimated at eight times their stored size."""
+    codec = split_compression(path)[1]
+    if codec is None:
+        return size
+    estimate = size * _COMPRESSION_RATIO
+    if codec == "gzip" and size >= 18:
+        try:
+            with filesystem.open_input_file(path) as handle:
+                recorded = int.from_bytes(handle.read_at(4, size - 4), "little")
+        except OSError:
+            return estimate
+        # ISIZE wraps at 4 GiB: trust it only where it cannot have wrapped
+        if estimate < 1 << 32 and recorded >= size // 2:
+            return recorded
+        return max(recorded, estimate)
+    return estimate
 
 
 def resolve_files(path_or_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> FileSet:

@@ -12,7 +12,6 @@ parallel reader makes (``newlines_in_values=True`` switches to a serial reader).
 from __future__ import annotations
 
 import codecs
-import csv as pycsv
 import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,8 +31,24 @@ from datakiln.errors import (
     SchemaMismatchError,
     SourceError,
 )
-from datakiln.io._files import FileSet, newline_ranges, split_compression
-from datakiln.io.base import ReadStats, ReadTask, SizeEstimate, Source, apply_pushdown
+from datakiln.io._files import (
+    FileSet,
+    newline_ranges,
+    read_failure,
+    split_compression,
+    uncompressed_size,
+)
+from datakiln.io._lines import (
+    EndsWithNewline,
+    find_line,
+    first_bad_encoding_line,
+    line_at,
+    line_start,
+    split_line,
+    unclosed_quote,
+)
+from datakiln.io.base import ReadTask, SizeEstimate, Source, apply_pushdown
+from datakiln.units import format_bytes
 
 __all__ = ["DEFAULT_NA_VALUES", "CsvDialect", "CsvSource", "sniff_dialect"]
 
@@ -42,7 +57,10 @@ DEFAULT_NA_VALUES = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "?")
 _DELIMITERS = (",", "\t", ";", "|")
 _SPLITTABLE_ENCODINGS = {"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1", "cp1252"}
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
-_SCAN_BLOCK = 16 * 1024 * 1024
+#: the longest first line looked for when sniffing (a longer one needs ``infer_bytes``)
+_FIRST_LINE_LIMIT = 128 * 1024 * 1024
+_BOM = codecs.BOM_UTF8
+_UTF8 = ("utf-8", "utf8", "utf-8-sig")
 
 
 @dataclass(frozen=True)
@@ -56,7 +74,7 @@ class CsvDialect:
 
 
 def _split_lines(lines: list[str], delimiter: str, quotechar: str) -> list[list[str]]:
-    return list(pycsv.reader(lines, delimiter=delimiter, quotechar=quotechar))
+    return [split_line(line, delimiter, quotechar) for line in lines]
 
 
 def _guess_delimiter(lines: list[str], quotechar: str) -> str:
@@ -211,11 +229,29 @@ class CsvSource(Source):
         return self.files.filesystem.open_input_stream(path, compression=codec)
 
     def _sample_text(self, path: str, size: int) -> str:
-        with self._open(path) as stream:
-            data = stream.read(size)
+        """The first ``size`` bytes of ``path`` cut after their last newline (reading on to
+        the first newline when the first line is longer), decoded, byte-order mark dropped."""
+        try:
+            with self._open(path) as stream:
+                data = stream.read(size)
+                while len(data) >= size and b"\n" not in data:
+                    more = stream.read(size)
+                    if not more:
+                        break
+                    data += more
+                    if len(data) > max(size, _FIRST_LINE_LIMIT):
+                        raise ParseError(
+                            f"{path!r}: the first line is longer than "
+                            f"{format_bytes(len(data))} with no line break; if this is a "
+                            "delimited text file, pass infer_bytes= larger than its first "
+                            "line, otherwise pass the right format=")
+        except (OSError, pa.ArrowException) as exc:
+            raise read_failure(path, exc) from exc
+        if data.startswith(_BOM) and self.encoding.lower().replace("_", "-") in _UTF8:
+            data = data[len(_BOM):]  # Arrow drops it too; keep it out of the first name
         if not data.strip():
             raise EmptySourceError(f"{path!r} is empty: there is no header and no row to read")
-        if len(data) == size and b"\n" in data:
+        if len(data) >= size and b"\n" in data:
             data = data[: data.rindex(b"\n") + 1]
         try:
             return data.decode(self.encoding)
@@ -258,17 +294,16 @@ class CsvSource(Source):
                                  encoding=self.encoding, use_threads=True,
                                  block_size=block or 1 << 22)
 
-    def _parse_options(self, where: str, bad: list[tuple[Any, ...]],
-                       record: bool = True) -> pacsv.ParseOptions:
-        """Parse options whose bad-row handler counts skips (when ``record``) or notes the
-        row in ``bad``."""
-        stats, on_bad = self.stats if record else ReadStats(), self.on_bad_rows
+    def _parse_options(self, skipped: list[str], bad: list[tuple[Any, ...]]) -> pacsv.ParseOptions:
+        """Parse options whose bad-row handler notes a skipped row's text in ``skipped``
+        (``on_bad_rows="skip"``) or the failing row in ``bad``."""
+        on_bad = self.on_bad_rows
 
         def handler(row: Any) -> str:
             if on_bad == "error":
                 bad.append((row.number, row.text, row.actual_columns, row.expected_columns))
                 return "error"
-            stats.record(where, None, row.text)
+            skipped.append(row.text)
             return "skip"
 
         return pacsv.ParseOptions(delimiter=self.dialect.delimiter,
@@ -309,30 +344,83 @@ class CsvSource(Source):
     def _parse(self, data: bytes | Any, encoding: str, *, skip_header: bool, where: str,
                types: Mapping[str, pa.DataType] | None, offset: int = 0,
                record: bool = True) -> pa.Table:
-        """Parse CSV bytes (or a file) into a finished table; ``record`` counts skipped rows."""
+        """Parse CSV bytes (or a file) into a finished table; ``record`` counts skipped rows.
+
+        Bytes get a final newline when they lack one, are parsed again as one Arrow block
+        when a line is longer than Arrow's block, and a quote left open at the end of a line
+        (which Arrow would silently run on into the next lines) is an error naming the line,
+        or a skipped row under ``on_bad_rows="skip"``. A file handle instead raises
+        :class:`_NeedsRanges` in those cases, so :meth:`read_all` reads by byte ranges.
+        """
         read_options = self._read_options(skip_header=skip_header)
         if encoding != self.encoding:
             read_options.encoding = encoding
-        source = io.BytesIO(data) if isinstance(data, bytes) else data
-        bad: list[tuple[Any, ...]] = []
-        try:
-            table = pacsv.read_csv(source, read_options=read_options,
-                                   parse_options=self._parse_options(where, bad, record),
-                                   convert_options=self._convert_options(types))
-        except pa.ArrowInvalid as exc:
-            raise self._translate(exc, where, data if isinstance(data, bytes) else None,
-                                  offset, bad) from exc
+        in_memory = isinstance(data, bytes)
+        if in_memory and data and data[-1:] not in (b"\n", b"\r"):
+            data += b"\n"
+        removed: list[tuple[int | None, str]] = []
+        while True:
+            bad: list[tuple[Any, ...]] = []
+            skipped: list[str] = []
+            source = io.BytesIO(data) if in_memory else data
+            try:
+                table = pacsv.read_csv(source, read_options=read_options,
+                                       parse_options=self._parse_options(skipped, bad),
+                                       convert_options=self._convert_options(types))
+            except pa.ArrowInvalid as exc:
+                if "straddl" in str(exc) and in_memory and read_options.block_size <= len(data):
+                    read_options.block_size = len(data) + 1  # a line longer than a block
+                    continue
+                if "straddl" in str(exc) and not in_memory:
+                    raise _NeedsRanges from exc
+                raise self._translate(exc, where, data if in_memory else None,
+                                      offset, bad) from exc
+            except OSError as exc:
+                raise read_failure(where, exc) from exc
+            if self.newlines_in_values or (in_memory and self.dialect.quotechar.encode()
+                                           not in data) or _open_quote_row(table) is None:
+                break
+            if not in_memory:
+                raise _NeedsRanges
+            data = self._drop_open_quote(data, encoding, where, offset, removed)
         if record:
-            self._locate_skipped(where, data if isinstance(data, bytes) else None, offset)
+            for text in skipped:
+                self.stats.record(where, None, text)
+            for line, text in removed:
+                self.stats.record(where, line, text)
+            self._locate_skipped(where, data if in_memory else None, offset)
         return self._finish(table)
+
+    def _drop_open_quote(self, data: bytes, encoding: str, where: str, offset: int,
+                         removed: list[tuple[int | None, str]]) -> bytes:
+        """``data`` without the line whose quote never closes; raises unless skipping."""
+        text = data.decode(encoding, "replace")
+        line = unclosed_quote(text, self.dialect.delimiter, self.dialect.quotechar,
+                              self.escapechar)
+        lines = data.split(b"\n")
+        if line is None or line > len(lines):
+            raise ParseError(f"{where!r}: a quoted value runs over a line break; fix the "
+                             "quoting, or pass newlines_in_values=True if values hold line "
+                             "breaks")
+        start = sum(len(part) + 1 for part in lines[:line - 1])
+        raw = lines[line - 1].decode(encoding, "replace").rstrip("\r")
+        number = line_at(self._open, where, offset + start) if offset else line
+        if self.on_bad_rows == "error":
+            raise ParseError(
+                f"{where!r} line {number}: a quoted value is not closed before the end of the "
+                f"line: {raw[:200]!r}; close the quote (write a quote inside a value as two "
+                "quotes), pass on_bad_rows='skip' to skip and count such rows, or "
+                "newlines_in_values=True if quoted values hold line breaks")
+        removed.append((number, raw))
+        return b"\n".join(lines[:line - 1] + lines[line:])
 
     def _locate_skipped(self, where: str, data: bytes | None, offset: int) -> None:
         """Fill in line numbers of skipped-row examples found in this chunk (or file)."""
         for example in self.stats.examples:
             if example["line"] is None and example["file"] == where:
                 needle = str(example["text"]).encode("utf-8", "replace")
-                if data is None or _line_start(data, needle) >= 0:
-                    example["line"] = _find_line(self._open, where, str(example["text"]), data,
+                if data is None or line_start(data, needle) >= 0:
+                    example["line"] = find_line(self._open, where, str(example["text"]), data,
                                                  offset)
 
     def _finish(self, table: pa.Table) -> pa.Table:
@@ -353,16 +441,20 @@ class CsvSource(Source):
         """Turn an Arrow parse error into a datakiln error naming the file and line."""
         message = str(exc)
         if "UTF8" in message and "invalid" in message:
-            line = _first_bad_encoding_line(self.files.filesystem, where, self._open)
+            line = first_bad_encoding_line(where, self._open)
             return EncodingError(
                 f"{where!r} line {line}: text is not valid {self.encoding}; pass the file's "
                 "encoding, e.g. encoding='latin-1'")
         if "CSV parse error" in message and bad:
             _, text, actual, expected = bad[0]  # Arrow's row number is per block: locate it
-            line = _find_line(self._open, where, text, data, offset)
+            line = find_line(self._open, where, text, data, offset)
             return ParseError(
                 f"{where!r} line {line}: expected {expected} fields, found {actual}: {text!r}; "
                 "fix the row, or pass on_bad_rows='skip' to skip and count such rows")
+        if "straddl" in message:
+            return ParseError(
+                f"{where!r} has a line longer than the block Arrow parses at a time (block_bytes="
+                f"{self.block_bytes:,}); pass block_bytes= larger than its longest line")
         match = re.search(r"In CSV column #(\d+): (.*)", message)
         if match:
             column = self.names[int(match.group(1))]
@@ -384,8 +476,14 @@ class CsvSource(Source):
         return SizeEstimate(None, self.files.total_bytes, exact=False)
 
     def task_bytes(self) -> int:
-        """Raw bytes of a range plus their parsed Arrow form (about three times the range)."""
-        return 3 * self.block_bytes
+        """Raw bytes of a range plus their parsed Arrow form (about three times the range).
+
+        A range is ``block_bytes`` long at most, and no longer than the largest file (its
+        decompressed size for compressed files), so small files cost what they hold.
+        """
+        largest = max((uncompressed_size(self.files.filesystem, path, size)
+                       for path, size in zip(self.files.paths, self.files.sizes)), default=0)
+        return 3 * max(min(self.block_bytes, largest), 64 * 1024)
 
     def _types(self) -> dict[str, pa.DataType]:
         return {f.name: f.type for f in self._schema}
@@ -417,16 +515,22 @@ class CsvSource(Source):
 
     def _serial_tasks(self, path: str, types: dict[str, pa.DataType],
                       columns: Sequence[str] | None, filter: pc.Expression | None) -> Iterator[ReadTask]:
-        stream = self._open(path)
         bad: list[tuple[Any, ...]] = []
+        skipped: list[str] = []
+        try:
+            stream = EndsWithNewline(self._open(path))
+        except (OSError, pa.ArrowException) as exc:
+            raise read_failure(path, exc) from exc
         try:
             try:
                 reader = pacsv.open_csv(stream, read_options=self._read_options(
                     skip_header=self.dialect.header, block=self.block_bytes),
-                    parse_options=self._parse_options(path, bad),
+                    parse_options=self._parse_options(skipped, bad),
                     convert_options=self._convert_options(types))
             except pa.ArrowInvalid as exc:
                 raise self._translate(exc, path, None, 0, bad) from exc
+            except OSError as exc:
+                raise read_failure(path, exc) from exc
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -434,23 +538,69 @@ class CsvSource(Source):
                     break
                 except pa.ArrowInvalid as exc:
                     raise self._translate(exc, path, None, 0, bad) from exc
+                except OSError as exc:
+                    raise read_failure(path, exc) from exc
                 table = self._finish(pa.Table.from_batches([batch]))
+                if not self.newlines_in_values:
+                    table = self._serial_open_quote(path, table)
+                for text in skipped:
+                    self.stats.record(path, None, text)
+                skipped.clear()
+                self._locate_skipped(path, None, 0)
                 yield lambda table=table: apply_pushdown(table, columns, filter)
         finally:
             stream.close()
 
+    def _serial_open_quote(self, path: str, table: pa.Table) -> pa.Table:
+        """``table`` without a last row whose quote stayed open at the end of the file (when
+        skipping); any other quote left open is a :class:`ParseError` with its line."""
+        row = _open_quote_row(table)
+        if row is None:
+            return table
+        values = [v for v in table.slice(row, 1).to_pylist()[0].values() if isinstance(v, str)]
+        trailing = all(("\n" not in v.rstrip("\r\n") and "\r" not in v.rstrip("\r\n"))
+                       for v in values)
+        with self._open(path) as stream:  # error path: find the line from the start
+            text = io.TextIOWrapper(stream, encoding=self.encoding, errors="replace",
+                                    newline="").read()
+        line = unclosed_quote(text, self.dialect.delimiter, self.dialect.quotechar,
+                              self.escapechar)
+        lines = text.splitlines()
+        raw = lines[line - 1] if line is not None and line <= len(lines) else ""
+        if (self.on_bad_rows == "skip" and row == table.num_rows - 1 and trailing
+                and line is not None and line >= len(lines)):
+            self.stats.record(path, line, raw)
+            return table.slice(0, row)
+        where = f"line {line}" if line is not None else "a line"
+        return_hint = ("pass on_bad_rows='skip' to skip and count such rows, or "
+                       if self.on_bad_rows == "error" else
+                       "(skipping works for this row only when the file is uncompressed), or ")
+        raise ParseError(
+            f"{path!r} {where}: a quoted value is not closed before the end of the line: "
+            f"{raw[:200]!r}; close the quote (write a quote inside a value as two quotes), "
+            f"{return_hint}pass newlines_in_values=True if quoted values hold line breaks")
+
     def read_all(self, columns: Sequence[str] | None = None,
                  filter: pc.Expression | None = None) -> pa.Table:
-        """Whole files through Arrow's multi-threaded reader (fastest way to materialise)."""
+        """Whole files through Arrow's multi-threaded reader (fastest way to materialise);
+        files it cannot take whole (see :meth:`_parse`) are read by byte ranges."""
         if not all(self._splittable(p) for p in self.files.paths):
             return super().read_all(columns, filter)
         self.stats.reset()
         tables = []
-        for path in self.files.paths:
-            with self.files.filesystem.open_input_file(path) as handle:
-                table = self._parse(handle, self.encoding, skip_header=self.dialect.header,
-                                    where=path, types=self._types())
-            tables.append(apply_pushdown(table, columns, filter))
+        try:
+            for path, size in zip(self.files.paths, self.files.sizes):
+                with self.files.filesystem.open_input_file(path) as handle:
+                    if size == 0 or handle.read_at(1, size - 1) not in (b"\n", b"\r"):
+                        raise _NeedsRanges
+                    handle.seek(0)
+                    table = self._parse(handle, self.encoding, skip_header=self.dialect.header,
+                                        where=path, types=self._types())
+                tables.append(apply_pushdown(table, columns, filter))
+        except _NeedsRanges:
+            return super().read_all(columns, filter)
+        except OSError as exc:
+            raise read_failure(self.files.paths[len(tables)], exc) from exc
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def _read_head(self, rows: int) -> pa.Table:
@@ -473,53 +623,19 @@ def _as_type(name: str, value: Any) -> pa.DataType:
                           "'float64', 'string', 'bool', 'timestamp[s]')") from exc
 
 
-def _line_start(data: bytes, needle: bytes, start: int = 0) -> int:
-    """Offset in ``data`` of the first whole line equal to ``needle`` (-1 when absent)."""
-    position = start
-    while True:
-        found = data.find(needle, position)
-        if found < 0:
-            return -1
-        before_ok = found == 0 or data[found - 1:found] == b"\n"
-        after = data[found + len(needle):found + len(needle) + 1]
-        if before_ok and after in (b"", b"\n", b"\r"):
-            return found
-        position = found + 1
+class _NeedsRanges(Exception):
+    """Internal: a whole-file parse met a case only byte-range parsing handles."""
 
 
-def _find_line(opener: Any, path: str, text: str, data: bytes | None, offset: int) -> int | None:
-    """1-based line of the first line of ``path`` equal to ``text`` (error path only)."""
-    needle = text.encode("utf-8", "replace")
-    found = _line_start(data, needle) if data is not None else -1
-    if found >= 0:
-        position = offset + found
-    else:
-        with opener(path) as stream:
-            whole = stream.read()  # only reached when a chunk did not hold the row
-        position = _line_start(whole, needle)
-        if position < 0:
-            return None
-    lines, seen = 1, 0
-    with opener(path) as stream:
-        while seen < position:
-            block = stream.read(min(_SCAN_BLOCK, position - seen))
-            if not block:
-                break
-            lines += block.count(b"\n")
-            seen += len(block)
-    return lines
-
-
-def _first_bad_encoding_line(filesystem: Any, path: str, opener: Any) -> int | None:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = 1
-    with opener(path) as stream:
-        while True:
-            block = stream.read(_SCAN_BLOCK)
-            if not block:
-                return None
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                return lines + block[: max(exc.start, 0)].count(b"\n")
-            lines += block.count(b"\n")
+def _open_quote_row(table: pa.Table) -> int | None:
+    """Index of the first row with a line break in a text value, or ``None``."""
+    first = None
+    for column in table.columns:
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        for needle in ("\n", "\r"):
+            hits = pc.match_substring(column, needle)
+            if pc.any(hits).as_py():
+                index = pc.index(hits, True).as_py()
+                first = index if first is None else min(first, index)
+    return first
