@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from datakiln.dataset._permute import permute
 from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
-from datakiln.io.write import MultiWriter, write_text_atomic
+from datakiln.io.write import MultiWriter, source_inputs
 
 __all__ = ["SplitResult", "split"]
 
@@ -215,6 +215,7 @@ def split(
     rare: str = "error",
     output: str | Path | None = None,
     format: str = "parquet",
+    overwrite: bool = False,
 ) -> SplitResult:
     """Split ``data`` into parts of the given ``fractions``, reproducibly for ``seed``.
 
@@ -234,6 +235,12 @@ def split(
     output : path, optional
         Directory to write ``<name>.parquet`` files (and ``split.json``) in one pass; the
         returned datasets then read those files. Without it the splits stay in memory.
+        The directory appears atomically, as a whole, with datakiln's manifest
+        ``_datakiln.json``; it must be new, empty, or datakiln's own earlier output (a
+        directory holding other files, or the input, raises ``OutputExistsError``).
+    overwrite : bool
+        Replace a file datakiln did not write at ``output`` (default False); a directory
+        holding files datakiln did not write is refused even so.
 
     >>> parts = datakiln.split(ds, (0.8, 0.1, 0.1), stratify="income", seed=0)  # doctest: +SKIP
     >>> parts["train"].count(), parts.counts                                    # doctest: +SKIP
@@ -259,14 +266,17 @@ def split(
     else:
         dealer = _Dealer(dataset, stratify, shares, seed, rare, labels)
         method = "stratified" if stratify else "random"
-    return _run(dataset, dealer, labels, shares, method, seed, stratify, output, format)
+    return _run(dataset, dealer, labels, shares, method, seed, stratify, output, format, overwrite)
 
 
 def _run(dataset: Dataset, dealer: Any, labels: list[str], shares: np.ndarray, method: str,
-         seed: int, stratify: str | None, output: str | Path | None, format: str) -> SplitResult:
+         seed: int, stratify: str | None, output: str | Path | None, format: str,
+         overwrite: bool) -> SplitResult:
     counts = dict.fromkeys(labels, 0)
     class_counts: dict[str, dict[str, int]] = {name: {} for name in labels} if stratify else {}
-    writer = MultiWriter(output, labels, dataset.arrow_schema, format=format) if output else None
+    writer = MultiWriter(output, labels, dataset.arrow_schema, format=format, overwrite=overwrite,
+                         inputs=source_inputs(dataset.source)) if output else None
+    fractions = {name: float(share) for name, share in zip(labels, shares)}
     kept: dict[str, list[pa.Table]] = {name: [] for name in labels}
     try:
         for table in dataset._tables():
@@ -282,12 +292,15 @@ def _run(dataset: Dataset, dealer: Any, labels: list[str], shares: np.ndarray, m
                     writer.write(name, part)
                 elif part.num_rows:
                     kept[name].append(part)
-        paths = writer.commit() if writer is not None else {}
+        paths: dict[str, str] = {}
+        if writer is not None:  # split.json goes into the same atomic output
+            paths = {name: str(path) for name, path in writer.targets.items()}
+            plan = SplitResult({}, counts, method, seed, fractions, class_counts, paths)
+            writer.commit({"split.json": json.dumps(plan.to_dict(), indent=2)})
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    fractions = {name: float(share) for name, share in zip(labels, shares)}
     if writer is not None:
         from datakiln.io import read
 
@@ -296,7 +309,4 @@ def _run(dataset: Dataset, dealer: Any, labels: list[str], shares: np.ndarray, m
         empty = dataset.arrow_schema.empty_table()
         datasets = {name: Dataset.from_arrow(pa.concat_tables(kept[name]) if kept[name] else empty)
                     for name in labels}
-    result = SplitResult(datasets, counts, method, seed, fractions, class_counts, paths)
-    if output is not None:
-        write_text_atomic(Path(output) / "split.json", json.dumps(result.to_dict(), indent=2))
-    return result
+    return SplitResult(datasets, counts, method, seed, fractions, class_counts, paths)

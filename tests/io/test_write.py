@@ -1,11 +1,22 @@
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from tests.conftest import ADULT_COLUMNS
+from typer.testing import CliRunner
 
 import datakiln
-from datakiln.errors import SchemaError, UnsupportedFormatError
+from datakiln.cli.app import app
+from datakiln.errors import OutputExistsError, SchemaError, UnsupportedFormatError
+from datakiln.io.write import recover_output
+
+runner = CliRunner()
 
 
 def test_csv_to_parquet_round_trip_is_lossless_on_adult(adult_path, tmp_path):
@@ -89,3 +100,176 @@ def test_write_errors(tmp_path):
         ds.write(tmp_path / "x", partition_by=["b"])
     with pytest.raises(UnsupportedFormatError, match="URLs"):
         ds.write("s3://bucket/x.parquet")
+
+
+# -- data loss: datakiln replaces only its own output (issue 11, item 1) ----------------------
+
+def _small_csv(path, rows=50, start=0):
+    path.write_text("a,b\n" + "".join(f"{i},x{i}\n" for i in range(start, start + rows)))
+    return path
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_foreign_files_in_the_output_directory_survive(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "old.parquet").write_bytes(b"PAR1 not datakiln's")
+    ds = datakiln.from_arrow(pa.table({"a": [1, 2, 3]}))
+    for overwrite in (False, True):
+        with pytest.raises(OutputExistsError, match="notes.txt"):
+            ds.write(out, rows_per_file=2, overwrite=overwrite)
+    assert sorted(os.listdir(out)) == ["notes.txt", "old.parquet"]
+    assert (out / "notes.txt").read_text() == "mine"
+    ds.write(tmp_path / "own", rows_per_file=2)  # datakiln's own output, plus a file dropped in
+    (tmp_path / "own" / "README").write_text("keep")
+    with pytest.raises(OutputExistsError, match="README"):
+        ds.write(tmp_path / "own", rows_per_file=2, overwrite=True)
+    assert (tmp_path / "own" / "README").read_text() == "keep"
+    with pytest.raises(OutputExistsError, match="is a directory"):  # a file output onto a folder
+        ds.write(out)
+    assert sorted(os.listdir(out)) == ["notes.txt", "old.parquet"]
+
+
+def test_cli_convert_into_the_working_directory_deletes_nothing(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.tex").write_text("years of work")
+    csv = _small_csv(tmp_path / "in.csv")
+    monkeypatch.chdir(work)
+    for extra in ([], ["--overwrite"]):
+        result = runner.invoke(app, ["convert", str(csv), ".", *extra])
+        assert result.exit_code != 0 and "thesis.tex" in result.output
+    assert os.listdir(work) == ["thesis.tex"] and (work / "thesis.tex").read_text() == "years of work"
+    empty = tmp_path / "empty"  # even an empty working directory is not swapped away
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    result = runner.invoke(app, ["convert", str(csv), "."])
+    assert result.exit_code != 0 and "working directory" in result.output
+    assert os.path.samefile(os.getcwd(), empty)
+
+
+def test_a_file_datakiln_did_not_write_needs_overwrite(tmp_path):
+    ds = datakiln.from_arrow(pa.table({"a": [1, 2, 3]}))
+    for name, format in (("t.csv", "csv"), ("t.jsonl", "jsonl"), ("t.parquet", "parquet")):
+        foreign = tmp_path / name
+        pq.write_table(pa.table({"z": [9]}), foreign) if format == "parquet" else foreign.write_text("z\n9\n")
+        before = foreign.read_bytes()
+        with pytest.raises(OutputExistsError, match="overwrite=True"):
+            ds.write(foreign, format=format)
+        assert foreign.read_bytes() == before
+        ds.write(foreign, format=format, overwrite=True)
+        assert foreign.read_bytes() != before
+    ds.write(tmp_path / "t.parquet")  # datakiln's own Parquet file (footer mark): replaced freely
+    assert datakiln.read(tmp_path / "t.parquet").to_arrow()["a"].to_pylist() == [1, 2, 3]
+    with pytest.raises(OutputExistsError):  # CSV carries no mark: always needs overwrite
+        ds.write(tmp_path / "t.csv", format="csv")
+    ds.write(tmp_path / "d", rows_per_file=2)
+    manifest = json.loads((tmp_path / "d" / "_datakiln.json").read_text())
+    assert manifest["datakiln_output"] == 1 and manifest["rows"] == 3
+    assert sorted(f["path"] for f in manifest["files"]) == ["part-00000.parquet", "part-00001.parquet"]
+    datakiln.from_arrow(pa.table({"a": [7]})).write(tmp_path / "d", rows_per_file=2)  # own: replaced
+    assert sorted(os.listdir(tmp_path / "d")) == ["_datakiln.json", "part-00000.parquet"]
+
+
+def test_the_input_is_never_the_output(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    csv = _small_csv(project / "data.csv")
+    original = csv.read_bytes()
+    ds = datakiln.read(csv)
+    link = tmp_path / "link.csv"
+    link.symlink_to(csv)
+    for target, kwargs in ((project, {"rows_per_file": 10}), (csv, {"format": "csv"}),
+                           (link, {"format": "csv"}), (tmp_path, {"rows_per_file": 10})):
+        with pytest.raises(OutputExistsError, match="input"):
+            ds.write(target, overwrite=True, **kwargs)
+    result = runner.invoke(app, ["convert", str(csv), str(project), "--overwrite"])
+    assert result.exit_code != 0 and "data.csv" in result.output
+    parquet = datakiln.read(csv).write(tmp_path / "p.parquet")
+    with pytest.raises(OutputExistsError, match="input"):  # the pipeline verbs check too
+        datakiln.split(datakiln.read(parquet.path), (0.5, 0.5), output=tmp_path)
+    with pytest.raises(OutputExistsError, match="input"):
+        datakiln.balance(datakiln.read(parquet.path), "b", method="random_over", output=parquet.path,
+                         overwrite=True)
+    assert csv.read_bytes() == original and os.listdir(project) == ["data.csv"]
+
+
+def test_split_output_is_one_atomic_directory(tmp_path):
+    ds = datakiln.from_arrow(pa.table({"a": list(range(100))}))
+    first = datakiln.split(ds, (0.5, 0.5), output=tmp_path / "s", seed=1)
+    listed = {f["path"] for f in json.loads((tmp_path / "s" / "_datakiln.json").read_text())["files"]}
+    assert listed == {"train.parquet", "test.parquet", "split.json"}
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["counts"] == first.counts
+    datakiln.split(ds, (0.5, 0.5), output=tmp_path / "s", seed=2)  # its own output: replaced
+    (tmp_path / "s" / "mine.txt").write_text("x")
+    with pytest.raises(OutputExistsError, match="mine.txt"):
+        datakiln.split(ds, (0.5, 0.5), output=tmp_path / "s", seed=3)
+    assert (tmp_path / "s" / "mine.txt").read_text() == "x"
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead, live = _dead_pid(), os.getpid()
+    stale_dir = tmp_path / f".out.tmp-{dead}-0123abcd"
+    stale_dir.mkdir()
+    (stale_dir / "part-00000.parquet").write_bytes(b"x" * 1000)
+    stale_file = tmp_path / f".out.tmp-{dead}-4567abcd"
+    stale_file.write_bytes(b"half a file")
+    in_use = tmp_path / f".out.tmp-{live}-89abcdef"  # a writer that is still running
+    in_use.mkdir()
+    keep = [tmp_path / f".other.tmp-{dead}-0123abcd", tmp_path / ".out.tmp-notes",
+            tmp_path / "out.tmp-1-0123abcd"]
+    for path in keep:
+        path.write_text("not ours to delete")
+    datakiln.from_arrow(pa.table({"a": [1]})).write(tmp_path / "out", rows_per_file=5)
+    assert not stale_dir.exists() and not stale_file.exists()
+    assert in_use.exists() and all(p.exists() for p in keep)
+
+
+def _writer(tmp_path, csv, out, stage, extra_env=()):
+    """A `kiln convert` child paused (test hook) at ``stage``; returns it once paused."""
+    flag = tmp_path / f"paused-{stage}"
+    flag.unlink(missing_ok=True)
+    env = {**os.environ, "DATAKILN_TEST_PAUSE_BEFORE_COMMIT": "60", "DATAKILN_TEST_PAUSE_STAGE": stage,
+           "DATAKILN_TEST_PAUSE_FLAG": str(flag), **dict(extra_env)}
+    child = subprocess.Popen([sys.executable, "-m", "datakiln.cli", "convert", str(csv), str(out),
+                              "--rows-per-file", "20"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        if child.poll() is not None or time.monotonic() > deadline:
+            child.kill()
+            pytest.fail(f"the writer never paused at {stage!r}: {child.stderr.read().decode()[-500:]}")
+        time.sleep(0.02)
+    return child
+
+
+def _rows(path):
+    return sorted(datakiln.read(path).to_arrow()["a"].to_pylist())
+
+
+def test_kill_9_at_any_moment_leaves_the_old_output_or_the_new(tmp_path):
+    old_csv, new_csv = _small_csv(tmp_path / "old.csv", 30), _small_csv(tmp_path / "new.csv", 70, 1000)
+    sources = {p: p.read_bytes() for p in (old_csv, new_csv)}
+    out = tmp_path / "out"
+    datakiln.read(old_csv).write(out, rows_per_file=20)
+    old_rows, new_rows = list(range(30)), list(range(1000, 1070))
+    for stage, env in (("write", {}), ("commit", {}), ("swap", {"DATAKILN_TEST_NO_EXCHANGE": "1"})):
+        child = _writer(tmp_path, new_csv, out, stage, env)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".out.")]
+        assert leftovers, stage  # the killed writer left its temporary (or backup) behind
+        if stage == "swap":  # no atomic exchange: between the renames only the backup holds it
+            assert not out.exists()
+            assert recover_output(out) and _rows(out) == old_rows
+        assert _rows(out) == old_rows, stage
+        assert {p: p.read_bytes() for p in sources} == sources
+    datakiln.read(new_csv).write(out, rows_per_file=20)  # the next write tidies up and wins
+    assert _rows(out) == new_rows
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".out.")] == []

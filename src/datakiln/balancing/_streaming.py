@@ -85,13 +85,14 @@ def _with_seed(balancer: Any, seed: int) -> Any:
 
 
 def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name: str, balancer: Any,
-              budget: int | None, output: str | os.PathLike[str]) -> tuple[Dataset, Any]:
+              budget: int | None, output: str | os.PathLike[str], *,
+              overwrite: bool = False) -> tuple[Dataset, Any]:
     """Balance ``dataset`` class by class, writing to ``output``; returns (Dataset, report)."""
     from imblearn.utils import check_sampling_strategy
     from sklearn.utils import check_random_state
 
     from datakiln.balancing.balancer import BalanceReport, _counts, _reread
-    from datakiln.io.write import write_tables
+    from datakiln.io.write import source_inputs, write_tables
 
     y = codec.all_labels(dataset, budget)
     kind = "over-sampling" if method is None else method.kind
@@ -138,7 +139,8 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
                 sample["new"] = part.slice(0, 20_000)
             yield part
 
-    written = write_tables(tables(), dataset.arrow_schema, output)
+    written = write_tables(tables(), dataset.arrow_schema, output, overwrite=overwrite,
+                           inputs=source_inputs(dataset.source))
     before = np.bincount(y, minlength=len(codec.classes) + 1)
     after = np.bincount(y[keep], minlength=len(before)) if keep is not None else before.copy()
     if keep is None:

@@ -109,10 +109,15 @@ class Balancer:
         self.options = options
 
     def fit_resample(self, data: Any, target: str, *,
-                     output: str | os.PathLike[str] | None = None) -> Dataset:
-        """The balanced rows as a Dataset with ``data``'s schema (written to ``output`` if given)."""
+                     output: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Dataset:
+        """The balanced rows as a Dataset with ``data``'s schema (written to ``output`` if given;
+        ``overwrite=True`` replaces a file datakiln did not write; the input is never replaced)."""
         started = time.perf_counter()
         dataset = as_dataset(data, what="balance")
+        if output is not None:  # refuse a bad output before the work
+            from datakiln.io.write import check_output, source_inputs
+
+            check_output(output, inputs=source_inputs(dataset.source), overwrite=overwrite)
         budget = parse_bytes(self.memory_budget)
         codec = FeatureCodec(dataset.arrow_schema, target).fit(dataset, budget)
         name = self.method.lower().replace("-", "_")
@@ -142,10 +147,11 @@ class Balancer:
                         f"{method.cls} needs every row's neighbours at once and the data does not fit a "
                         f"quarter of the {self.memory_budget} budget; use smote, random_over, random_under "
                         f"or synth (they work one class at a time), or raise memory_budget")
-                result, report = per_class(dataset, codec, method, name, self, budget, output)
+                result, report = per_class(dataset, codec, method, name, self, budget, output,
+                                           overwrite=overwrite)
                 output = None
         if output is not None:
-            result.write(output)
+            result.write(output, overwrite=overwrite)
             result = _reread(output)
         report.comparison = comparison
         report.seconds = time.perf_counter() - started
@@ -240,12 +246,13 @@ def _reread(path: str | os.PathLike[str]) -> Dataset:
 
 def balance(data: Any, target: str, method: str = "smote", sampling_strategy: Any = "auto", seed: int = 0,
             *, memory_budget: str | int | None = "1GB", output: str | os.PathLike[str] | None = None,
-            **options: Any) -> Dataset:
+            overwrite: bool = False, **options: Any) -> Dataset:
     """Rebalance the classes of ``target``; see :class:`Balancer` (its ``report_`` holds the counts).
 
     >>> balanced = datakiln.balance(ds, "y", method="smote", seed=0)   # doctest: +SKIP
     """
     k = options.pop("k_neighbors", None)
     return Balancer(method, sampling_strategy=sampling_strategy, seed=seed, memory_budget=memory_budget,
-                    k_neighbors=k, options=options).fit_resample(data, target, output=output)
+                    k_neighbors=k, options=options).fit_resample(data, target, output=output,
+                                                                 overwrite=overwrite)
 

@@ -91,9 +91,11 @@ class Cleaner:
         return self
 
     def transform(self, data: Any, *, output: str | os.PathLike[str] | None = None,
-                  format: str = "parquet", on_progress: Any = None) -> Dataset:
+                  format: str = "parquet", on_progress: Any = None,
+                  overwrite: bool = False) -> Dataset:
         """Clean ``data`` in one ordered pass; sets ``report_``. With ``output`` the rows are
-        written there atomically and the returned Dataset reads them."""
+        written there atomically and the returned Dataset reads them (``overwrite=True``
+        replaces a file datakiln did not write; the input is never replaced)."""
         if not hasattr(self, "steps_"):
             raise InvalidArgumentError("the Cleaner is not fitted yet; call fit first")
         dataset = as_dataset(data, what="the Cleaner")
@@ -126,10 +128,11 @@ class Cleaner:
 
         if output is not None:
             from datakiln.io import read
-            from datakiln.io.write import write_tables
+            from datakiln.io.write import source_inputs, write_tables
 
             first = self.output_schema(dataset)
-            result = write_tables(tables(), first, output, format=format)
+            result = write_tables(tables(), first, output, format=format, overwrite=overwrite,
+                                  inputs=source_inputs(dataset.source))
             cleaned = read(result.path)
         else:
             collected = list(tables())

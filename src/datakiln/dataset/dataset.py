@@ -399,18 +399,24 @@ class Dataset:
     def write(self, path: str | os.PathLike[str], *, format: str = "parquet",
               partition_by: Sequence[str] | None = None, rows_per_file: int | None = None,
               compression: str = "zstd",
-              on_progress: Callable[[int], None] | None = None) -> WriteResult:
+              on_progress: Callable[[int], None] | None = None,
+              overwrite: bool = False) -> WriteResult:
         """Write the rows atomically as Parquet (zstd), CSV or JSON Lines.
 
-        One file by default; a directory of ``part-NNNNN`` shards with ``rows_per_file``;
-        hive ``key=value`` directories with ``partition_by``. ``on_progress(rows)`` is
-        called after each table written.
+        One file by default; a directory of ``part-NNNNN`` shards (and the manifest
+        ``_datakiln.json``) with ``rows_per_file``; hive ``key=value`` directories with
+        ``partition_by``. ``on_progress(rows)`` is called after each table written.
+
+        datakiln's own earlier output at ``path`` is replaced; a file it did not write
+        only with ``overwrite=True``. A directory holding files datakiln did not write, or
+        a path that is or contains this dataset's input, raises ``OutputExistsError``.
         """
-        from datakiln.io.write import write_tables
+        from datakiln.io.write import source_inputs, write_tables
 
         return write_tables(self._tables(), self.arrow_schema, path, format=format,
                             partition_by=partition_by, rows_per_file=rows_per_file,
-                            compression=compression, on_progress=on_progress)
+                            compression=compression, on_progress=on_progress,
+                            overwrite=overwrite, inputs=source_inputs(self._source))
 
     def write_sql(self, table: str, url: str, *, if_exists: str = "fail",
                   chunk_rows: int = 10_000) -> int:

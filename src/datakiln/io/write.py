@@ -1,7 +1,11 @@
 """Atomic writers: Parquet (zstd), CSV and JSON Lines, one file or partitioned shards.
 
-Everything is written under a temporary name beside the target and renamed into place at
-the end, so a crash leaves either the previous output or none, never a half-written one.
+Everything is written under a temporary name beside the target and swapped into place at
+the end, so a crash leaves the previous output or the new one, never a half-written one or
+a mix. datakiln replaces only its own earlier output (a directory with its manifest
+``_datakiln.json``, a Parquet file with its footer mark); a file it did not write needs
+``overwrite=True``; a directory holding files it did not write, or an input, is refused
+(:mod:`datakiln.io._output` has the rules, the commit and the clean-up after killed writers).
 """
 
 from __future__ import annotations
@@ -10,10 +14,9 @@ import datetime as dt
 import decimal
 import json
 import os
-import shutil
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,23 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from datakiln.errors import InvalidArgumentError, SchemaError, UnsupportedFormatError, WriteError
+from datakiln.io._output import (
+    PARQUET_MARK,
+    TempOutput,
+    check_inputs,
+    check_target,
+    commit,
+    recover,
+    source_inputs,
+    test_pause,
+    write_manifest,
+)
 
-__all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "write_tables"]
+__all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "recover_output",
+           "source_inputs", "write_tables"]
+
+#: put back or remove what killed writers of a target left (see :func:`datakiln.io._output.recover`)
+recover_output = recover
 
 WRITE_FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 
@@ -73,6 +91,8 @@ class _FileWriter:
         self._writer.write("\n".join(lines) + ("\n" if table.num_rows else ""))
 
     def close(self) -> None:
+        if isinstance(self._writer, pq.ParquetWriter):  # the mark that says datakiln wrote it
+            self._writer.add_key_value_metadata({PARQUET_MARK: json.dumps({"version": 1})})
         self._writer.close()
 
 
@@ -140,6 +160,37 @@ def _split_partitions(table: pa.Table, keys: Sequence[str]) -> Iterator[tuple[tu
         yield tuple(combo[k] for k in keys), table.filter(mask).drop_columns(list(keys))
 
 
+def _target(path: str | os.PathLike[str]) -> Path:
+    if "://" in os.fspath(path) and not os.fspath(path).startswith("file://"):
+        raise UnsupportedFormatError(f"writing to URLs is not supported yet: {os.fspath(path)!r}; "
+                                     "write locally and upload the result")
+    return Path(os.fspath(path).removeprefix("file://")).expanduser().absolute()
+
+
+def _prepare(target: Path, *, directory: bool, overwrite: bool,
+             inputs: Iterable[str | os.PathLike[str]]) -> TempOutput:
+    """Check the target, tidy after killed writers, and open a locked temporary output."""
+    check_inputs(target, inputs)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover(target)
+        check_target(target, directory=directory, overwrite=overwrite)
+        return TempOutput(target, directory=directory)
+    except OSError as exc:
+        if isinstance(exc, WriteError):
+            raise
+        raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
+
+
+def check_output(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = (),
+                 directory: bool = False, overwrite: bool = False) -> None:
+    """Raise :class:`~datakiln.errors.OutputExistsError` now if writing ``path`` will be
+    refused (checked again when written); lets long jobs fail before the work."""
+    target = _target(path)
+    check_inputs(target, inputs)
+    check_target(target, directory=directory, overwrite=overwrite)
+
+
 def write_tables(
     tables: Iterator[pa.Table],
     schema: pa.Schema,
@@ -150,12 +201,20 @@ def write_tables(
     rows_per_file: int | None = None,
     compression: str = "zstd",
     on_progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> WriteResult:
     """Write ``tables`` to ``path`` atomically and return a :class:`WriteResult`.
 
     One file when neither ``partition_by`` nor ``rows_per_file`` is given; otherwise a
-    directory of ``part-NNNNN`` files (hive ``key=value`` sub-directories per partition).
-    ``on_progress(rows)`` is called after each table with the rows just written.
+    directory of ``part-NNNNN`` files (hive ``key=value`` sub-directories per partition)
+    and the manifest ``_datakiln.json``. ``on_progress(rows)`` is called after each table
+    with the rows just written.
+
+    datakiln's own earlier output at ``path`` is replaced; a file it did not write only
+    with ``overwrite=True``; a directory holding files it did not write, or a path that is
+    or contains one of ``inputs`` (local paths being read), raises
+    :class:`~datakiln.errors.OutputExistsError` before anything is written.
     """
     format = format.lower()
     if format not in WRITE_FORMATS:
@@ -168,13 +227,10 @@ def write_tables(
     if missing:
         raise SchemaError(f"partition_by names unknown columns {missing}; the columns are "
                           f"{schema.names}")
-    if "://" in os.fspath(path) and not os.fspath(path).startswith("file://"):
-        raise UnsupportedFormatError(f"writing to URLs is not supported yet: {os.fspath(path)!r}; "
-                                     "write locally and upload the result")
-    target = Path(os.fspath(path).removeprefix("file://")).expanduser().absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _target(path)
     as_directory = bool(keys) or rows_per_file is not None
-    temp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    temp_output = _prepare(target, directory=as_directory, overwrite=overwrite, inputs=inputs)
+    temp = temp_output.path
     file_schema = pa.schema([f for f in schema if f.name not in keys])
     shards: dict[tuple[Any, ...], _Shards] = {}
     result = WriteResult(str(target))
@@ -193,6 +249,8 @@ def write_tables(
                     shard(key).write(part)
             else:
                 shard(()).write(table)
+            if not result.rows:
+                test_pause("write")
             result.rows += table.num_rows
             if on_progress is not None:
                 on_progress(table.num_rows)
@@ -200,18 +258,20 @@ def write_tables(
             shard(())
         for writer in shards.values():
             writer.close()
-        _replace(temp, target)
+        files = [p for s in shards.values() for p in s.files]
+        if as_directory:
+            write_manifest(temp, files, format=format, rows=result.rows)
+        commit(temp_output, directory=as_directory, overwrite=overwrite)
     except BaseException as exc:
         for writer in shards.values():
             try:
                 writer.close()
             except Exception:  # the original error is the one to report
                 pass
-        shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
+        temp_output.discard()
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
             raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
         raise
-    files = [p for s in shards.values() for p in s.files]
     result.files = [str(target / p.relative_to(temp)) if as_directory else str(target)
                     for p in files]
     result.bytes = sum(os.path.getsize(f) for f in result.files)
@@ -221,8 +281,9 @@ def write_tables(
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
     target = Path(path)
-    temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
+        recover(target.absolute())
         temp.write_text(text, encoding="utf-8")
         os.replace(temp, target)
     except OSError as exc:
@@ -231,58 +292,58 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return target
 
 
-def _replace(temp: Path, target: Path) -> None:
-    """Move ``temp`` onto ``target``; a file replaces a file atomically, anything else is
-    swapped out first and removed after the new output is in place."""
-    if target.is_dir() or (target.exists() and temp.is_dir()):
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, old)
-        os.replace(temp, target)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-    else:
-        os.replace(temp, target)
-
-
 class MultiWriter:
-    """Route tables to several single-file outputs ``directory/<name><ext>`` in one pass.
+    """Route tables to several files ``directory/<name><ext>`` in one pass, as one output.
 
-    Every file is written under a temporary name; :meth:`commit` renames them all into
-    place at the end and :meth:`abort` removes them, so a failed pass leaves no partial
-    output.
+    The files (and any ``extra`` text files given to :meth:`commit`) are written into a
+    temporary directory with the manifest ``_datakiln.json``; :meth:`commit` swaps it in
+    place of ``directory`` atomically and :meth:`abort` removes it, so a failed pass leaves
+    the previous output. ``directory`` follows :func:`write_tables`' rules for a directory.
     """
 
     def __init__(self, directory: str | os.PathLike[str], names: Sequence[str], schema: pa.Schema,
-                 *, format: str = "parquet", compression: str = "zstd") -> None:
+                 *, format: str = "parquet", compression: str = "zstd", overwrite: bool = False,
+                 inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
         if format not in WRITE_FORMATS:
             raise UnsupportedFormatError(f"cannot write format {format!r}; choose one of "
                                          f"{sorted(WRITE_FORMATS)}")
-        self.directory = Path(directory).expanduser().absolute()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = _target(directory)
+        self.format, self.overwrite, self.rows = format, overwrite, 0
+        self._temp = _prepare(self.directory, directory=True, overwrite=overwrite, inputs=inputs)
         self.targets = {n: self.directory / f"{n}{WRITE_FORMATS[format]}" for n in names}
-        token = uuid.uuid4().hex[:8]
-        self._temps = {n: p.with_name(f".{p.name}.tmp-{token}") for n, p in self.targets.items()}
-        self._shards = {n: _Shards(self.directory, schema, format, compression, None, single=t)
-                        for n, t in self._temps.items()}
+        self._shards = {n: _Shards(self._temp.path, schema, format, compression, None,
+                                   single=self._temp.path / p.name)
+                        for n, p in self.targets.items()}
 
     def write(self, name: str, table: pa.Table) -> None:
         """Append ``table`` to output ``name``."""
         if table.num_rows:
             self._shards[name].write(table)
+            self.rows += table.num_rows
 
-    def commit(self) -> dict[str, str]:
-        """Close and move every output into place; returns ``{name: path}``."""
-        for shard in self._shards.values():
-            shard.close()
-        for name, temp in self._temps.items():
-            os.replace(temp, self.targets[name])
+    def commit(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Close, add the ``extra`` text files ``{name: text}``, and swap the directory into
+        place; returns ``{name: path}`` of the table files."""
+        try:
+            for shard in self._shards.values():
+                shard.close()
+            files = [p for s in self._shards.values() for p in s.files]
+            for name, text in (extra or {}).items():
+                (self._temp.path / name).write_text(text, encoding="utf-8")
+                files.append(self._temp.path / name)
+            write_manifest(self._temp.path, files, format=self.format, rows=self.rows)
+            commit(self._temp, directory=True, overwrite=self.overwrite)
+        except OSError as exc:
+            if isinstance(exc, WriteError):
+                raise
+            raise WriteError(f"cannot write {str(self.directory)!r}: {exc}") from exc
         return {n: str(p) for n, p in self.targets.items()}
 
     def abort(self) -> None:
-        """Close and delete every temporary file."""
+        """Close and delete the temporary output."""
         for shard in self._shards.values():
             try:
                 shard.close()
             except Exception:  # cleaning up after the error that matters
                 pass
-        for temp in self._temps.values():
-            temp.unlink(missing_ok=True)
+        self._temp.discard()

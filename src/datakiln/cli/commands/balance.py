@@ -50,6 +50,10 @@ def balance_command(
     ratio: float | None = typer.Option(None, "--ratio", help="Minority/majority ratio after balancing "
                                        "(two classes; imbalanced-learn's float sampling_strategy)."),
     seed: int = typer.Option(0, "--seed", help="Random state of the sampler."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an output file datakiln did not write (its own "
+                                   "earlier output is replaced anyway; a directory holding "
+                                   "other files never is)."),
     report_path: str | None = typer.Option(None, "--json",
                                            help="Write the report (counts, comparison) here."),
     memory_budget: str = BudgetOption,
@@ -69,7 +73,7 @@ def balance_command(
         balancer = Balancer(method, sampling_strategy="auto" if ratio is None else ratio, seed=seed,
                             memory_budget=memory_budget)
         with progress_bar(f"balancing ({method})", None):
-            result = balancer.fit_resample(dataset, target, output=out)
+            result = balancer.fit_resample(dataset, target, output=out, overwrite=overwrite)
         report = balancer.report_
         if report_path:
             report.to_json(report_path)

@@ -24,6 +24,10 @@ def clean(
     config: str = typer.Option(None, "--config", help="YAML/JSON file listing the steps (see README)."),
     report: str = typer.Option(None, "--report", help="Write the cleaning report as JSON here."),
     to: str = typer.Option("parquet", "--to", help="Output format: parquet, csv, jsonl."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an output file datakiln did not write (its own "
+                                   "earlier output is replaced anyway; a directory holding "
+                                   "other files never is)."),
     memory_budget: str = BudgetOption,
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
@@ -48,7 +52,8 @@ def clean(
         cleaner.fit(dataset)
         size = dataset.source.estimate_size()
         with progress_bar("cleaning", size.rows if size.exact else None) as advance:
-            cleaner.transform(dataset, output=out, format=to, on_progress=advance)
+            cleaner.transform(dataset, output=out, format=to, on_progress=advance,
+                              overwrite=overwrite)
     result = cleaner.report_
     table = Table(title=f"cleaned {data}: {result.rows_in:,} rows in, {result.rows_out:,} rows out",
                   title_justify="left")

@@ -24,11 +24,17 @@ def convert(
     partition_by: list[str] = typer.Option(None, "--partition-by",
                                            help="Column to partition by (hive key=value dirs); repeatable."),
     single_file: bool = typer.Option(False, "--single-file", help="Write one file, not shards."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an output file datakiln did not write (its own "
+                                   "earlier output is replaced anyway; a directory holding "
+                                   "other files never is)."),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Convert once, train many: Parquet re-reads far faster than CSV.
 
-    The output appears atomically: an interrupted run leaves the previous output or none.
+    The output appears atomically: an interrupted run leaves the previous output or the
+    new one. Only datakiln's own earlier output is replaced; a directory holding other
+    files, or the input, is refused.
 
     Examples:
 
@@ -46,7 +52,7 @@ def convert(
         with progress_bar("converting", size.rows if size.exact else None) as advance:
             result = dataset.write(out, format=to, partition_by=partition_by or None,
                                    rows_per_file=None if single_file else rows_per_file,
-                                   on_progress=advance)
+                                   on_progress=advance, overwrite=overwrite)
     console.print(f"wrote {result.rows:,} rows to {result.path} ({len(result.files)} file"
                   f"{'s' if len(result.files) != 1 else ''}, {format_bytes(result.bytes)})")
     if dataset.stats["bad_rows"]:

@@ -31,6 +31,10 @@ def split_command(
                              help="Earliest rows first by this column; no time straddles splits."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same split."),
     rare: str = typer.Option("error", "--rare", help="Classes too small for every split: error, or train."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace a file datakiln did not write at --out (its own "
+                                   "earlier split is replaced anyway; a directory holding "
+                                   "other files never is)."),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Split rows into train / validation / test files, reproducibly.
@@ -53,7 +57,7 @@ def split_command(
                 f"--fractions must be numbers like 0.8,0.1,0.1, got {fractions!r}") from exc
         dataset = datakiln.read(data, **(read_kwargs or {}))
         result = datakiln.split(dataset, shares, stratify=stratify, group=group, time=time,
-                                seed=seed, rare=rare, output=out)
+                                seed=seed, rare=rare, output=out, overwrite=overwrite)
     table = Table(title=f"{result.method} split of {data} (seed {seed})", title_justify="left")
     table.add_column("split")
     table.add_column("rows", justify="right")

@@ -110,6 +110,10 @@ def sample(
                                     help="Condition COLUMN=VALUE or COLUMN=LOW..HIGH; repeatable."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same rows."),
     to: str = typer.Option("parquet", "--to", help="Output format: parquet, csv, jsonl."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an output file datakiln did not write (its own "
+                                   "earlier output is replaced anyway; a directory holding "
+                                   "other files never is)."),
 ) -> None:
     """Sample rows from a saved model, exactly on the given conditions.
 
@@ -125,7 +129,8 @@ def sample(
         conditions = parse_where(where)
         with progress_bar("sampling", rows) as advance:
             batches = model.sample_batches(rows, batch_rows=262_144, conditions=conditions or None, seed=seed)
-            result = write_tables(batches, model.output_schema(), out, format=to, on_progress=advance)
+            result = write_tables(batches, model.output_schema(), out, format=to, on_progress=advance,
+                                  overwrite=overwrite, inputs=[model_file])
     shown = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "no conditions"
     console.print(f"sampled {rows:,} rows ({shown}) -> {result.path} "
                   f"({format_bytes(result.bytes)})")
