@@ -44,14 +44,14 @@ _LAZY = {
     "Schema": "datakiln.schema",
     "ColumnSchema": "datakiln.schema",
     "infer_schema": "datakiln.schema",
-    "read": "datakiln.io",
+    "read": "datakiln.dataset.reading",
     "split": "datakiln.splits",
     "evaluate": "datakiln.evaluation.suite",
     "balance": "datakiln.balancing.balancer",
     "Balancer": "datakiln.balancing.balancer",
     "EvaluationReport": "datakiln.evaluation.suite",
     "SplitResult": "datakiln.splits",
-    "read_sql": "datakiln.io",
+    "read_sql": "datakiln.dataset.reading",
     "from_arrow": None,
     "from_pandas": None,
 }
@@ -103,7 +103,7 @@ _SUBPACKAGES = ("balancing", "clean", "dataset", "evaluation", "integrations", "
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
     from datakiln.dataset.profile import ColumnProfile, Profile
-    from datakiln.io import read, read_sql
+    from datakiln.dataset.reading import read, read_sql
     from datakiln.schema import ColumnSchema, Schema, infer_schema
     from datakiln.splits import SplitResult, split
 

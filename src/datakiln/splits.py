@@ -302,7 +302,7 @@ def _run(dataset: Dataset, dealer: Any, labels: list[str], shares: np.ndarray, m
             writer.abort()
         raise
     if writer is not None:
-        from datakiln.io import read
+        from datakiln.dataset.reading import read
 
         datasets = {name: read(path) for name, path in paths.items()}
     else:

@@ -239,7 +239,7 @@ def _fits_in_memory(dataset: Dataset, budget: int | None) -> bool:
 
 
 def _reread(path: str | os.PathLike[str]) -> Dataset:
-    from datakiln.io import read
+    from datakiln.dataset.reading import read
 
     return read(Path(path))
 

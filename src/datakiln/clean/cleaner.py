@@ -127,7 +127,7 @@ class Cleaner:
                 yield table
 
         if output is not None:
-            from datakiln.io import read
+            from datakiln.dataset.reading import read
             from datakiln.io.write import source_inputs, write_tables
 
             first = self.output_schema(dataset)

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from datakiln.errors import DatakilnError
+from datakiln.io._secrets import redact_text
 
 console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
 errors = Console(stderr=True)
@@ -39,6 +40,10 @@ EncodingOption = typer.Option(None, "--encoding", help="Text encoding of CSV fil
 SkipBadOption = typer.Option(False, "--skip-bad-rows",
                              help="Skip and count malformed CSV rows instead of stopping.")
 SchemaOption = typer.Option(None, "--schema", help="JSON/YAML file of column kind overrides.")
+TableOption = typer.Option(None, "--table", help="With a database URL (postgresql://, mysql://, "
+                           "sqlite:///...): the table to read, e.g. 'orders' or 'sales.orders'.")
+QueryOption = typer.Option(None, "--query", help="With a database URL: one SQL statement to read, "
+                           "e.g. 'SELECT * FROM orders WHERE year = 2024'.")
 BudgetOption = typer.Option("1GB", "--memory-budget",
                             help="Memory the streaming work may use, e.g. 512MB, 2GB.")
 
@@ -47,6 +52,7 @@ _READ_OPTIONS = {  # name: (annotation, typer option) shared by every command th
     "names": (str, NamesOption), "header": (bool, HeaderOption), "delimiter": (str, DelimiterOption),
     "na": (list[str], NaOption), "format": (str, FormatOption), "encoding": (str, EncodingOption),
     "skip_bad_rows": (bool, SkipBadOption), "schema": (str, SchemaOption),
+    "table": (str, TableOption), "query": (str, QueryOption),
 }
 
 
@@ -71,7 +77,8 @@ def with_read_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def read_options(names: str | None, header: bool | None, delimiter: str | None,
                  na: list[str] | None, format: str | None, encoding: str | None,
-                 skip_bad_rows: bool, schema: str | None) -> dict[str, Any]:
+                 skip_bad_rows: bool, schema: str | None, table: str | None = None,
+                 query: str | None = None) -> dict[str, Any]:
     """Keyword arguments for :func:`datakiln.read` from the shared CLI options."""
     options: dict[str, Any] = {"format": format}
     if names:
@@ -88,12 +95,16 @@ def read_options(names: str | None, header: bool | None, delimiter: str | None,
         options["on_bad_rows"] = "skip"
     if schema:
         options["schema"] = schema
+    if table is not None:
+        options["table"] = table
+    if query is not None:
+        options["query"] = query
     return options
 
 
 def fail(exc: BaseException) -> None:
     """Print a datakiln error as one clear message and exit with status 2."""
-    errors.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+    errors.print(f"[bold red]error:[/] {type(exc).__name__}: {redact_text(str(exc))}", highlight=False)
     raise typer.Exit(code=2)
 
 

@@ -34,7 +34,7 @@ def _sidecar(path: Path) -> Path:
 
 def cache_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> Dataset:
     """Write (or reuse) the cache of ``dataset`` at ``path`` and return a Dataset over it."""
-    from datakiln.io import read
+    from datakiln.dataset.reading import read
 
     target = Path(path).expanduser().absolute()
     meta = {"version": CACHE_VERSION, "fingerprint": dataset.fingerprint}

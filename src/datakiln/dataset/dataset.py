@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from datakiln.dataset._executor import default_threads, ordered_map
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError, SourceError
+from datakiln.io._secrets import redact_text
 from datakiln.io.arrow import TableSource
 from datakiln.io.base import Source
 from datakiln.schema import Schema, infer_schema, load_overrides
@@ -187,7 +188,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         ops = " → ".join(op.describe() for op in self._ops)
-        return f"Dataset({self._source.name!r}{' → ' + ops if ops else ''})"
+        return redact_text(f"Dataset({self._source.name!r}{' → ' + ops if ops else ''})")
 
     # -- operations -------------------------------------------------------------------------
     def select(self, columns: str | Sequence[str]) -> Dataset:

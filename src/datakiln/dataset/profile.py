@@ -29,6 +29,7 @@ from datakiln.dataset._sketches import (
     hash_values,
     mix64,
 )
+from datakiln.io._secrets import redact_text
 from datakiln.units import parse_bytes
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ def profile(dataset: Dataset, *, memory_budget: int | str | None = "1GB", top_k:
     columns = [_finish(name, plan[name][0], totals[name], rows, sample, schema[name], top_k,
                        dataset.arrow_schema.field(name).type) for name in plan]
     return Profile(rows, columns, time.perf_counter() - started, sample_rows,
-                   dataset.source.name)
+                   redact_text(dataset.source.name))  # never a password in a saved profile
 
 
 def _from_number(value: float | None, dtype: pa.DataType, mode: str) -> Any:

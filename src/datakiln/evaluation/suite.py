@@ -74,7 +74,7 @@ class EvaluationReport:
 
 def _as_input(data: Any, label: str) -> Dataset:
     if isinstance(data, (str, os.PathLike)):
-        from datakiln.io import read
+        from datakiln.dataset.reading import read
 
         return read(data)
     return as_dataset(data, what=f"evaluate's {label} argument")
