@@ -11,6 +11,11 @@
 - **membership inference**: an attacker scores candidate rows by their distance to the
   nearest synthetic row; the AUC of telling training rows from holdout rows (0.5: no
   signal).
+- **free-text copies**: for every text column (which the row checks above leave out), the
+  share of synthetic non-null values equal to a training value verbatim (a holdout's share
+  is the baseline); a column above 1% (and twice the baseline) is flagged.
+- **tiny training tables**: below :data:`~datakiln.synth.base.MIN_TRAINING_ROWS` rows a
+  synthesizer mostly replays its input, so the section says copies are expected.
 
 These are heuristics: passing them is no guarantee of privacy (that takes a mechanism
 with a proof, such as differential privacy).
@@ -23,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
@@ -30,8 +36,9 @@ from datakiln.clean.base import row_hashes
 from datakiln.dataset.dataset import Dataset
 from datakiln.evaluation._columns import RowEncoder
 from datakiln.evaluation._stats import bootstrap_interval, proportion_interval, take_rows
+from datakiln.synth.base import MIN_TRAINING_ROWS
 
-__all__ = ["exact_copies", "privacy_risk", "training_hashes"]
+__all__ = ["exact_copies", "privacy_risk", "text_copies", "training_hashes"]
 
 NOTICE = ("Distance-based checks are heuristics: passing them is no proof of privacy. Only a "
           "mechanism with a guarantee (e.g. differential privacy) bounds what can be learned.")
@@ -57,6 +64,51 @@ def exact_copies(dataset: Dataset, columns: list[str], train: np.ndarray, memory
         if on_progress is not None:
             on_progress(n)
     return copies, rows
+
+
+def _value_hashes(table: pa.Table, name: str) -> np.ndarray:
+    """64-bit hashes of the non-null values of one column."""
+    present = table.filter(pc.is_valid(table[name]))
+    return row_hashes(present, [name]) if present.num_rows else np.zeros(0, dtype=np.uint64)
+
+
+def _copied_values(dataset: Dataset, name: str, train: np.ndarray,
+                   memory_budget: int | None) -> tuple[int, int]:
+    """(non-null values of ``name`` whose hash is in ``train``, non-null values)."""
+
+    def batch(table: pa.Table) -> tuple[int, int]:
+        hashes = _value_hashes(table, name)
+        return int(np.isin(hashes, train).sum()), len(hashes)
+
+    hits = values = 0
+    for found, total in dataset.select([name])._tables(batch, memory_budget=memory_budget):
+        hits, values = hits + found, values + total
+    return hits, values
+
+
+def text_copies(real: Dataset, synthetic: Dataset, columns: list[str], memory_budget: int | None,
+                holdout: Dataset | None = None) -> dict[str, dict[str, Any]]:
+    """Per free-text column: non-null values of ``synthetic`` equal to a training value verbatim.
+
+    Returns ``{column: {"copies", "values", "share", "holdout_share"}}`` (the holdout's
+    share of values found in the training data is the baseline: real messages repeat too).
+    Columns the synthetic data lacks (a synthesizer with ``text="drop"``) are skipped.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in columns:
+        if name not in synthetic.columns:
+            continue
+        parts = list(real.select([name])._tables(lambda t, n=name: np.unique(_value_hashes(t, n)),
+                                                 memory_budget=memory_budget))
+        train = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+        copies, values = _copied_values(synthetic, name, train, memory_budget)
+        baseline = None
+        if holdout is not None and name in holdout.columns:
+            held, held_values = _copied_values(holdout, name, train, memory_budget)
+            baseline = held / held_values if held_values else None
+        out[name] = {"copies": copies, "values": values, "share": copies / values if values else 0.0,
+                     "holdout_share": baseline}
+    return out
 
 
 def _nearest(reference: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -86,8 +138,13 @@ def _histogram(values: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def privacy_risk(encoder: RowEncoder, train: pa.Table, synthetic: pa.Table, holdout: pa.Table | None,
                  copies: tuple[int, int], holdout_copies: tuple[int, int] | None, *,
-                 rows: int = 5_000, seed: int = 0) -> dict[str, Any]:
-    """The privacy section from row samples of train, synthetic and (optional) holdout."""
+                 rows: int = 5_000, seed: int = 0, text: dict[str, dict[str, Any]] | None = None,
+                 training_rows: int | None = None) -> dict[str, Any]:
+    """The privacy section from row samples of train, synthetic and (optional) holdout.
+
+    ``text`` is :func:`text_copies`' result; ``training_rows`` the size of the whole
+    training table (default: the sample's), below ``MIN_TRAINING_ROWS`` flagged as tiny.
+    """
     rng = np.random.default_rng([seed, 17])
     reference = encoder.embedding(train)
     queries = encoder.embedding(take_rows(synthetic, rows, rng))
@@ -100,7 +157,10 @@ def privacy_risk(encoder: RowEncoder, train: pa.Table, synthetic: pa.Table, hold
         "dcr_synthetic_median": float(np.median(dcr)),
         "nndr_synthetic_median": _median_ratio(synth_distances),
         "train_rows": train.num_rows, "query_rows": len(queries), "notice": NOTICE,
+        "training_rows": train.num_rows if training_rows is None else int(training_rows),
+        "text_copies": dict(text or {}),
     }
+    out["small_training"] = out["training_rows"] < MIN_TRAINING_ROWS
     histograms = {"synthetic": dcr}
     if holdout is not None and holdout.num_rows:
         members = take_rows(holdout, rows, rng)
@@ -148,6 +208,16 @@ def _membership(encoder: RowEncoder, train: pa.Table, holdout: pa.Table, synthet
 def _flags(result: dict[str, Any]) -> list[str]:
     """Plain-language warnings where a metric points at leakage."""
     flags = []
+    if result.get("small_training"):
+        flags.append(f"the training table has only {result['training_rows']} rows (fewer than "
+                     f"{MIN_TRAINING_ROWS}): a synthesizer fitted on so few rows replays them, so exact "
+                     f"copies are expected; do not share these synthetic rows as private")
+    for name, found in result.get("text_copies", {}).items():
+        text_baseline = found.get("holdout_share") or 0.0
+        found["flagged"] = found["share"] > max(0.01, 2 * text_baseline)
+        if found["flagged"]:
+            flags.append(f"{found['share']:.1%} of the synthetic values of text column {name!r} are "
+                         f"verbatim training texts (a holdout's rate: {text_baseline:.1%})")
     baseline = result.get("holdout_exact_copy_rate") or 0.0
     rate = result.get("exact_copy_rate") or 0.0
     if rate > max(0.01, 2 * baseline):

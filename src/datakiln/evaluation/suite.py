@@ -21,7 +21,7 @@ from datakiln.errors import EmptySourceError, InvalidArgumentError
 from datakiln.evaluation._columns import RowEncoder, column_roles, jsonable
 from datakiln.evaluation.detection import detection_auc
 from datakiln.evaluation.fidelity import both, fidelity_scores, first_pass
-from datakiln.evaluation.privacy import exact_copies, privacy_risk, training_hashes
+from datakiln.evaluation.privacy import exact_copies, privacy_risk, text_copies, training_hashes
 from datakiln.evaluation.utility import ml_utility
 from datakiln.io.write import write_text_atomic
 from datakiln.units import parse_bytes
@@ -124,6 +124,8 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         raise InvalidArgumentError(f"no column can be compared: all are identifiers, PII or text "
                                    f"({roles.skipped}); pass metadata to set kinds")
     names = roles.names
+    texts = [n for n, kind in roles.skipped.items() if kind == "text"]  # checked for verbatim copies
+    whole = (real_ds, synth_ds, holdout_ds)
     real_ds, synth_ds = real_ds.select(names), synth_ds.select(names)
     holdout_ds = holdout_ds.select(names) if holdout_ds is not None else None
     real_first, synth_first = both(
@@ -157,8 +159,10 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         hashes = training_hashes(real_ds, names, budget)
         copies = exact_copies(synth_ds, names, hashes, budget, on_progress)
         holdout_copies = exact_copies(holdout_ds, names, hashes, budget) if holdout_ds is not None else None
+        text = text_copies(whole[0], whole[1], texts, budget, holdout=whole[2])
         privacy_section = privacy_risk(encoder, real_sample, synth_sample, holdout_sample, copies,
-                                       holdout_copies, rows=min(rows, 5_000), seed=seed)
+                                       holdout_copies, rows=min(rows, 5_000), seed=seed, text=text,
+                                       training_rows=real_first.rows)
     info = {"real_rows": real_first.rows, "synthetic_rows": synth_first.rows,
             "holdout_rows": None if holdout_ds is None else holdout_first.rows,
             "sample_rows": rows, "seed": seed, "compared_columns": names, "skipped_columns": roles.skipped,

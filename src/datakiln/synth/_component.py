@@ -4,8 +4,12 @@ A mixture (:mod:`datakiln.synth.copula`) holds one component per combination of 
 ``by`` columns. Every modelled column lives on [0, 1]: missing values take the first
 ``p_null`` of it, categories take intervals in a fixed order, numbers the rest through an
 empirical quantile function on ``grid`` points (spikes such as many zeros become flat
-stretches). Sampling works on the normal scale directly: category and null boundaries are
-turned into normal thresholds once, so drawing a category is one binary search.
+stretches). NaN, +inf and -inf of a float column share the missing stretch with nulls
+(``null_share`` counts all four); ``nonfinite`` keeps their own shares, so a sampled
+missing row becomes a null, NaN, +inf or -inf at the learned rates, and the quantile
+function holds finite values only. Sampling works on the normal scale directly: category
+and null boundaries are turned into normal thresholds once, so drawing a category is one
+binary search.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from scipy import special
 
-from datakiln.errors import InvalidArgumentError
+from datakiln.errors import ModelFormatError
 
 __all__ = ["Component", "nearest_correlation", "ndtri"]
 
@@ -58,6 +61,7 @@ class Component:
     categories: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     quantiles: dict[str, np.ndarray] = field(default_factory=dict)
     correlation: np.ndarray = field(default_factory=lambda: np.eye(0))
+    nonfinite: dict[str, list[float]] = field(default_factory=dict)  # name → shares of NaN, +inf, -inf
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # -- data → uniform scale ----------------------------------------------------------------
@@ -200,17 +204,17 @@ class Component:
         return self._cache[key]
 
     # -- conditions --------------------------------------------------------------------------
-    def bounds(self, name: str, condition: Any, vocabulary: list[Any], ticks_of: Any) -> tuple[float, float]:
-        """The uniform-scale interval of a condition on ``name`` (empty: (0, 0))."""
+    def bounds(self, name: str, condition: Any, ticks_of: Any) -> tuple[float, float]:
+        """The uniform-scale interval of a condition on ``name`` (empty: (0, 0)).
+
+        A categorical condition is given as its code (see :mod:`datakiln.synth._vocab`).
+        """
         p0 = self.null_share[name]
         if condition is None:
             return 0.0, p0
         if self.kinds[name] == "categorical":
-            if condition not in vocabulary:
-                raise InvalidArgumentError(f"{condition!r} is not a category of {name!r} seen in training "
-                                           f"(e.g. {vocabulary[:5]})")
             place = self._positions(name)
-            code = vocabulary.index(condition)
+            code = int(condition)
             k = place[code] if code < len(place) else -1
             if k < 0:
                 return 0.0, 0.0
@@ -253,13 +257,33 @@ class Component:
                 var + _EPS * np.eye(len(free))).T
         return z
 
+    def missing_kinds(self, name: str, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Kinds of ``n`` sampled missing rows of a float column: null, NaN, +inf or -inf.
+
+        Returns codes 0 null, 1 NaN, 2 +inf, 3 -inf, drawn at the component's learned
+        shares (only called when the column has non-finite values).
+        """
+        shares = np.asarray(self.nonfinite[name], dtype=np.float64)
+        p0 = self.null_share[name]
+        probabilities = np.r_[max(p0 - shares.sum(), 0.0), shares]
+        total = probabilities.sum()
+        if total <= 0:
+            return np.zeros(n, dtype=np.int64)
+        cumulative = np.cumsum(probabilities / total)
+        return np.minimum(np.searchsorted(cumulative, rng.random(n), side="right"), 3)
+
     def _cholesky(self) -> np.ndarray:
         if "chol" not in self._cache:
             self._cache["chol"] = np.linalg.cholesky(self.correlation + _EPS * np.eye(len(self.columns)))
         return self._cache["chol"]
 
-    def probability(self, limits: dict[int, tuple[float, float]]) -> float:
-        """Probability of the uniform-scale box ``limits`` under this component."""
+    def probability(self, limits: dict[int, tuple[float, float]], rng: np.random.Generator) -> float:
+        """Probability of the uniform-scale box ``limits`` under this component.
+
+        Boxes over two or more columns are integrated by SciPy's quasi-Monte Carlo normal
+        CDF, whose randomisation is drawn from ``rng`` (never NumPy's global state), so the
+        same seed gives the same probability.
+        """
         if not limits:
             return 1.0
         if any(b <= a for a, b in limits.values()):
@@ -274,12 +298,12 @@ class Component:
         upper = ndtri(np.array([limits[j][1] for j in index]))
         sub = self.correlation[np.ix_(index, index)]
         return float(max(multivariate_normal(mean=np.zeros(len(index)), cov=sub, allow_singular=True)
-                         .cdf(upper, lower_limit=lower), 0.0))
+                         .cdf(upper, lower_limit=lower, rng=rng), 0.0))
 
     # -- model files -------------------------------------------------------------------------
     def to_state(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"columns": self.columns, "kinds": self.kinds, "fixed": self.fixed, "weight": self.weight,
-                 "null_share": self.null_share, "categories": self.categories}
+                 "null_share": self.null_share, "categories": self.categories, "nonfinite": self.nonfinite}
         arrays = {f"{prefix}.correlation": self.correlation}
         arrays.update({f"{prefix}.q{self.columns.index(n)}": q for n, q in self.quantiles.items()})
         return state, arrays
@@ -290,7 +314,26 @@ class Component:
         quantiles = {n: arrays[f"{prefix}.q{i}"] for i, n in enumerate(columns) if f"{prefix}.q{i}" in arrays}
         return cls(columns=columns, kinds=state["kinds"], fixed=state["fixed"], weight=state["weight"],
                    null_share=state["null_share"], categories=state["categories"], quantiles=quantiles,
-                   correlation=arrays[f"{prefix}.correlation"])
+                   correlation=arrays[f"{prefix}.correlation"],
+                   nonfinite=check_nonfinite(state.get("nonfinite", {}), state["null_share"], prefix))
+
+
+def check_nonfinite(nonfinite: Any, null_share: Any, prefix: str) -> dict[str, list[float]]:
+    """A saved component's ``nonfinite`` field, checked: three shares in [0, 1] per float column,
+    together no more than the column's missing share; else :class:`ModelFormatError` naming it."""
+    where = f"state field 'components[{prefix.removeprefix('c')}].nonfinite'"
+    if not isinstance(nonfinite, dict) or not isinstance(null_share, dict):
+        raise ModelFormatError(f"{where} must map column names to [NaN, +inf, -inf] shares")
+    for name, shares in nonfinite.items():
+        ok = (isinstance(shares, list) and len(shares) == 3
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in shares))
+        if not ok or not all(0.0 <= v <= 1.0 for v in shares):
+            raise ModelFormatError(f"{where}[{name!r}] must be three shares in [0, 1], got {shares!r:.80}")
+        missing = null_share.get(name)
+        if not isinstance(missing, (int, float)) or sum(shares) > float(missing) + 1e-9:
+            raise ModelFormatError(f"{where}[{name!r}] ({shares}) adds up to more than the column's missing "
+                                   f"share ({missing!r})")
+    return nonfinite
 
 
 def _conditional(sigma: np.ndarray, target: list[int], given: list[int],
@@ -303,11 +346,3 @@ def _conditional(sigma: np.ndarray, target: list[int], given: list[int],
     weights = np.linalg.solve(s_gg, s_tg.T).T
     return values @ weights.T, sigma[np.ix_(target, target)] - weights @ s_tg.T
 
-
-def codes_of(column: pa.ChunkedArray | pa.Array, vocabulary: pa.Array) -> np.ndarray:
-    """Vocabulary index of every value (-1 for nulls and values not in the vocabulary)."""
-    import pyarrow.compute as pc
-
-    plain = column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
-    index = pc.index_in(plain, value_set=vocabulary.cast(plain.type)).to_numpy(zero_copy_only=False)
-    return np.nan_to_num(np.asarray(index, dtype=np.float64), nan=-1).astype(np.int64)

@@ -95,8 +95,11 @@ def _score(candidate: str, groups: np.ndarray, discrete: dict[str, np.ndarray], 
 
 
 def choose_by(by: Any, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray], roles: dict[str, str],
-              vocab: dict[str, list[Any]], max_components: int, depth: int = 2) -> list[str]:
-    """The ``by`` columns: as given (checked) or chosen on the sample for ``"auto"``."""
+              sizes: dict[str, int], max_components: int, depth: int = 2) -> list[str]:
+    """The ``by`` columns: as given (checked) or chosen on the sample for ``"auto"``.
+
+    ``sizes`` holds the number of codes of each categorical column (kept values and pool).
+    """
     if by is None:
         return []
     if by != "auto":
@@ -106,7 +109,7 @@ def choose_by(by: Any, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarr
             raise InvalidArgumentError(f"by columns must be categorical columns of the data; {bad} are not "
                                        f"(categorical: {[n for n, r in roles.items() if r == 'categorical']})"
                                        )
-        combinations = int(np.prod([len(vocab[n]) + 1 for n in names]))
+        combinations = int(np.prod([sizes[n] + 1 for n in names]))
         if combinations > max_components:
             raise InvalidArgumentError(f"by={names} makes {combinations} combinations, more than "
                                        f"max_components={max_components}; raise it or choose fewer columns")
@@ -117,9 +120,9 @@ def choose_by(by: Any, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarr
     chosen: list[str] = []
     groups = np.zeros(rows, dtype=np.int64)
     for _ in range(depth):
-        used = int(np.prod([len(vocab[n]) + 1 for n in chosen])) if chosen else 1
-        candidates = [n for n in codes if n not in chosen and 2 <= len(vocab[n])
-                      and used * (len(vocab[n]) + 1) <= max_components]
+        used = int(np.prod([sizes[n] + 1 for n in chosen])) if chosen else 1
+        candidates = [n for n in codes if n not in chosen and 2 <= sizes[n]
+                      and used * (sizes[n] + 1) <= max_components]
         if not candidates:
             break
         scores = {n: _score(n, groups, discrete, set(chosen)) for n in candidates}

@@ -25,9 +25,19 @@ import pyarrow as pa
 from datakiln.errors import InvalidArgumentError, ModelFormatError
 from datakiln.synth.modelfile import ModelData, read_model, write_model
 
-__all__ = ["Synthesizer", "load", "register"]
+__all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "load", "register"]
 
 _MODELS: dict[str, type[Synthesizer]] = {}
+
+MIN_TRAINING_ROWS = 50
+"""Fewer training rows than this make a synthesizer warn (:class:`SmallTrainingWarning`) and the
+evaluation's privacy section flag it: a model of a handful of rows mostly replays them (one
+row: every sample is an exact copy). 50 rows is where a copula's quantiles and correlations
+start to generalise rather than memorise."""
+
+
+class SmallTrainingWarning(UserWarning):
+    """A synthesizer was fitted on fewer than :data:`MIN_TRAINING_ROWS` rows: expect copies."""
 
 
 def register(cls: type[Synthesizer]) -> type[Synthesizer]:

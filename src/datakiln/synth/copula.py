@@ -21,11 +21,23 @@ the probability of the condition and the conditioned scores drawn from their tru
 conditional distributions; no rejection. Constraints (:mod:`datakiln.synth.constraints`)
 hold by construction and are checked on every chunk. Identifier columns are regenerated
 (unique); PII columns are replaced by format-valid fakes (``pii="fake"``) or dropped
-(``pii="drop"``), never copied.
+(``pii="drop"``), never copied. Free-text columns (kind ``text``) are never copied either:
+their length is modelled as a number (so it keeps its links to the other columns) and each
+sampled row gets placeholder text of that length (``text="fake"``), or the column is left
+out (``text="drop"``).
+
+Categories: the ``max_categories`` most frequent values of a column are kept, the rest
+pooled into one category sampled with their real frequencies, and values seen fewer than
+``min_category_count`` times withheld as one explicit other value
+(:mod:`datakiln.synth._vocab`). NaN, +inf and -inf are kept at their learned shares, like
+nulls; quantiles come from finite values only. Fitting on fewer than
+:data:`~datakiln.synth.base.MIN_TRAINING_ROWS` rows warns (:class:`SmallTrainingWarning`):
+such a model mostly replays its training rows.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,10 +50,11 @@ from datakiln.dataset._executor import ordered_map
 from datakiln.dataset._sketches import RowSample
 from datakiln.dataset.dataset import as_dataset
 from datakiln.errors import ConstraintError, InvalidArgumentError, ModelFormatError, SchemaError
-from datakiln.synth._component import Component, codes_of, ndtri, nearest_correlation
-from datakiln.synth._fakes import fake_values
+from datakiln.synth._component import Component, ndtri, nearest_correlation
+from datakiln.synth._fakes import PLACEHOLDER_PATTERN, fake_values, placeholder_collisions, placeholder_text
 from datakiln.synth._mixture import choose_by, order_categories
-from datakiln.synth.base import Synthesizer, register
+from datakiln.synth._vocab import Categories, build_vocabulary, check_vocabulary_state
+from datakiln.synth.base import MIN_TRAINING_ROWS, SmallTrainingWarning, Synthesizer, register
 from datakiln.synth.constraints import (
     Inequality,
     Integer,
@@ -56,12 +69,19 @@ from datakiln.units import parse_bytes
 __all__ = ["GaussianCopula"]
 
 CHUNK_ROWS = 65_536
+_SPECIAL = np.array([0.0, np.nan, np.inf, -np.inf])  # value of each missing kind (0: a null, masked)
+
+
+def _is_text(dtype: pa.DataType) -> bool:
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
 
 
 def _role(kind: str, dtype: pa.DataType) -> str:
-    """How the copula treats a column: numeric, categorical, identifier or pii."""
+    """How the copula treats a column: numeric, categorical, text, identifier or pii."""
     if kind in ("identifier", "pii"):
         return kind
+    if kind == "text" and (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)):
+        return "text"
     numeric = (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
                or pa.types.is_temporal(dtype))
     return "numeric" if numeric and kind != "categorical" else "categorical"
@@ -86,12 +106,22 @@ class GaussianCopula(Synthesizer):
         E.g. ``["start < end", "age >= 0", "visits: integer"]``; guaranteed in every sample.
     pii : "fake" or "drop"
         Replace PII columns with format-valid fakes (default) or leave them out.
+    text : "fake" or "drop"
+        Free-text columns (kind ``text``): placeholder text whose length distribution (and
+        its links to the other columns) matches the training data, never a training value
+        (default), or leave them out of the output schema.
     sample_rows : int
         Rows in the uniform sample behind quantiles and category order (default 200,000).
     grid : int
         Points of each quantile function (default 2,049).
     max_categories : int
-        Most frequent categories kept per column (default 10,000).
+        Most frequent categories modelled one by one per column (default 10,000); the rest
+        are pooled into one category whose rows take pooled values at their real
+        frequencies (never null).
+    min_category_count : int
+        Values seen fewer times than this are withheld: sampled rows show one explicit
+        other value (``"(other)"`` in text-typed columns, null in others) instead (default 1:
+        nothing withheld). The fit summary says how many values were withheld.
     memory_budget : str or int
         Budget for the fitting passes (default ``"1GB"``).
     threads : int or None
@@ -100,20 +130,23 @@ class GaussianCopula(Synthesizer):
         Seed of the fitting randomness.
     """
 
-    _state_version = 2
+    _state_version = 3  # 3: pooled and withheld categories, text lengths, NaN/±inf shares
 
     def __init__(self, *, by: str | list[str] | None = "auto", max_components: int = 32,
                  min_component_rows: int = 200, constraints: list[Any] | None = None, pii: str = "fake",
-                 sample_rows: int = 200_000, grid: int = 2049, max_categories: int = 10_000,
+                 text: str = "fake", sample_rows: int = 200_000, grid: int = 2049,
+                 max_categories: int = 10_000, min_category_count: int = 1,
                  memory_budget: str | int | None = "1GB", threads: int | None = None, seed: int = 0) -> None:
         self.by = by
         self.max_components = max_components
         self.min_component_rows = min_component_rows
         self.constraints = constraints
         self.pii = pii
+        self.text = text
         self.sample_rows = sample_rows
         self.grid = grid
         self.max_categories = max_categories
+        self.min_category_count = min_category_count
         self.memory_budget = memory_budget
         self.threads = threads
         self.seed = seed
@@ -122,8 +155,15 @@ class GaussianCopula(Synthesizer):
     def _validate(self, dataset: Any) -> None:
         if self.pii not in ("fake", "drop"):
             raise InvalidArgumentError(f"pii must be 'fake' or 'drop', got {self.pii!r}")
+        if self.text not in ("fake", "drop"):
+            raise InvalidArgumentError(f"text must be 'fake' (placeholder text of matching lengths) or "
+                                       f"'drop', got {self.text!r}")
         if self.grid < 3 or self.sample_rows < 10:
             raise InvalidArgumentError("grid must be at least 3 and sample_rows at least 10")
+        for name in ("max_categories", "min_category_count"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a whole number >= 1, got {value!r}")
         self.constraints_ = parse_constraints(self.constraints, dataset.columns)
         for constraint in self.constraints_:
             bad = [n for n in columns_of(constraint) if self.roles_[n] != "numeric"]
@@ -133,19 +173,40 @@ class GaussianCopula(Synthesizer):
         self.gaps_ = {c.high: c.low for c in self.constraints_ if isinstance(c, Inequality)}
 
     def _derive(self, table: pa.Table) -> pa.Table:
-        """The table as modelled: the upper side of each inequality becomes its gap (float)."""
+        """The table as modelled: the upper side of each inequality becomes its gap (float),
+        a text column its length in characters (float)."""
         for high, low in self.gaps_.items():
             gap = ticks(table[high]) - ticks(table[low])
             index = table.schema.get_field_index(high)
             table = table.set_column(index, high, pa.array(gap, mask=np.isnan(gap)))
+        for name in table.column_names:
+            if self.roles_.get(name) == "text":
+                index = table.schema.get_field_index(name)
+                table = table.set_column(index, name, pc.cast(pc.utf8_length(table[name]), pa.float64()))
         return table
 
-    def _columns(self, table: pa.Table) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(category codes, numeric ticks) of the modelled columns of a derived table."""
-        codes = {n: codes_of(table[n], self.vocab_arrays_[n]) for n in self.modelled_
+    def _columns(self, table: pa.Table) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                 dict[str, np.ndarray]]:
+        """(category codes, numeric ticks, non-finite kinds) of the modelled columns of a derived table.
+
+        Ticks are NaN for nulls, NaN and ±inf; the kinds (1 NaN, 2 +inf, 3 -inf, else 0)
+        are given for float columns.
+        """
+        codes = {n: self._categories[n].encode(table[n]) for n in self.modelled_
                  if self.roles_[n] == "categorical"}
-        numbers = {n: ticks(table[n]) for n in self.modelled_ if self.roles_[n] == "numeric"}
-        return codes, numbers
+        numbers, kinds = {}, {}
+        for name in self.modelled_:
+            if self.roles_[name] not in ("numeric", "text"):
+                continue
+            x = ticks(table[name])
+            if pa.types.is_floating(table[name].type):
+                valid = np.asarray(table[name].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+                kind = np.where(np.isnan(x) & valid, 1, 0) + np.where(x == np.inf, 2, 0) + np.where(
+                    x == -np.inf, 3, 0)
+                kinds[name] = kind.astype(np.int8)
+                x = np.where(np.isinf(x), np.nan, x)
+            numbers[name] = x
+        return codes, numbers, kinds
 
     def _fit(self, data: Any) -> None:
         dataset = as_dataset(data, what="fit")
@@ -157,6 +218,7 @@ class GaussianCopula(Synthesizer):
         rng = np.random.default_rng(self.seed)
         sample = RowSample(self.sample_rows)
         counts: dict[str, dict[Any, int]] = {n: {} for n, r in self.roles_.items() if r == "categorical"}
+        avoid: dict[str, set[str]] = {n: set() for n, r in self.roles_.items() if r == "text"}
         rows, last_id = 0, {}
         for table, part in dataset._tables(self._first_pass_batch, memory_budget=budget):
             self._check_training(part["violations"], rows, table.num_rows)
@@ -165,6 +227,8 @@ class GaussianCopula(Synthesizer):
                 seen = counts[name]
                 for value, count in zip(values, found):
                     seen[value] = seen.get(value, 0) + count
+            for name, found in part["avoid"].items():
+                avoid[name].update(found)
             for name, top in part["ids"].items():
                 last_id[name] = max(last_id.get(name, top), top)
             sample.add(table, rng)
@@ -172,18 +236,32 @@ class GaussianCopula(Synthesizer):
         if rows == 0 or sample.table is None:
             raise InvalidArgumentError("fit needs at least one row")
         self.rows_, self.last_id_ = rows, last_id
-        self.vocab_ = {}
+        if rows < MIN_TRAINING_ROWS:
+            warnings.warn(SmallTrainingWarning(
+                f"GaussianCopula was fitted on only {rows} rows (fewer than {MIN_TRAINING_ROWS}): its "
+                f"samples will mostly repeat training rows; fit on more data before sharing synthetic rows"),
+                stacklevel=3)
+        self.vocab_, self.pool_, self.withheld_ = {}, {}, {}
         for name, seen in counts.items():
-            ranked = sorted(seen.items(), key=lambda kv: (-kv[1], str(kv[0])))[: self.max_categories]
-            self.vocab_[name] = [v for v, _ in ranked]
+            text_typed = _is_text(self._plain_type(name))
+            self.vocab_[name], self.pool_[name], self.withheld_[name] = build_vocabulary(
+                seen, int(self.max_categories), int(self.min_category_count), text_typed)
+        self.avoid_ = {n: sorted(v) for n, v in avoid.items()}
         self._arrays()
-        self.modelled_ = [n for n, r in self.roles_.items() if r in ("numeric", "categorical")]
+        self.modelled_ = [n for n, r in self.roles_.items()
+                          if r in ("numeric", "categorical") or (r == "text" and self.text == "fake")]
         self._fit_components(dataset, sample.table, rng, budget)
 
     def _first_pass_batch(self, table: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
         """On a worker thread: constraint checks, category counts, identifier maxima of one batch."""
         part: dict[str, Any] = {"violations": {str(c): violations(table, c) for c in self.constraints_},
-                                "counts": {}, "ids": {}}
+                                "counts": {}, "ids": {}, "avoid": {}}
+        for name, role in self.roles_.items():
+            if role == "text" and self.text == "fake":  # training texts the placeholder could produce
+                column = table[name]
+                filler = pc.filter(column, pc.match_substring_regex(column, PLACEHOLDER_PATTERN))
+                if len(filler):
+                    part["avoid"][name] = placeholder_collisions(pc.unique(filler).to_pylist())
         table = self._derive(table)
         for name, role in self.roles_.items():
             column = table[name]
@@ -194,7 +272,8 @@ class GaussianCopula(Synthesizer):
             elif role == "identifier" and pa.types.is_integer(column.type) and column.null_count < len(
                     column):
                 part["ids"][name] = pc.max(column).as_py()
-        return table.select([n for n, r in self.roles_.items() if r != "pii"]), part
+        return table.select([n for n, r in self.roles_.items()
+                             if r != "pii" and not (r == "text" and self.text == "drop")]), part
 
     @staticmethod
     def _check_training(broken: dict[str, int], offset: int, rows: int) -> None:
@@ -204,22 +283,30 @@ class GaussianCopula(Synthesizer):
                                       f"break the constraint {constraint!r}; clean them or drop the "
                                       f"constraint")
 
+    def _plain_type(self, name: str) -> pa.DataType:
+        dtype = self.schema_.field(name).type
+        return dtype.value_type if pa.types.is_dictionary(dtype) else dtype
+
     def _arrays(self) -> None:
-        self.vocab_arrays_ = {}
+        self._categories = {}
         for name, values in self.vocab_.items():
-            dtype = self.schema_.field(name).type
-            plain = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
-            self.vocab_arrays_[name] = pa.array(values, type=plain)
+            plain = self._plain_type(name)
+            pool, withheld = self.pool_[name], self.withheld_[name]
+            self._categories[name] = Categories(
+                pa.array(values, type=plain), pa.array(pool["values"], type=plain),
+                np.asarray(pool["counts"], dtype=np.float64), withheld["other"])
+        self._avoid = {n: frozenset(v) for n, v in self.avoid_.items()}
 
     def _fit_components(self, dataset: Any, sample: pa.Table, rng: np.random.Generator,
                         budget: int | None) -> None:
-        codes, numbers = self._columns(sample)
-        kinds = {n: self.roles_[n] for n in self.modelled_}
+        codes, numbers, _ = self._columns(sample)
+        kinds = {n: "numeric" if self.roles_[n] == "text" else self.roles_[n] for n in self.modelled_}
         whole = self._marginals(Component(list(self.modelled_), kinds), codes, numbers,
                                 np.ones(sample.num_rows, dtype=bool))
         order_categories(whole, codes, numbers, rng)
         self.order_ = {n: whole.categories[n]["index"] for n in self.modelled_ if kinds[n] == "categorical"}
-        self.by_ = choose_by(self.by, codes, numbers, self.roles_, self.vocab_, self.max_components)
+        self.by_ = choose_by(self.by, codes, numbers, self.roles_,
+                             {n: c.size for n, c in self._categories.items()}, self.max_components)
         keys = self._keys(codes, sample.num_rows)
         free = [n for n in self.modelled_ if n not in self.by_]
         components = []
@@ -252,7 +339,7 @@ class GaussianCopula(Synthesizer):
             if component.kinds[name] == "categorical":
                 code = codes[name][members]
                 component.null_share[name] = float((code < 0).mean()) if code.size else 0.0
-                counts = np.bincount(code[code >= 0], minlength=len(self.vocab_[name])).astype(float)
+                counts = np.bincount(code[code >= 0], minlength=self._categories[name].size).astype(float)
                 order = getattr(self, "order_", {}).get(name, list(range(len(counts))))
                 order = [i for i in order if counts[i] > 0]
                 total = sum(counts[i] for i in order) or 1.0
@@ -267,14 +354,14 @@ class GaussianCopula(Synthesizer):
     def _key_count(self) -> int:
         count = 1
         for name in self.by_:
-            count *= len(self.vocab_[name]) + 1
+            count *= self._categories[name].size + 1
         return count
 
     def _keys(self, codes: dict[str, np.ndarray], rows: int) -> np.ndarray:
         """Component index of each of ``rows`` rows: the combination of its ``by`` codes (null last)."""
         key = np.zeros(rows, dtype=np.int64)
         for name in self.by_:
-            size = len(self.vocab_[name]) + 1
+            size = self._categories[name].size + 1
             code = np.where(codes[name] < 0, size - 1, codes[name])
             key = key * size + code
         return key
@@ -282,7 +369,7 @@ class GaussianCopula(Synthesizer):
     def _fixed(self, key: int) -> dict[str, int]:
         fixed = {}
         for name in reversed(self.by_):
-            size = len(self.vocab_[name]) + 1
+            size = self._categories[name].size + 1
             key, code = divmod(key, size)
             fixed[name] = -1 if code == size - 1 else int(code)
         return dict(reversed(list(fixed.items())))
@@ -299,15 +386,15 @@ class GaussianCopula(Synthesizer):
 
         def work(index: int, table: pa.Table) -> tuple[int, dict[int, _Stats]]:
             rng = np.random.default_rng([self.seed, 1, index])
-            codes, numbers = self._columns(self._derive(table))
+            codes, numbers, special = self._columns(self._derive(table))
             parts: dict[int, _Stats] = {}
             if need_whole:
-                parts[-1] = _Stats(whole).add(codes, numbers, None, rng)
+                parts[-1] = _Stats(whole).add(codes, numbers, special, None, rng)
             keys = self._keys(codes, table.num_rows)
             present = np.unique(keys)
             for key in present:
                 members = None if len(present) == 1 else keys == key
-                parts[int(key)] = _Stats(components[key]).add(codes, numbers, members, rng)
+                parts[int(key)] = _Stats(components[key]).add(codes, numbers, special, members, rng)
             return table.num_rows, parts
 
         batches = dataset.select(self.modelled_)._tables(memory_budget=budget)
@@ -323,7 +410,8 @@ class GaussianCopula(Synthesizer):
 
     # -- sampling ------------------------------------------------------------------------------
     def _output_names(self) -> list[str]:
-        return [n for n in self.schema_.names if not (self.pii == "drop" and self.roles_[n] == "pii")]
+        dropped = {role for role, how in (("pii", self.pii), ("text", self.text)) if how == "drop"}
+        return [n for n in self.schema_.names if self.roles_[n] not in dropped]
 
     def _sample(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
         pieces = list(self._batches(n, CHUNK_ROWS * 4, conditions, rng))
@@ -332,7 +420,7 @@ class GaussianCopula(Synthesizer):
     def _batches(self, n: int, batch_rows: int, conditions: dict[str, Any],
                  rng: np.random.Generator) -> Iterator[pa.Table]:
         seed = int(rng.integers(0, 2**62))  # derived from the caller's seed
-        plan = self._plan(conditions)
+        plan = self._plan(conditions, np.random.default_rng([seed, 2**32]))
         chunks = range((n + CHUNK_ROWS - 1) // CHUNK_ROWS)
         tasks = (lambda i=i: self._chunk(i, plan, conditions, np.random.default_rng([seed, i]))
                  for i in chunks)
@@ -355,36 +443,55 @@ class GaussianCopula(Synthesizer):
                 rest = table.slice(batch_rows)
                 buffer, buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
 
-    def _plan(self, conditions: dict[str, Any]) -> tuple[np.ndarray, list[dict[int, tuple[float, float]]]]:
-        """Component probabilities given ``conditions`` and each component's uniform-scale limits."""
-        for name in conditions:
+    def _plan(self, conditions: dict[str, Any], rng: np.random.Generator | None = None
+              ) -> tuple[np.ndarray, list[dict[int, tuple[float, float]]]]:
+        """Component probabilities given ``conditions`` and each component's uniform-scale limits.
+
+        ``rng`` randomises the normal-CDF integration of boxes over several columns (a fixed
+        generator when None): the plan never depends on NumPy's global random state.
+        """
+        rng = np.random.default_rng(0) if rng is None else rng
+        wanted: dict[str, Any] = {}
+        for name, value in conditions.items():
             if name in self.gaps_:
                 raise InvalidArgumentError(f"{name!r} is the upper side of the constraint "
                                            f"'{self.gaps_[name]} < {name}' and is modelled as a gap; "
                                            f"condition on {self.gaps_[name]!r} instead")
+            if self.roles_[name] == "text":
+                raise InvalidArgumentError(f"{name!r} is free text (sampled as placeholder text); it cannot "
+                                           f"be a condition")
+            if self.roles_[name] == "categorical":
+                wanted[name] = self._condition_code(name, value)
+            elif self.roles_[name] == "numeric":
+                wanted[name] = value
         weights, limits = [], []
         for component in self.components_:
             weight, box = component.weight, {}
-            for name, value in conditions.items():
-                if self.roles_[name] in ("identifier", "pii"):
-                    continue
+            for name, value in wanted.items():
                 if name in component.fixed:
-                    code = component.fixed[name]
-                    if value not in self.vocab_[name] and value is not None:
-                        raise InvalidArgumentError(f"{value!r} is not a category of {name!r} seen in "
-                                                   f"training (e.g. {self.vocab_[name][:5]})")
-                    wanted = -1 if value is None else self.vocab_[name].index(value)
-                    weight *= float(code == wanted)
+                    weight *= float(component.fixed[name] == (-1 if value is None else value))
                     continue
-                box[component.columns.index(name)] = component.bounds(
-                    name, value, self.vocab_.get(name, []), self._tick)
-            weights.append(weight * component.probability(box))
+                box[component.columns.index(name)] = component.bounds(name, value, self._tick)
+            weights.append(weight * component.probability(box, rng))
             limits.append(box)
         total = float(np.sum(weights))
         if total <= 0:
             raise InvalidArgumentError(f"no training data matches the conditions {conditions}; "
                                        f"loosen them")
         return np.asarray(weights) / total, limits
+
+    def _condition_code(self, name: str, value: Any) -> int | None:
+        """The code of a categorical condition value (a pooled value: the pool's code)."""
+        if value is None:
+            return None
+        if value in self.vocab_[name]:
+            return self.vocab_[name].index(value)
+        if value in self.pool_[name]["values"]:
+            return self._categories[name].pool_code
+        withheld = (f"; values seen fewer than min_category_count={self.min_category_count} times are "
+                    f"withheld" if self.withheld_[name]["values"] else "")
+        raise InvalidArgumentError(f"{value!r} is not a category of {name!r} seen in training "
+                                   f"(e.g. {self.vocab_[name][:5]}){withheld}")
 
     def _tick(self, name: str, value: Any) -> float:
         dtype = self.schema_.field(name).type
@@ -404,6 +511,12 @@ class GaussianCopula(Synthesizer):
             z = component.normals(rows.size, limits[c], rng)
             for j, name in enumerate(component.columns):
                 decoded, null = component.decode(name, z[:, j])
+                if name in component.nonfinite and null.any():  # NaN / ±inf at their learned shares
+                    where = np.flatnonzero(null)
+                    kind = component.missing_kinds(name, where.size, rng)
+                    decoded[where] = _SPECIAL[kind]
+                    null = null.copy()
+                    null[where] = kind == 0
                 values[name][rows] = decoded
                 missing[name][rows] = null
             for name, code in component.fixed.items():
@@ -421,13 +534,16 @@ class GaussianCopula(Synthesizer):
         n = CHUNK_ROWS
         integers = {c.column for c in self.constraints_ if isinstance(c, Integer)}
         columns: dict[str, pa.Array] = {}
+        fakes = np.random.default_rng(rng.integers(0, 2**62))
         for name in self.modelled_:
             dtype = self.schema_.field(name).type
             if self.roles_[name] == "categorical":
                 code = values[name]
                 null = missing[name] | (code < 0)
-                taken = self.vocab_arrays_[name].take(pa.array(np.maximum(code, 0), mask=null))
-                columns[name] = taken.cast(dtype)
+                columns[name] = self._categories[name].decode(code, null, fakes).cast(dtype)
+            elif self.roles_[name] == "text":
+                columns[name] = placeholder_text(np.round(values[name]), fakes, dtype, missing[name],
+                                                 self._avoid.get(name, frozenset()))
             elif name not in self.gaps_:
                 x = np.round(values[name]) if name in integers else values[name]
                 columns[name] = _restore(x, missing[name], dtype)
@@ -436,7 +552,6 @@ class GaussianCopula(Synthesizer):
             x = start + values[high]
             x = np.round(x) if high in integers else x
             columns[high] = _restore(x, missing[high] | np.isnan(start), self.schema_.field(high).type)
-        fakes = np.random.default_rng(rng.integers(0, 2**62))
         for name, role in self.roles_.items():
             dtype = self.schema_.field(name).type
             if role == "pii" and self.pii == "fake":
@@ -454,6 +569,8 @@ class GaussianCopula(Synthesizer):
             elif self.roles_[name] == "numeric":  # a range: guaranteed, not just likely
                 low, high = (pa.scalar(v).cast(dtype) for v in value)
                 columns[name] = pc.max_element_wise(pc.min_element_wise(columns[name], high), low)
+            elif value is not None and value in self.pool_[name]["values"]:  # a pooled category, exactly
+                columns[name] = pa.array([value] * n).cast(dtype)
         return columns
 
     def output_schema(self) -> pa.Schema:
@@ -462,8 +579,10 @@ class GaussianCopula(Synthesizer):
     # -- model files ---------------------------------------------------------------------------
     def _to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"roles": self.roles_, "pii": self.pii_, "rows": self.rows_, "last_id": self.last_id_,
-                 "vocab": {n: [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
-                           for n, values in self.vocab_.items()},
+                 "vocab": {n: _plain_values(values) for n, values in self.vocab_.items()},
+                 "pool": {n: {"values": _plain_values(p["values"]), "counts": p["counts"]}
+                          for n, p in self.pool_.items()},
+                 "withheld": self.withheld_, "avoid": self.avoid_,
                  "order": self.order_, "by": self.by_, "modelled": self.modelled_,
                  "constraints": [str(c) for c in self.constraints_], "components": []}
         arrays: dict[str, np.ndarray] = {}
@@ -482,31 +601,89 @@ class GaussianCopula(Synthesizer):
         self.modelled_ = state["modelled"]
         self.constraints_ = parse_constraints(state["constraints"], self.schema_.names)
         self.gaps_ = {c.high: c.low for c in self.constraints_ if isinstance(c, Inequality)}
-        self.vocab_ = {}
+        self.vocab_, self.pool_, self.withheld_ = {}, {}, {}
+        empty_pool, nothing = {"values": [], "counts": []}, {"values": 0, "rows": 0, "other": None}
+        pools, withheld = state.get("pool", {}), state.get("withheld", {})  # absent in version-2 files
         for name, values in state["vocab"].items():
-            dtype = self.schema_.field(name).type
-            plain = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
+            pool, held = pools.get(name, empty_pool), withheld.get(name, nothing)
+            check_vocabulary_state(name, values, pool, held)
+            plain = self._plain_type(name)
             self.vocab_[name] = pa.array(values).cast(plain).to_pylist() if values else []
+            self.pool_[name] = {"values": pa.array(pool["values"]).cast(plain).to_pylist() if pool["values"]
+                                else [], "counts": pool["counts"]}
+            self.withheld_[name] = held
+        self.avoid_ = state.get("avoid", {})
+        text = [n for n, r in self.roles_.items() if r == "text"]
+        if not isinstance(self.avoid_, dict) or set(self.avoid_) - set(text) or not all(
+                isinstance(v, list) and all(isinstance(t, str) for t in v) for v in self.avoid_.values()):
+            raise ModelFormatError(f"state field 'avoid' must map the text columns {text} to lists of "
+                                   f"strings, got {self.avoid_!r:.80}")
         self._arrays()
         self.components_ = [Component.from_state(part, arrays, f"c{i}")
                             for i, part in enumerate(state["components"])]
 
     def null_shares(self) -> dict[str, float]:
-        """Share of missing values of each modelled column over the whole mixture."""
+        """Share of missing values (nulls; not NaN or ±inf) of each modelled column over the mixture."""
         shares = dict.fromkeys(self.modelled_, 0.0)
         for component in self.components_:
             for name in self.modelled_:
                 if name in component.fixed:
                     shares[name] += component.weight * (component.fixed[name] < 0)
                 else:
-                    shares[name] += component.weight * component.null_share[name]
+                    special = sum(component.nonfinite.get(name, ()))
+                    shares[name] += component.weight * max(component.null_share[name] - special, 0.0)
         return shares
+
+    def nonfinite_shares(self) -> dict[str, dict[str, float]]:
+        """Shares of NaN, +inf and -inf of each float column that has any (over the mixture)."""
+        out: dict[str, dict[str, float]] = {}
+        for component in self.components_:
+            for name, shares in component.nonfinite.items():
+                found = out.setdefault(name, {"nan": 0.0, "+inf": 0.0, "-inf": 0.0})
+                for key, share in zip(found, shares):
+                    found[key] += component.weight * share
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """What the fit learned and decided, as plain data (``kiln synth fit`` prints it).
+
+        ``columns`` maps each column to ``{"role", "missing_share", "nonfinite", "categories",
+        "pooled", "withheld", "other_value", "output"}``; ``warnings`` lists plain-language
+        warnings (``small_training`` is True below :data:`MIN_TRAINING_ROWS` rows).
+        """
+        missing, special = self.null_shares(), self.nonfinite_shares()
+        columns: dict[str, dict[str, Any]] = {}
+        for name, role in self.roles_.items():
+            record: dict[str, Any] = {"role": role, "missing_share": missing.get(name)}
+            if name in special:
+                record["nonfinite"] = special[name]
+            if role == "categorical":
+                record.update(categories=len(self.vocab_[name]), pooled=len(self.pool_[name]["values"]),
+                              withheld=self.withheld_[name]["values"],
+                              withheld_rows=self.withheld_[name]["rows"],
+                              other_value=self.withheld_[name]["other"])
+            how = {"pii": self.pii, "text": self.text}.get(role)
+            record["output"] = ("left out" if how == "drop" else "format-valid fakes" if role == "pii"
+                                else "placeholder text, lengths modelled" if role == "text"
+                                else "regenerated (unique)" if role == "identifier" else "modelled")
+            columns[name] = record
+        small = self.rows_ < MIN_TRAINING_ROWS
+        notes = [f"only {self.rows_} training rows (fewer than {MIN_TRAINING_ROWS}): samples will mostly "
+                 f"repeat training rows"] if small else []
+        return {"model": type(self).__name__, "rows": self.rows_, "by": list(self.by_),
+                "components": len(self.components_), "min_category_count": self.min_category_count,
+                "max_categories": self.max_categories, "small_training": small, "warnings": notes,
+                "columns": columns}
 
     # -- progress ------------------------------------------------------------------------------
     def _progress(self, rows: int) -> None:
         callback: Callable[[int], None] | None = getattr(self, "_on_progress", None)
         if callback is not None:
             callback(rows)
+
+
+def _plain_values(values: list[Any]) -> list[Any]:
+    return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
 
 
 class _Stats:
@@ -518,16 +695,18 @@ class _Stats:
         self.total, self.outer, self.rows = np.zeros(k), np.zeros((k, k)), 0
         self.counts: dict[str, np.ndarray] = {}
         self.nulls: dict[str, int] = dict.fromkeys(component.columns, 0)
+        self.special: dict[str, np.ndarray] = {}  # name → counts of NaN, +inf, -inf
 
-    def add(self, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray], members: np.ndarray | None,
-            rng: np.random.Generator) -> _Stats:
+    def add(self, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray],
+            special: dict[str, np.ndarray], members: np.ndarray | None, rng: np.random.Generator) -> _Stats:
         """Add the rows ``members`` (all when None); returns ``self``."""
         if members is None:
-            part_codes, part_numbers = codes, numbers
+            part_codes, part_numbers, part_special = codes, numbers, special
             count = len(next(iter({**codes, **numbers}.values()))) if (codes or numbers) else 0
         else:
             part_codes = {n: c[members] for n, c in codes.items()}
             part_numbers = {n: x[members] for n, x in numbers.items()}
+            part_special = {n: k[members] for n, k in special.items()}
             count = int(members.sum())
         if count == 0:
             return self
@@ -543,6 +722,9 @@ class _Stats:
                 self._add_counts(name, np.bincount(code[code >= 0], minlength=1))
             else:
                 self.nulls[name] += int(np.isnan(part_numbers[name]).sum())
+                if name in part_special:
+                    found = np.bincount(part_special[name], minlength=4)[1:4]
+                    self.special[name] = self.special.get(name, np.zeros(3, dtype=np.int64)) + found
         return self
 
     def merge(self, other: _Stats) -> None:
@@ -554,6 +736,8 @@ class _Stats:
             self.nulls[name] += count
         for name, found in other.counts.items():
             self._add_counts(name, found)
+        for name, found in other.special.items():
+            self.special[name] = self.special.get(name, np.zeros(3, dtype=np.int64)) + found
 
     def _add_counts(self, name: str, found: np.ndarray) -> None:
         previous = self.counts.get(name, np.zeros(0, dtype=np.int64))
@@ -572,6 +756,8 @@ class _Stats:
 
     def finish(self, component: Component, order: dict[str, list[int]]) -> None:
         """Exact null and category shares of the component (categories in the global order)."""
+        component.nonfinite = {name: (found / self.rows).tolist() for name, found in self.special.items()
+                               if self.rows and found.any()}
         for name in component.columns:
             component.null_share[name] = self.nulls[name] / self.rows if self.rows else 0.0
             if component.kinds[name] == "categorical":
