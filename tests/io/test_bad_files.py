@@ -7,10 +7,14 @@ in :data:`FILE_CASES`, so the CLI's bad-input test can feed the same files to ``
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
 import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -161,12 +165,42 @@ def test_every_case_has_an_expectation():
     assert set(EXPECTED) == set(FILE_CASES)
 
 
+@contextmanager
+def unblocked(path: Path, after_s: float = 5.0) -> Iterator[None]:
+    """Guard a test on a FIFO: should a reader block opening it (the bug), a writer opens it
+    after ``after_s`` seconds so the test fails instead of hanging."""
+    done = threading.Event()
+
+    def writer() -> None:
+        if done.wait(after_s) or not path.exists() or path.is_file():
+            return
+        while not done.is_set():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:  # no reader yet
+                if exc.errno != errno.ENXIO:
+                    return
+                done.wait(0.05)
+                continue
+            os.write(fd, b"a,b\n1,2\n")
+            os.close(fd)
+            return
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 @pytest.mark.parametrize("case", sorted(FILE_CASES))
 def test_bad_file_gives_a_clear_error_and_no_output(case, tmp_path):
     source = FILE_CASES[case](_folder(tmp_path))
     error, pattern = EXPECTED[case]
     out = tmp_path / "out"
-    with pytest.raises(error, match=pattern) as caught:
+    with unblocked(source), pytest.raises(error, match=pattern) as caught:
         datakiln.read(source).write(out, rows_per_file=1000)
     assert isinstance(caught.value, DatakilnError)
     assert source.name in str(caught.value)

@@ -12,6 +12,7 @@ from datakiln.errors import (
     EmptySourceError,
     EncodingError,
     InvalidArgumentError,
+    MemoryBudgetError,
     ParseError,
     SchemaError,
     SchemaMismatchError,
@@ -207,3 +208,121 @@ def test_written_csv_reads_back_value_for_value(tmp_path_factory, rows):
     back = datakiln.read(path, header=True, trim=False, na_values=[],
                          column_types={"left": "string", "right": "string"}).to_arrow()
     assert back.to_pydict() == table.to_pydict()
+
+
+# -- hostile and degenerate files (issue 12) --------------------------------------------------
+
+def test_utf8_byte_order_mark_is_dropped(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    path = tmp_path / "bom.csv"
+    path.write_bytes(bom + b"a,b\n1,x\n2,y\n")
+    ds = datakiln.read(path)
+    assert ds.columns == ["a", "b"]
+    assert ds.to_arrow().to_pydict() == {"a": [1, 2], "b": ["x", "y"]}
+    gz = tmp_path / "bom.csv.gz"
+    gz.write_bytes(gzip.compress(bom + b"a,b\n1,x\n"))
+    assert datakiln.read(gz).to_arrow().to_pydict() == {"a": [1], "b": ["x"]}
+    headerless = tmp_path / "nohead.csv"
+    headerless.write_bytes(bom + b"1,2\n3,4\n")
+    table = datakiln.read(headerless, header=False).to_arrow()
+    assert table.column_names == ["column_0", "column_1"]
+    assert table["column_0"].to_pylist() == [1, 3]
+
+
+def test_header_only_file_without_a_final_newline_has_no_rows(tmp_path):
+    for name, data in [("h.csv", b"a,b"), ("h.csv.gz", gzip.compress(b"a,b"))]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        ds = datakiln.read(path, header=True)
+        assert ds.columns == ["a", "b"]
+        assert ds.to_arrow().num_rows == 0
+        assert sum(b.num_rows for b in ds.iter_batches()) == 0
+    last = tmp_path / "last.csv"
+    last.write_bytes(b"a,b\n1,x\n2,y")  # data rows without a final newline still read
+    assert datakiln.read(last).to_arrow()["b"].to_pylist() == ["x", "y"]
+
+
+def test_a_line_longer_than_arrows_block_reads(tmp_path):
+    """5 MB in one value: longer than Arrow's 4 MB parse block and the csv module's 128 kB
+    field limit (used when sniffing); once a raw _csv.Error / 'straddling object'."""
+    long = b"x" * 5_000_000
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"a,b\n1," + long + b"\n2,y\n")
+    for ds in (datakiln.read(path), datakiln.read(path, block_bytes=1 << 20)):
+        assert [len(v) for v in ds.to_arrow()["b"].to_pylist()] == [5_000_000, 1]
+        assert sum(b.num_rows for b in ds.iter_batches()) == 2
+    single = tmp_path / "single.csv"
+    single.write_bytes(b"7," + long)  # one line, no newline, longer than infer_bytes
+    table = datakiln.read(single, header=False).to_arrow()
+    assert table["column_0"].to_pylist() == [7] and len(table["column_1"][0].as_py()) == 5_000_000
+    gz = tmp_path / "long.csv.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes(), compresslevel=1))
+    assert datakiln.read(gz, block_bytes=1 << 20).to_arrow().num_rows == 2
+
+
+def test_arrows_streaming_reader_needs_a_block_longer_than_the_line(tmp_path):
+    """newlines_in_values=True reads serially with Arrow blocks of block_bytes: a line longer
+    than that is refused with the fix that works (a larger block_bytes)."""
+    gz = tmp_path / "long.csv.gz"
+    gz.write_bytes(gzip.compress(b"a,b\n1," + b"x" * 3_000_000 + b"\n2,y\n", compresslevel=1))
+    with pytest.raises(ParseError, match=r"long.csv.gz' has a line longer.*pass block_bytes="):
+        datakiln.read(gz, newlines_in_values=True, block_bytes=1 << 20).to_arrow()
+    table = datakiln.read(gz, newlines_in_values=True, block_bytes=8 << 20).to_arrow()
+    assert [len(v) for v in table["b"].to_pylist()] == [3_000_000, 1]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_unclosed_quote_is_an_error_with_its_line_or_a_skipped_row(tmp_path, compress):
+    def write(name, data):
+        path = tmp_path / (name + (".csv.gz" if compress else ".csv"))
+        path.write_bytes(gzip.compress(data) if compress else data)
+        return path
+
+    last = write("last", b'a,b\n1,x\n2,"y\n')
+    with pytest.raises(ParseError, match=r"last.csv(.gz)?' line 3: a quoted value is not closed"):
+        datakiln.read(last).to_arrow()
+    ds = datakiln.read(last, on_bad_rows="skip")
+    assert ds.to_arrow().to_pydict() == {"a": [1], "b": ["x"]}
+    assert ds.stats["bad_rows"] == 1
+    assert ds.stats["examples"][0]["line"] == 3
+    no_newline = write("eof", b'a,b\n1,x\n2,"y')
+    with pytest.raises(ParseError, match=r"line 3: a quoted value is not closed"):
+        datakiln.read(no_newline).to_arrow()
+    middle = write("middle", b'a,b\n1,x\n2,"y\n3,z\n4,"w""q"\n')
+    with pytest.raises(ParseError, match=r"line 3: a quoted value"):
+        list(datakiln.read(middle).iter_batches())
+    ds = datakiln.read(middle, on_bad_rows="skip")
+    assert ds.to_arrow().to_pydict() == {"a": [1, 3, 4], "b": ["x", "z", 'w"q']}
+    assert [e["line"] for e in ds.stats["examples"]] == [3]
+    quoted_breaks = write("breaks", b'a,b\n1,"two\nlines"\n')
+    table = datakiln.read(quoted_breaks, newlines_in_values=True).to_arrow()
+    assert table["b"].to_pylist() == ["two\nlines"]
+
+
+def test_unclosed_quote_is_found_in_a_later_byte_range(tmp_path):
+    rows = [f"{i},v{i}" for i in range(3000)]
+    rows[2500] = '2500,"broken'
+    path = tmp_path / "ranges.csv"
+    path.write_text("a,b\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ParseError, match=r"ranges.csv' line 2502: a quoted value"):
+        list(datakiln.read(path, block_bytes=4096).iter_batches())
+    ds = datakiln.read(path, block_bytes=4096, on_bad_rows="skip")
+    assert ds.count() == 2999
+    assert ds.to_arrow()["a"].to_pylist() == [i for i in range(3000) if i != 2500]
+    assert ds.stats["examples"][0]["line"] == 2502
+
+
+def test_memory_budget_costs_a_read_by_the_file_size(tmp_path):
+    """Once every read cost 3 x 32 MB x 4: any budget under ~403 MB refused every CSV."""
+    path = tmp_path / "small.csv"
+    path.write_text("a,b\n" + "".join(f"{i},x{i}\n" for i in range(1000)))
+    gz = tmp_path / "small.csv.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    for source in (path, gz):
+        ds = datakiln.read(source, memory_budget="2MB")
+        assert sum(b.num_rows for b in ds.iter_batches()) == 1000
+    big = tmp_path / "big.csv"
+    big.write_text("a\n" + "1\n" * 1_000_000)  # 2 MB in one range: about 24 MB in flight
+    with pytest.raises(MemoryBudgetError, match=r"big.csv.*memory budget is 10.0 MB"):
+        list(datakiln.read(big, memory_budget="10MB").iter_batches())
+    assert sum(b.num_rows for b in datakiln.read(big, memory_budget="40MB").iter_batches()) == 1_000_000

@@ -1,5 +1,6 @@
 """Parquet (files, directories, hive partitions), JSON Lines / arrays, Arrow IPC, fsspec URLs."""
 
+import gzip
 import json
 
 import pyarrow as pa
@@ -10,7 +11,13 @@ import pytest
 from tests.conftest import every_kind_table
 
 import datakiln
-from datakiln.errors import EmptySourceError, ParseError, SchemaMismatchError
+from datakiln.errors import (
+    EmptySourceError,
+    InvalidArgumentError,
+    ParseError,
+    SchemaError,
+    SchemaMismatchError,
+)
 
 
 def test_parquet_file_directory_and_pushdown(tmp_path, every_kind):
@@ -104,3 +111,71 @@ def test_fsspec_memory_url():
     assert datakiln.read("memory://kiln/t.csv").to_arrow().to_pydict() == {"a": [1, 2],
                                                                            "b": ["x", "y"]}
     assert datakiln.read("memory://kiln/*.parquet").count() == 50
+
+
+# -- hostile and degenerate JSON (issue 12) ---------------------------------------------------
+
+def _jsonl(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_json_lines_errors_name_the_line_in_the_file(tmp_path):
+    """Once '(row N of its chunk)', counted from a 4 MB block inside a 32 MB range."""
+    lines = [json.dumps({"id": i, "name": f"n{i}"}) for i in range(3000)]
+    bad = list(lines)
+    bad[2200] = '{"id": 2200, "name": '
+    path = _jsonl(tmp_path / "bad.jsonl", bad)
+    for options in ({}, {"block_bytes": 4096, "infer_bytes": 1000}):
+        with pytest.raises(ParseError, match=r"bad.jsonl' line 2201: invalid JSON") as caught:
+            datakiln.read(path, **options).to_arrow()
+        assert "chunk" not in str(caught.value)
+    typed = list(lines)
+    typed[2900] = '{"id": "x2900", "name": "n"}'
+    path = _jsonl(tmp_path / "typed.jsonl", typed)
+    with pytest.raises(SchemaError, match=r"typed.jsonl' line 2901: values do not fit"):
+        list(datakiln.read(path, block_bytes=4096).iter_batches())
+    gz = tmp_path / "typed.jsonl.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(SchemaError, match=r"typed.jsonl.gz' line 2901"):
+        datakiln.read(gz, block_bytes=4096).to_arrow()
+
+
+def test_json_on_bad_rows_skip_counts_each_record(tmp_path):
+    lines = [json.dumps({"id": i}) for i in range(1000)]
+    lines[10] = "not json"
+    lines[500] = "[1, 2]"
+    lines[900] = '{"id": "text"}'
+    path = _jsonl(tmp_path / "mixed.jsonl", lines)
+    for source in (path, tmp_path / "mixed.jsonl.gz"):
+        if source.suffix == ".gz":
+            source.write_bytes(gzip.compress(path.read_bytes()))
+        ds = datakiln.read(source, block_bytes=2048, on_bad_rows="skip")
+        assert ds.to_arrow()["id"].to_pylist() == [i for i in range(1000) if i not in (10, 500, 900)]
+        assert ds.stats["bad_rows"] == 3
+        assert [e["line"] for e in ds.stats["examples"]] == [11, 501, 901]
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([{"id": 1}, 7, {"id": 3}]))
+    ds = datakiln.read(array, on_bad_rows="skip")
+    assert ds.to_arrow()["id"].to_pylist() == [1, 3] and ds.stats["bad_rows"] == 1
+    with pytest.raises(InvalidArgumentError, match="on_bad_rows"):
+        datakiln.read(path, on_bad_rows="drop")
+
+
+def test_json_byte_order_mark_and_broken_gzip(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    lines = tmp_path / "bom.jsonl"
+    lines.write_bytes(bom + b'{"a": 1}\n{"a": 2}\n')
+    assert datakiln.read(lines).to_arrow().to_pydict() == {"a": [1, 2]}
+    array = tmp_path / "bom.json"
+    array.write_bytes(bom + b'[{"a": 1}]')
+    assert datakiln.read(array).to_arrow().to_pydict() == {"a": [1]}
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_bytes(b'{"a": 1}\n')
+    with pytest.raises(ParseError, match=r"fake.jsonl.gz' cannot be decompressed as gzip"):
+        datakiln.read(fake)
+
+
+def test_json_memory_budget_costs_the_file_not_a_block(tmp_path):
+    path = _jsonl(tmp_path / "small.jsonl", [json.dumps({"a": i}) for i in range(100)])
+    assert sum(b.num_rows for b in datakiln.read(path, memory_budget="2MB").iter_batches()) == 100

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["EndsWithNewline", "find_line", "first_bad_encoding_line", "line_at", "line_start",
+__all__ = ["find_line", "first_bad_encoding_line", "line_at", "line_start",
            "split_line", "unclosed_quote"]
 
 _SCAN_BLOCK = 16 * 1024 * 1024
@@ -128,39 +128,3 @@ def unclosed_quote(text: str, delimiter: str, quotechar: str,
             return line
     return None
 
-
-class EndsWithNewline:
-    """A read-only binary stream that adds a final ``\\n`` when its source lacks one.
-
-    Arrow's CSV reader cannot skip a header line that has no newline after it; giving
-    every file a last newline also makes a quote left open on the last line visible.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._last = b"\n"
-        self._done = False
-        self.closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        if self._done:
-            return b""
-        data = self._stream.read(size) if size is not None and size >= 0 else self._stream.read()
-        if data:
-            self._last = data[-1:]
-            return bytes(data)
-        self._done = True
-        return b"" if self._last in (b"\n", b"\r") else b"\n"
-
-    def close(self) -> None:
-        self.closed = True
-        self._stream.close()

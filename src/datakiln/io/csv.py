@@ -39,7 +39,6 @@ from datakiln.io._files import (
     uncompressed_size,
 )
 from datakiln.io._lines import (
-    EndsWithNewline,
     find_line,
     first_bad_encoding_line,
     line_at,
@@ -368,7 +367,8 @@ class CsvSource(Source):
                                        parse_options=self._parse_options(skipped, bad),
                                        convert_options=self._convert_options(types))
             except pa.ArrowInvalid as exc:
-                if "straddl" in str(exc) and in_memory and read_options.block_size <= len(data):
+                if (("straddl" in str(exc) or "Could not skip" in str(exc)) and in_memory
+                        and read_options.block_size <= len(data)):
                     read_options.block_size = len(data) + 1  # a line longer than a block
                     continue
                 if "straddl" in str(exc) and not in_memory:
@@ -488,8 +488,11 @@ class CsvSource(Source):
     def _types(self) -> dict[str, pa.DataType]:
         return {f.name: f.type for f in self._schema}
 
-    def _splittable(self, path: str) -> bool:
-        return (split_compression(path)[1] is None and not self.newlines_in_values
+    def _splittable(self, path: str, compressed: bool = False) -> bool:
+        """Whether the text of ``path`` can be cut at newline bytes (into byte ranges, or
+        into decompressed blocks when ``compressed``)."""
+        return ((split_compression(path)[1] is not None) == compressed
+                and not self.newlines_in_values
                 and self.encoding.lower() in _SPLITTABLE_ENCODINGS)
 
     def read_tasks(self, columns: Sequence[str] | None = None,
@@ -497,6 +500,9 @@ class CsvSource(Source):
         types = self._types()
         self.stats.reset()
         for path, size in zip(self.files.paths, self.files.sizes):
+            if self._splittable(path, compressed=True):
+                yield from self._block_tasks(path, types, columns, filter)
+                continue
             if not self._splittable(path):
                 yield from self._serial_tasks(path, types, columns, filter)
                 continue
@@ -513,12 +519,48 @@ class CsvSource(Source):
             return apply_pushdown(table, columns, filter)
         return task
 
+    def _block_tasks(self, path: str, types: dict[str, pa.DataType],
+                     columns: Sequence[str] | None, filter: pc.Expression | None) -> Iterator[ReadTask]:
+        """A compressed file, ``block_bytes`` of decompressed text at a time, each cut after
+        its last newline and parsed like a byte range of an uncompressed file."""
+        position, rest = 0, b""
+        try:
+            with self._open(path) as stream:
+                while True:
+                    block = stream.read(self.block_bytes)
+                    data = rest + block
+                    if block and b"\n" in data:
+                        cut = data.rindex(b"\n") + 1
+                        data, rest = data[:cut], data[cut:]
+                    elif block:
+                        rest = data
+                        continue
+                    else:
+                        rest = b""
+                    if data:
+                        yield self._bytes_task(data, path, position, types, columns, filter)
+                    position += len(data)
+                    if not block:
+                        return
+        except (OSError, pa.ArrowException) as exc:
+            raise read_failure(path, exc) from exc
+
+    def _bytes_task(self, data: bytes, path: str, offset: int, types: dict[str, pa.DataType],
+                    columns: Sequence[str] | None, filter: pc.Expression | None) -> ReadTask:
+        def task() -> pa.Table:
+            table = self._parse(data, self.encoding, where=path, types=types, offset=offset,
+                                skip_header=offset == 0 and self.dialect.header)
+            return apply_pushdown(table, columns, filter)
+        return task
+
     def _serial_tasks(self, path: str, types: dict[str, pa.DataType],
                       columns: Sequence[str] | None, filter: pc.Expression | None) -> Iterator[ReadTask]:
+        """Arrow's streaming reader: for quoted line breaks and encodings whose text cannot
+        be cut at a newline byte (UTF-16 ...)."""
         bad: list[tuple[Any, ...]] = []
         skipped: list[str] = []
         try:
-            stream = EndsWithNewline(self._open(path))
+            stream = self._open(path)
         except (OSError, pa.ArrowException) as exc:
             raise read_failure(path, exc) from exc
         try:
@@ -528,6 +570,8 @@ class CsvSource(Source):
                     parse_options=self._parse_options(skipped, bad),
                     convert_options=self._convert_options(types))
             except pa.ArrowInvalid as exc:
+                if "Could not skip" in str(exc) and self._header_only(path):
+                    return
                 raise self._translate(exc, path, None, 0, bad) from exc
             except OSError as exc:
                 raise read_failure(path, exc) from exc
@@ -541,8 +585,6 @@ class CsvSource(Source):
                 except OSError as exc:
                     raise read_failure(path, exc) from exc
                 table = self._finish(pa.Table.from_batches([batch]))
-                if not self.newlines_in_values:
-                    table = self._serial_open_quote(path, table)
                 for text in skipped:
                     self.stats.record(path, None, text)
                 skipped.clear()
@@ -551,34 +593,12 @@ class CsvSource(Source):
         finally:
             stream.close()
 
-    def _serial_open_quote(self, path: str, table: pa.Table) -> pa.Table:
-        """``table`` without a last row whose quote stayed open at the end of the file (when
-        skipping); any other quote left open is a :class:`ParseError` with its line."""
-        row = _open_quote_row(table)
-        if row is None:
-            return table
-        values = [v for v in table.slice(row, 1).to_pylist()[0].values() if isinstance(v, str)]
-        trailing = all(("\n" not in v.rstrip("\r\n") and "\r" not in v.rstrip("\r\n"))
-                       for v in values)
-        with self._open(path) as stream:  # error path: find the line from the start
-            text = io.TextIOWrapper(stream, encoding=self.encoding, errors="replace",
-                                    newline="").read()
-        line = unclosed_quote(text, self.dialect.delimiter, self.dialect.quotechar,
-                              self.escapechar)
-        lines = text.splitlines()
-        raw = lines[line - 1] if line is not None and line <= len(lines) else ""
-        if (self.on_bad_rows == "skip" and row == table.num_rows - 1 and trailing
-                and line is not None and line >= len(lines)):
-            self.stats.record(path, line, raw)
-            return table.slice(0, row)
-        where = f"line {line}" if line is not None else "a line"
-        return_hint = ("pass on_bad_rows='skip' to skip and count such rows, or "
-                       if self.on_bad_rows == "error" else
-                       "(skipping works for this row only when the file is uncompressed), or ")
-        raise ParseError(
-            f"{path!r} {where}: a quoted value is not closed before the end of the line: "
-            f"{raw[:200]!r}; close the quote (write a quote inside a value as two quotes), "
-            f"{return_hint}pass newlines_in_values=True if quoted values hold line breaks")
+    def _header_only(self, path: str) -> bool:
+        """Whether ``path`` holds one line and no line break (Arrow cannot skip it)."""
+        with self._open(path) as stream:
+            data = stream.read(self.block_bytes)
+        text = data.decode(self.encoding, "replace")
+        return len(data) < self.block_bytes and len(text.strip().splitlines()) <= 1
 
     def read_all(self, columns: Sequence[str] | None = None,
                  filter: pc.Expression | None = None) -> pa.Table:
