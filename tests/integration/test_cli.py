@@ -131,7 +131,7 @@ def test_split_command_writes_stratified_files(adult_path, tmp_path):
                                  "--stratify", "income", "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert "stratified split" in result.stdout and "26,049" in result.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["split.json", "test.parquet",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_datakiln.json", "split.json", "test.parquet",
                                                           "train.parquet", "validation.parquet"]
     assert datakiln.read(tmp_path / "test.parquet").count() == 3_256
     bad = runner.invoke(app, ["split", str(adult_path), "-o", str(tmp_path), "--fractions", "a,b"])
