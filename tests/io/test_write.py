@@ -276,3 +276,25 @@ def test_kill_9_at_any_moment_leaves_the_old_output_or_the_new(tmp_path):
     datakiln.read(new_csv).write(out, rows_per_file=20)  # the next write tidies up and wins
     assert _rows(out) == new_rows
     assert [n for n in os.listdir(tmp_path) if n.startswith(".out.")] == []
+
+
+def test_every_writing_command_takes_overwrite_and_never_replaces_its_input(tmp_path):
+    for command in (["convert"], ["clean"], ["split"], ["balance"], ["synth", "sample"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0 and "--overwrite" in result.output, command
+    from datakiln.synth import GaussianCopula
+
+    model = tmp_path / "m.kiln"
+    GaussianCopula().fit(pa.table({"a": [float(i) for i in range(50)]})).save(model)
+    before = model.read_bytes()
+    result = runner.invoke(app, ["synth", "sample", str(model), "-n", "5", "-o", str(model), "--overwrite"])
+    assert result.exit_code != 0 and "input" in result.output and model.read_bytes() == before
+    csv = _small_csv(tmp_path / "in.csv")
+    (tmp_path / "clean.csv").write_text("someone else's\n")
+    result = runner.invoke(app, ["clean", str(csv), "-o", str(tmp_path / "clean.csv"), "--to", "csv"])
+    assert result.exit_code != 0 and "--overwrite" in result.output
+    assert (tmp_path / "clean.csv").read_text() == "someone else's\n"
+    result = runner.invoke(app, ["clean", str(csv), "-o", str(tmp_path / "clean.csv"), "--to", "csv",
+                                 "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert datakiln.read(tmp_path / "clean.csv").count() == 50
