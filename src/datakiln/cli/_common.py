@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,6 +48,12 @@ QueryOption = typer.Option(None, "--query", help="With a database URL: one SQL s
                            "e.g. 'SELECT * FROM orders WHERE year = 2024'.")
 BudgetOption = typer.Option("1GB", "--memory-budget",
                             help="Memory the streaming work may use, e.g. 512MB, 2GB.")
+
+
+def seed_option(help: str) -> Any:
+    """``--seed``: a whole number 0 … 2**32 - 1 (what NumPy and imbalanced-learn all accept);
+    anything else is a usage error (exit 2) before any work starts."""
+    return typer.Option(0, "--seed", min=0, max=2**32 - 1, help=f"{help} A whole number 0..4294967295.")
 
 
 _READ_OPTIONS = {  # name: (annotation, typer option) shared by every command that reads data
@@ -102,19 +110,55 @@ def read_options(names: str | None, header: bool | None, delimiter: str | None,
     return options
 
 
+_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def esc(value: Any) -> str:
+    """``value`` as text that rich prints literally (user paths, column names, data values).
+
+    Rich reads ``[...]`` as markup: unescaped, ``['a', 'b']`` vanishes and ``[/old]`` raises.
+    Unlike :func:`rich.markup.escape` a trailing backslash stays single (so never put a tag
+    right after escaped text). Passwords and tokens in URLs are masked (``redact_text``).
+    """
+    return _TAG.sub(lambda m: m.group(1) * 2 + "\\" + m.group(2), redact_text(str(value)))
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks folded, so an error is one line however it was built."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def report_error(exc: BaseException, debug: bool = False) -> int:
+    """Print ``exc`` as one line on standard error; returns the exit status for it.
+
+    A :class:`DatakilnError` (bad input, a missing file ...) prints its message and gives 2;
+    anything else is a bug in datakiln or a dependency: a one-line "internal error" with a
+    hint to rerun with ``--debug``, status 1. With ``debug`` the traceback comes first.
+    """
+    if debug:
+        errors.print(redact_text("".join(traceback.format_exception(exc))), markup=False, highlight=False,
+                     soft_wrap=True, end="")
+    if isinstance(exc, DatakilnError):
+        errors.print(f"[bold red]error:[/] {esc(type(exc).__name__)}: {esc(one_line(str(exc)))}",
+                     highlight=False, soft_wrap=True)
+        return 2
+    hint = "this is a bug: please report it" if debug else (
+        "this is a bug: rerun as `kiln --debug ...` to see the traceback, and please report it")
+    errors.print(f"[bold red]internal error:[/] {esc(type(exc).__name__)}: {esc(one_line(str(exc)))} "
+                 f"({hint})", highlight=False, soft_wrap=True)
+    return 1
+
+
 def fail(exc: BaseException) -> None:
     """Print a datakiln error as one clear message and exit with status 2."""
-    errors.print(f"[bold red]error:[/] {type(exc).__name__}: {redact_text(str(exc))}", highlight=False)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=report_error(exc))
 
 
 @contextlib.contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn :class:`DatakilnError` into a message instead of a traceback."""
-    try:
-        yield
-    except DatakilnError as exc:
-        fail(exc)
+    """Kept for the commands' ``with`` blocks: errors are now turned into messages once, for
+    every command, by the boundary in :mod:`datakiln.cli.app` (which honours ``--debug``)."""
+    yield
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
+from datakiln.cli._common import esc
 from datakiln.dataset.profile import ColumnProfile, Profile
 
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -27,7 +28,7 @@ def _short(value: Any, width: int = 22) -> str:
         text = f"{value:.4g}"
     else:
         text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return esc(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def _shape(column: ColumnProfile) -> str:
@@ -41,17 +42,20 @@ def _shape(column: ColumnProfile) -> str:
 
 def profile_table(profile: Profile, title: str) -> Table:
     """One row per column: kind, type, missing, distinct, range, and a picture of its shape."""
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=esc(title), title_justify="left", header_style="bold")
     for name, justify in (("column", "left"), ("kind", "left"), ("type", "left"),
                           ("missing", "right"), ("distinct", "right"), ("min", "right"),
                           ("median", "right"), ("max", "right"), ("shape / top values", "left")):
         table.add_column(name, justify=justify, no_wrap=name != "shape / top values")
     for column in profile.columns:
-        kind = column.kind + (f" ({column.pii})" if column.pii else "")
+        kind = esc(column.kind + (f" ({column.pii})" if column.pii else ""))
         missing = f"{column.nulls:,}" + (f" ({column.null_share:.1%})" if column.nulls else "")
+        odd = [f"{count:,} {label}" for count, label in ((column.nans, "NaN"), (column.pos_inf, "+inf"),
+                                                        (column.neg_inf, "-inf")) if count]
+        missing += ("; " + ", ".join(odd)) if odd else ""  # non-finite values, counted apart
         distinct = f"{column.distinct:,}" + ("" if column.distinct_exact else "~")
         numeric = bool(column.quantiles)
-        table.add_row(column.name, kind, column.type, missing, distinct,
+        table.add_row(esc(column.name), kind, esc(column.type), missing, distinct,
                       _short(column.min) if numeric else "", _short(column.quantiles.get("0.5")),
                       _short(column.max) if numeric else "", _shape(column))
     return table

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from datakiln.cli._common import with_read_options
+from datakiln.cli._common import report_error, with_read_options
 from datakiln.cli.commands.balance import balance_command
 from datakiln.cli.commands.clean import clean
 from datakiln.cli.commands.convert import convert
@@ -16,11 +18,34 @@ from datakiln.cli.commands.inspect import inspect
 from datakiln.cli.commands.split import split_command
 from datakiln.cli.commands.synth import app as synth_app
 
+
+class _Boundary(TyperGroup):
+    """The one place where errors become messages, for every command and sub-command.
+
+    A :class:`~datakiln.errors.DatakilnError` prints its one-line message and exits 2; any
+    other exception prints a one-line "internal error" and exits 1; the traceback is shown
+    only under ``kiln --debug``. Usage errors, ``--help`` and deliberate exits pass through
+    (typer prints usage errors itself, with status 2).
+    """
+
+    _PASS = (typer.Exit, typer.Abort, typer.TyperException, EOFError, BrokenPipeError)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except self._PASS:
+            raise
+        except Exception as exc:  # the boundary: nothing below may end in a bare traceback
+            raise typer.Exit(code=report_error(exc, debug=bool(ctx.params.get("debug")))) from None
+
+
 app = typer.Typer(
     name="kiln",
-    help="datakiln: load, inspect, convert, clean, split and synthesize large datasets "
-         "(evaluation reports come next).\n\nExamples:\n\n  kiln demo\n\n"
-         "  kiln inspect data.csv --json\n\n  kiln convert data.csv data/",
+    cls=_Boundary,
+    help="datakiln: load, inspect, convert, clean, split, balance, synthesize and evaluate large "
+         "datasets.\n\nExamples:\n\n  kiln demo\n\n"
+         "  kiln inspect data.csv --json\n\n  kiln convert data.csv data/\n\n"
+         "  kiln evaluate --real train.parquet --synthetic synth.parquet --html report.html",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,8 +61,12 @@ app.add_typer(synth_app, name="synth")
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens.")) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each stage (read, write, fit, "
+                                       "sample, evaluate ...) on standard error."),
+          debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error (for "
+                                     "bug reports); exit codes stay 2 for bad input, 1 for bugs.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
 def main() -> None:

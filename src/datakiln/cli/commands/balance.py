@@ -7,17 +7,18 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from datakiln.cli._common import BudgetOption, console, friendly_errors, progress_bar
+from datakiln.cli._common import BudgetOption, console, esc, friendly_errors, progress_bar, seed_option
 
 
 def report_tables(report: Any) -> list[Table]:
     """Rich tables of a :class:`~datakiln.balancing.BalanceReport`: counts, and the comparison."""
-    counts = Table(title=f"{report.method} ({report.path}, {report.seconds:.1f} s)", title_justify="left")
+    counts = Table(title=esc(f"{report.method} ({report.path}, {report.seconds:.1f} s)"),
+                   title_justify="left")
     for name in ("class", "before", "after"):
         counts.add_column(name, justify="right" if name != "class" else "left")
     for klass in sorted(set(report.counts_before) | set(report.counts_after)):
         before, after = report.counts_before.get(klass, 0), report.counts_after.get(klass, 0)
-        counts.add_row(klass, f"{before:,}", f"{after:,}")
+        counts.add_row(esc(klass), f"{before:,}", f"{after:,}")
     tables = [counts]
     if report.comparison:
         compare = Table(title="methods compared on a stratified 20% holdout (HistGradientBoosting)",
@@ -31,10 +32,10 @@ def report_tables(report: Any) -> list[Table]:
                 left_out.append(f"{row['method']} ({row.get('error') or row.get('skipped')})")
                 continue
             mark = " ◀ chosen" if row.get("chosen") else ""
-            compare.add_row(row["method"] + mark, f"{row['trained_rows']:,}",
+            compare.add_row(esc(row["method"]) + mark, f"{row['trained_rows']:,}",
                             *(f"{row[k]:.3f}" for k in columns[2:]))
         if left_out:
-            compare.caption = "not compared: " + "; ".join(left_out)
+            compare.caption = esc("not compared: " + "; ".join(left_out))
         tables.append(compare)
     return tables
 
@@ -49,7 +50,7 @@ def balance_command(
                                "synth or auto."),
     ratio: float | None = typer.Option(None, "--ratio", help="Minority/majority ratio after balancing "
                                        "(two classes; imbalanced-learn's float sampling_strategy)."),
-    seed: int = typer.Option(0, "--seed", help="Random state of the sampler."),
+    seed: int = seed_option("Random state of the sampler."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an output file datakiln did not write (its own "
                                    "earlier output is replaced anyway; a directory holding "
@@ -84,4 +85,4 @@ def balance_command(
     console.print(f"new rows: {report.new_rows:,}; removed rows: {report.removed_rows:,}; privacy cost of "
                   f"the new rows: {copies}")
     written = f"; report: {report_path}" if report_path else ""
-    console.print(f"wrote {result.count():,} rows -> {out}{written}")
+    console.print(esc(f"wrote {result.count():,} rows -> {out}{written}"))

@@ -11,6 +11,7 @@ from rich.table import Table
 from datakiln.cli._common import (
     BudgetOption,
     console,
+    esc,
     friendly_errors,
     progress_bar,
     with_read_options,
@@ -55,17 +56,17 @@ def clean(
             cleaner.transform(dataset, output=out, format=to, on_progress=advance,
                               overwrite=overwrite)
     result = cleaner.report_
-    table = Table(title=f"cleaned {data}: {result.rows_in:,} rows in, {result.rows_out:,} rows out",
+    table = Table(title=esc(f"cleaned {data}: {result.rows_in:,} rows in, {result.rows_out:,} rows out"),
                   title_justify="left")
     for name in ("step", "column", "change", "rows"):
         table.add_column(name, justify="right" if name == "rows" else "left")
     missing = {c: n for c, n in result.missing_before.items() if n}
     for column, count in missing.items():
-        table.add_row("(found)", column, "missing values", f"{count:,}")
+        table.add_row("(found)", esc(column), "missing values", f"{count:,}")
     for row in result.summary_rows():
-        table.add_row(*row)
+        table.add_row(*(esc(cell) for cell in row))
     console.print(table)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {esc(out)}")
     if report:
         Path(report).write_text(result.to_json(), encoding="utf-8")
-        console.print(f"report: {report}")
+        console.print(f"report: {esc(report)}")

@@ -8,6 +8,7 @@ import typer
 
 from datakiln.cli._common import (
     console,
+    esc,
     friendly_errors,
     progress_bar,
     with_read_options,
@@ -53,7 +54,7 @@ def convert(
             result = dataset.write(out, format=to, partition_by=partition_by or None,
                                    rows_per_file=None if single_file else rows_per_file,
                                    on_progress=advance, overwrite=overwrite)
-    console.print(f"wrote {result.rows:,} rows to {result.path} ({len(result.files)} file"
+    console.print(f"wrote {result.rows:,} rows to {esc(result.path)} ({len(result.files)} file"
                   f"{'s' if len(result.files) != 1 else ''}, {format_bytes(result.bytes)})")
     if dataset.stats["bad_rows"]:
         console.print(f"[yellow]skipped {dataset.stats['bad_rows']:,} malformed rows[/]")

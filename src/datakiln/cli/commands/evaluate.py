@@ -7,12 +7,12 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from datakiln.cli._common import BudgetOption, console, friendly_errors, progress_bar
+from datakiln.cli._common import BudgetOption, console, esc, friendly_errors, progress_bar, seed_option
 
 
 def summary_table(report: Any, title: str) -> Table:
     """The headline numbers of an :class:`~datakiln.EvaluationReport` as a rich table."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=esc(title), title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("reads as")
@@ -33,7 +33,7 @@ def summary_table(report: Any, title: str) -> Table:
                   "0.5 or less is safe"),
                  ("membership AUC", privacy.get("membership_auc"), "0.5: no signal")]
     for name, value, note in rows:
-        table.add_row(name, "—" if value is None else f"{value:.3f}", note)
+        table.add_row(esc(name), "—" if value is None else f"{value:.3f}", esc(note))
     return table
 
 
@@ -46,7 +46,7 @@ def evaluate_command(
     json_path: str | None = typer.Option(None, "--json", help="Write every score as JSON here."),
     sample_rows: int = typer.Option(50_000, "--sample-rows", help="Rows sampled per table for detection, "
                                     "utility and privacy."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the samples and models."),
+    seed: int = seed_option("Seed of the samples and models."),
     memory_budget: str = BudgetOption,
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
@@ -72,7 +72,7 @@ def evaluate_command(
             report.to_html(html)
     console.print(summary_table(report, f"{synthetic} against {real} ({report.info['seconds']:.1f} s)"))
     for flag in (report.privacy or {}).get("flags", []):
-        console.print(f"[bold red]privacy flag:[/] {flag}")
+        console.print(f"[bold red]privacy flag:[/] {esc(flag)}")
     for label, path in (("JSON", json_path), ("HTML report", html)):
         if path:
-            console.print(f"{label}: {path}")
+            console.print(f"{label}: {esc(path)}")

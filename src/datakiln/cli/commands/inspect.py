@@ -10,6 +10,7 @@ import typer
 from datakiln.cli._common import (
     BudgetOption,
     console,
+    esc,
     friendly_errors,
     progress_bar,
     with_read_options,
@@ -63,10 +64,10 @@ def inspect(
     console.print(profile_table(profile, title))
     if "csv" in summary:
         csv = summary["csv"]
-        console.print(f"CSV: delimiter {csv['delimiter']!r}, header row: "
+        console.print(f"CSV: delimiter {esc(repr(csv['delimiter']))}, header row: "
                       f"{'yes' if csv['header'] else 'no'}, values trimmed: "
                       f"{'yes' if csv['trimmed'] else 'no'}")
     skipped = summary["skipped_rows"]
     if skipped["bad_rows"]:
         console.print(f"[yellow]skipped {skipped['bad_rows']:,} malformed rows[/], e.g. "
-                      f"{skipped['examples'][0]}")
+                      f"{esc(skipped['examples'][0])}")

@@ -9,7 +9,9 @@ from rich.table import Table
 
 from datakiln.cli._common import (
     console,
+    esc,
     friendly_errors,
+    seed_option,
     with_read_options,
 )
 from datakiln.errors import InvalidArgumentError
@@ -29,7 +31,7 @@ def split_command(
                               help="Never put one value of this column in two splits."),
     time: str = typer.Option(None, "--time",
                              help="Earliest rows first by this column; no time straddles splits."),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same split."),
+    seed: int = seed_option("Same seed, same split."),
     rare: str = typer.Option("error", "--rare", help="Classes too small for every split: error, or train."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace a file datakiln did not write at --out (its own "
@@ -58,17 +60,17 @@ def split_command(
         dataset = datakiln.read(data, **(read_kwargs or {}))
         result = datakiln.split(dataset, shares, stratify=stratify, group=group, time=time,
                                 seed=seed, rare=rare, output=out, overwrite=overwrite)
-    table = Table(title=f"{result.method} split of {data} (seed {seed})", title_justify="left")
+    table = Table(title=esc(f"{result.method} split of {data} (seed {seed})"), title_justify="left")
     table.add_column("split")
     table.add_column("rows", justify="right")
     table.add_column("share", justify="right")
     table.add_column("file")
     total = sum(result.counts.values()) or 1
     for name, count in result.counts.items():
-        table.add_row(name, f"{count:,}", f"{count / total:.2%}", result.paths[name])
+        table.add_row(esc(name), f"{count:,}", f"{count / total:.2%}", esc(result.paths[name]))
     console.print(table)
     if result.class_counts:
         for name, classes in result.class_counts.items():
             shares_text = ", ".join(f"{k}: {v / max(result.counts[name], 1):.2%}"
                                     for k, v in sorted(classes.items()))
-            console.print(f"  {name}: {shares_text}")
+            console.print(esc(f"  {name}: {shares_text}"))

@@ -10,31 +10,18 @@ from rich.table import Table
 from datakiln.cli._common import (
     BudgetOption,
     console,
+    esc,
     friendly_errors,
     progress_bar,
+    seed_option,
     with_read_options,
 )
+from datakiln.cli._where import parse_where
 from datakiln.errors import InvalidArgumentError
 from datakiln.units import format_bytes
 
 app = typer.Typer(help="Fit synthesizers and sample synthetic rows.", no_args_is_help=True)
 MODELS = ("copula",)
-
-
-def parse_where(clauses: list[str] | None) -> dict[str, object]:
-    """``["income=>50K", "age=30..40"]`` → ``{"income": ">50K", "age": (30, 40)}``."""
-    conditions: dict[str, object] = {}
-    for clause in clauses or []:
-        if "=" not in clause:
-            raise InvalidArgumentError(
-                f"--where takes COLUMN=VALUE or COLUMN=LOW..HIGH, got {clause!r}")
-        name, value = clause.split("=", 1)
-        if ".." in value:
-            low, high = value.split("..", 1)
-            conditions[name.strip()] = (_number(low), _number(high))
-        else:
-            conditions[name.strip()] = _number(value)
-    return conditions
 
 
 def _by(text: str) -> str | list[str] | None:
@@ -43,15 +30,6 @@ def _by(text: str) -> str | list[str] | None:
     if text in ("none", ""):
         return None
     return [name.strip() for name in text.split(",")]
-
-
-def _number(text: str) -> object:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 @app.command("fit")
@@ -88,17 +66,18 @@ def fit(
                                     pii=pii).fit(dataset, on_progress=advance)
         seconds = time.perf_counter() - started
         fitted.save(out)
-    table = Table(title=f"{type(fitted).__name__} fitted on {data} in {seconds:.2f} s",
+    table = Table(title=esc(f"{type(fitted).__name__} fitted on {data} in {seconds:.2f} s"),
                   title_justify="left")
     for name in ("column", "treated as", "missing share"):
         table.add_column(name)
     shares = fitted.null_shares()
     for column, role in fitted.roles_.items():
-        table.add_row(column, role, f"{shares[column]:.2%}" if column in shares else "—")
+        table.add_row(esc(column), esc(role), f"{shares[column]:.2%}" if column in shares else "—")
     console.print(table)
     by_text = ", ".join(fitted.by_) or "none"
-    console.print(f"one copula per combination of: {by_text} ({len(fitted.components_)} components)")
-    console.print(f"wrote {out} ({format_bytes(Path(out).stat().st_size)}, {fitted.rows_:,} rows learned)")
+    console.print(f"one copula per combination of: {esc(by_text)} ({len(fitted.components_)} components)")
+    console.print(f"wrote {esc(out)} ({format_bytes(Path(out).stat().st_size)}, "
+                  f"{fitted.rows_:,} rows learned)")
 
 
 @app.command("sample")
@@ -108,7 +87,7 @@ def sample(
     out: str = typer.Option(..., "--out", "-o", help="Output file (Parquet unless --to says otherwise)."),
     where: list[str] = typer.Option(None, "--where",
                                     help="Condition COLUMN=VALUE or COLUMN=LOW..HIGH; repeatable."),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same rows."),
+    seed: int = seed_option("Same seed, same rows."),
     to: str = typer.Option("parquet", "--to", help="Output format: parquet, csv, jsonl."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an output file datakiln did not write (its own "
@@ -126,11 +105,11 @@ def sample(
 
     with friendly_errors():
         model = load(model_file)
-        conditions = parse_where(where)
+        conditions = parse_where(where, getattr(model, "schema_", None))
         with progress_bar("sampling", rows) as advance:
             batches = model.sample_batches(rows, batch_rows=262_144, conditions=conditions or None, seed=seed)
             result = write_tables(batches, model.output_schema(), out, format=to, on_progress=advance,
                                   overwrite=overwrite, inputs=[model_file])
     shown = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "no conditions"
-    console.print(f"sampled {rows:,} rows ({shown}) -> {result.path} "
+    console.print(f"sampled {rows:,} rows ({esc(shown)}) -> {esc(result.path)} "
                   f"({format_bytes(result.bytes)})")
