@@ -5,12 +5,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import shared_dataset
 
 import datakiln
 from datakiln.balancing import METHODS, Balancer
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError
 
-BANK = "../shared/datasets/bank_marketing/bank-full.csv"
+
+def _bank_full() -> str:
+    return str(shared_dataset("bank_marketing/bank-full.csv"))  # found from the repository root
 
 
 def _numeric(rows: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, pa.Table]:
@@ -79,7 +82,7 @@ def test_types_and_categories_kept_on_adult(adult):
 
 
 def test_types_kept_on_bank_marketing_and_copies_reported():
-    bank = datakiln.read(BANK)
+    bank = datakiln.read(_bank_full())
     table = bank.to_arrow()
     over = Balancer("random_over", seed=0)
     out = over.fit_resample(bank, "y").to_arrow()
@@ -144,7 +147,7 @@ def test_per_class_smote_in_chunks(tmp_path, monkeypatch):
 
 
 def test_auto_compares_methods_on_a_holdout():
-    bank = datakiln.read(BANK).to_arrow().slice(0, 12_000)
+    bank = datakiln.read(_bank_full()).to_arrow().slice(0, 12_000)
     balancer = Balancer("auto", seed=0)
     out = balancer.fit_resample(bank, "y")
     table = balancer.report_.comparison

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import pytest
-from tests.conftest import ADULT_COLUMNS
+from tests.conftest import ADULT_COLUMNS, shared_dataset
 from typer.testing import CliRunner
 
 import datakiln
@@ -63,7 +63,7 @@ def test_demo_runs_the_main_job(tmp_path):
 
 
 def test_balance_command_auto_prints_and_writes_the_comparison(tmp_path):
-    bank = "../shared/datasets/bank_marketing/bank-full.csv"
+    bank = str(shared_dataset("bank_marketing/bank-full.csv"))
     out, report = tmp_path / "bank.parquet", tmp_path / "balance.json"
     result = runner.invoke(app, ["balance", bank, "-o", str(out), "--target", "y", "--method", "auto",
                                  "--json", str(report)])
