@@ -178,3 +178,160 @@ def test_clear_errors():
         datakiln.balance(holes, "label")
     with pytest.raises(InvalidArgumentError, match="SMOTEN needs categorical"):
         datakiln.balance(table, "label", method="smoten")
+
+
+# -- the per-class path against imbalanced-learn's whole-table call (issue 11 items 8 and 13) -----------
+
+PER_CLASS_ROWS = 14_000  # with memory_budget="4.2MB" (4 read tasks of 1 MiB) the data exceeds a quarter
+#                         of the budget, so the per-class path runs
+
+
+def _mixed(rows: int = PER_CLASS_ROWS, seed: int = 0) -> pa.Table:
+    """Three classes; numbers and categories whose spread over the classes differs (VDM matters)."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, rows, p=[0.8, 0.15, 0.05])
+    columns = {"amount": rng.normal(size=rows) + y, "score": rng.normal(size=rows) - 0.5 * y}
+    for j in range(4):
+        k = 4 + j
+        spread = rng.dirichlet(np.ones(k), size=3)
+        draws = (rng.random(rows)[:, None] > np.cumsum(spread[y], axis=1)).sum(axis=1)
+        columns[f"cat{j}"] = np.array([f"v{i}" for i in range(k)])[np.minimum(draws, k - 1)]
+    return pa.table(columns | {"label": y})
+
+
+FEATURES = {"smote": ["amount", "score"], "random_over": ["amount", "score"],
+            "random_under": ["amount", "score"], "synth": ["amount", "score", "cat0"],
+            "smotenc": ["amount", "cat0", "cat1"], "smoten": ["cat0", "cat1", "cat2", "cat3"]}
+
+
+def _codes(table: pa.Table, names: list[str]) -> np.ndarray:
+    """The matrix imbalanced-learn is given: numbers as they are, categories as sorted codes."""
+    return np.column_stack([table[n].to_numpy() if pa.types.is_floating(table[n].type)
+                            else np.unique(table[n].to_numpy(zero_copy_only=False), return_inverse=True)[1]
+                            for n in names]).astype(np.float64)
+
+
+def _per_class(table: pa.Table, name: str, tmp_path, seed: int = 5) -> tuple[pa.Table, Balancer]:
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=1000)
+    balancer = Balancer(name, seed=seed, memory_budget="4.2MB")
+    out = balancer.fit_resample(datakiln.read(tmp_path / "in.parquet"), "label",
+                                output=tmp_path / f"{name}.parquet").to_arrow()
+    assert balancer.report_.path == "per class (streamed)"  # the budget really forced the per-class path
+    return out, balancer
+
+
+@pytest.mark.parametrize("name", ["random_over", "random_under", "smote", "smotenc", "smoten"])
+def test_per_class_path_equals_whole_table_imbalanced_learn(name, tmp_path):
+    table = _mixed().select(FEATURES[name] + ["label"])
+    out, balancer = _per_class(table, name, tmp_path)
+    x, y = _codes(table, FEATURES[name]), table["label"].to_numpy()
+    kwargs = {"categorical_features": [1, 2]} if name == "smotenc" else {}
+    x_ref, y_ref = _imblearn(name, random_state=5, **kwargs).fit_resample(x, y)
+    ours = _codes(out, FEATURES[name])
+    assert balancer.report_.method == name and len(ours) == len(x_ref)
+    if name == "random_under":  # the same rows; the per-class path keeps the source's order
+        key = lambda m, labels: sorted(map(tuple, np.c_[m, labels].tolist()))  # noqa: E731
+        assert key(ours, out["label"].to_numpy()) == key(x_ref, y_ref)
+    else:  # the originals first, unchanged, then exactly imbalanced-learn's new rows
+        np.testing.assert_array_equal(ours, x_ref)
+        np.testing.assert_array_equal(out["label"].to_numpy(), y_ref)
+        assert len(x_ref) - len(x) == balancer.report_.new_rows > 1000
+
+
+def test_per_class_smoten_uses_the_whole_tables_value_differences(tmp_path):
+    """Issue 11 item 8: SMOTEN's metric depends on every class; the per-class path loaded only some."""
+    table = _mixed(8_000, seed=3).select(FEATURES["smoten"] + ["label"])
+    out, _ = _per_class(table, "smoten", tmp_path, seed=0)
+    whole = datakiln.balance(table, "label", method="smoten", seed=0).to_arrow()
+    differing = sum(a != b for a, b in zip(out.to_pylist(), whole.to_pylist()))
+    assert out.num_rows == whole.num_rows and differing == 0
+
+
+def test_per_class_synth_equals_in_memory_synth(tmp_path):
+    table = _mixed(PER_CLASS_ROWS, seed=1).select(FEATURES["synth"] + ["label"])
+    out, balancer = _per_class(table, "synth", tmp_path)
+    # the same source read whole: the copula sees the same batches (its sums are float sums, so a
+    # table read in other batches gives new rows that differ in the last digits)
+    source = datakiln.read(tmp_path / "in.parquet")
+    whole = datakiln.balance(source, "label", method="synth", seed=5).to_arrow()
+    assert balancer.report_.new_rows == whole.num_rows - table.num_rows > 1000
+    assert out.equals(whole.cast(out.schema))
+
+
+# -- degenerate classes (issue 12 items 7 and 14) -------------------------------------------------------
+
+def _with_labels(labels: list) -> pa.Table:
+    rng = np.random.default_rng(0)
+    return pa.table({"x0": rng.normal(size=len(labels)), "x1": rng.normal(size=len(labels)),
+                     "label": labels})
+
+
+def test_auto_with_a_one_member_class_names_it():
+    table = _with_labels(["a"] * 250 + ["b"] * 49 + ["c"])
+    with pytest.raises(InvalidArgumentError, match="class 'c' of 'label' has 1 row.*random_over"):
+        datakiln.balance(table, "label", method="auto")
+    out = datakiln.balance(table, "label", method="random_over", seed=0)  # the suggested fix works
+    assert out.count() == 3 * 250
+
+
+def test_auto_scores_a_class_below_k_neighbors_as_an_error_row():
+    from datakiln.balancing._auto import score_methods
+    from datakiln.balancing._codec import FeatureCodec
+
+    table = _with_labels(["a"] * 250 + ["b"] * 49 + ["c"] * 4)
+    codec = FeatureCodec(table.schema, "label").fit(datakiln.from_arrow(table))
+    x, y = codec.encode(table)
+    rows = score_methods(codec, Balancer("auto"), x, y, x, y, candidates=("smote",))
+    assert "class 'c' of 'label' has 4 rows" in rows[0]["error"]  # a row of the table, not a traceback
+
+
+def test_class_smaller_than_k_neighbors_is_named_with_the_fix(tmp_path):
+    table = _with_labels(["a"] * 250 + ["b"] * 49 + ["c"] * 4)
+    with pytest.raises(InvalidArgumentError, match=r"class 'c' of 'label' has 4 rows.*k_neighbors=5.*"
+                                                   r"k_neighbors=3 \(kiln balance --k-neighbors 3\)"):
+        datakiln.balance(table, "label", method="smote")
+    out = datakiln.balance(table, "label", method="smote", k_neighbors=3, seed=0).to_arrow()
+    assert pc.sum(pc.equal(out["label"], "c")).as_py() == 250
+    big = pa.concat_tables([_with_labels(["a"] * 9000 + ["b"] * 996 + ["c"] * 4)])
+    pq.write_table(big, tmp_path / "in.parquet", row_group_size=1000)
+    with pytest.raises(InvalidArgumentError, match="class 'c' of 'label' has 4 rows"):  # per class too
+        Balancer("smote", memory_budget="4.2MB").fit_resample(datakiln.read(tmp_path / "in.parquet"), "label",
+                                                            output=tmp_path / "o.parquet")
+
+
+def test_cli_k_neighbors_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from datakiln.cli.app import app
+
+    pq.write_table(_with_labels(["a"] * 250 + ["b"] * 49 + ["c"] * 4), tmp_path / "in.parquet")
+    runner = CliRunner()
+    args = ["balance", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.parquet"), "--target", "label"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code != 0 and "--k-neighbors 3" in " ".join(refused.output.split())
+    assert not (tmp_path / "o.parquet").exists()
+    done = runner.invoke(app, [*args, "--k-neighbors", "3"])
+    assert done.exit_code == 0, done.output
+    assert datakiln.read(tmp_path / "o.parquet").count() == 3 * 250
+
+
+@pytest.mark.parametrize("labels, what", [([None] * 300, "every value is null"),
+                                          (["a"] * 300, "every row has the class 'a'")])
+def test_single_class_target_names_the_users_column(labels, what):
+    table = _with_labels(labels)
+    table = table.set_column(2, "label", pa.array(labels, type=pa.string()))
+    for method in ("smote", "random_under", "auto"):
+        with pytest.raises(InvalidArgumentError, match=f"target column 'label'.*{what}") as info:
+            datakiln.balance(table, "label", method=method)
+        assert "'y'" not in str(info.value)
+
+
+def test_no_import_cycle_between_balancer_and_the_per_class_path():
+    import ast
+    from pathlib import Path
+
+    import datakiln.balancing._streaming as streaming
+
+    tree = ast.parse(Path(streaming.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "datakiln.balancing.balancer" not in imported  # the report and checks live in _report

@@ -18,9 +18,11 @@ from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1
 from sklearn.model_selection import train_test_split
 
 from datakiln.balancing._codec import FeatureCodec
+from datakiln.balancing._report import check_classes
 from datakiln.balancing.methods import METHODS
 from datakiln.clean.base import sample_table
 from datakiln.dataset.dataset import Dataset
+from datakiln.errors import InvalidArgumentError
 
 __all__ = ["compare_methods", "score_methods"]
 
@@ -51,6 +53,7 @@ def _resample(name: str, balancer: Any, codec: FeatureCodec, x: np.ndarray, y: n
         new_x, new_y = codec.encode(new)
         return np.vstack([x, new_x]), np.r_[y, new_y]
     method = balancer._resolve(METHODS[name], codec)
+    balancer.check_neighbours(method, codec, y)
     return balancer.make_sampler(method, codec).fit_resample(x, y)
 
 
@@ -88,6 +91,15 @@ def compare_methods(dataset: Dataset, codec: FeatureCodec, balancer: Any,
     """(the comparison table, the winning method's name)."""
     table = sample_table(dataset, dataset.columns, ROWS, balancer.seed, budget)
     x, y = codec.encode(table)
+    check_classes(codec, y)
+    found = np.bincount(y, minlength=len(codec.classes) + 1)
+    lonely = [str(c) for c, n in zip([*codec.classes, "(null)"], found) if n == 1]
+    if lonely:
+        where = " in the sample" if len(y) >= ROWS else ""
+        raise InvalidArgumentError(
+            f"method='auto' compares methods on a stratified holdout, which needs at least 2 rows of "
+            f"every class; class {lonely[0]!r} of {codec.target!r} has 1 row{where}: name a method instead "
+            f"(random_over works with a class of any size), or drop that class")
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.2, stratify=y,
                                                         random_state=balancer.seed)
     rows = score_methods(codec, balancer, train_x, train_y, test_x, test_y)

@@ -5,8 +5,10 @@ used: 80 MB for 10 million rows). From them come imbalanced-learn's sampling str
 for random over/under-sampling, exactly the row choices imbalanced-learn would make (the
 same ``RandomState`` calls in the same order). For the SMOTE family only the classes that
 gain rows are loaded, plus one row of another class so the sampler sees two classes; the
-new rows equal those of a whole-table call because SMOTE's neighbours lie inside a class.
-Everything else streams from the source to ``output``.
+new rows equal those of a whole-table call because SMOTE's neighbours lie inside a class
+(SMOTEN's distances depend on every class: its metric is learnt in one more streaming
+pass, :mod:`datakiln.balancing._smoten`). Everything else streams from the source to
+``output``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import pyarrow as pa
 
 from datakiln.balancing._codec import FeatureCodec, bytes_per_row
 from datakiln.balancing._copies import copy_shares
+from datakiln.balancing._report import BalanceReport, check_classes, check_neighbours, counts, reread
+from datakiln.balancing._smoten import WholeTableMetric
 from datakiln.balancing.methods import Method
 from datakiln.dataset.dataset import Dataset
 from datakiln.errors import MemoryBudgetError
@@ -58,6 +62,7 @@ def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balanc
     With no more than ``NEW_CHUNK`` new rows in all, one call makes them, with the seed: the
     same rows as a whole-table call. Beyond that each call takes the seed plus its number.
     """
+    check_neighbours(method, codec, y, strategy, balancer.k_neighbors)
     growing = [k for k, n in strategy.items() if n > 0]
     positions = np.flatnonzero(np.isin(y, growing))
     other = np.flatnonzero(~np.isin(y, growing))[:1]
@@ -69,9 +74,17 @@ def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balanc
     pieces = [dict(strategy)] if total <= NEW_CHUNK else [
         {k: min(NEW_CHUNK, n - start)} for k, n in strategy.items() if n > 0
         for start in range(0, n, NEW_CHUNK)]
+    metric = WholeTableMetric(dataset, codec, budget) if method.name == "smoten" else None
     for index, piece in enumerate(pieces):
+        seed = balancer.seed if len(pieces) == 1 else balancer.seed + index
+        if metric is not None:
+            k = 5 if balancer.k_neighbors is None else balancer.k_neighbors
+            made = [(metric.new_rows(real_x[real_y == klass], n, k, seed), np.full(n, klass))
+                    for klass, n in piece.items() if n > 0]
+            yield codec.decode(np.vstack([m[0] for m in made]), np.concatenate([m[1] for m in made]))
+            continue
         wanted = {k: present[k] + piece.get(k, 0) for k in strategy}
-        seeded = balancer if len(pieces) == 1 else _with_seed(balancer, balancer.seed + index)
+        seeded = balancer if len(pieces) == 1 else _with_seed(balancer, seed)
         x_res, y_res = seeded.make_sampler(method, codec, wanted).fit_resample(real_x, real_y)
         yield codec.decode(x_res[len(real_x):], np.asarray(y_res)[len(real_x):])
 
@@ -91,10 +104,10 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
     from imblearn.utils import check_sampling_strategy
     from sklearn.utils import check_random_state
 
-    from datakiln.balancing.balancer import BalanceReport, _counts, _reread
     from datakiln.io.write import source_inputs, write_tables
 
     y = codec.all_labels(dataset, budget)
+    check_classes(codec, y)
     kind = "over-sampling" if method is None else method.kind
     strategy = check_sampling_strategy(balancer.sampling_strategy, y, kind)
     keep: np.ndarray | None = None
@@ -157,9 +170,9 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
         real_x, real_y = sample["real"]
         exact, near = copy_shares(new_x, new_y, real_x, real_y, codec.categorical_mask, seed=balancer.seed)
     label = name if method is None else method.name
-    report = BalanceReport(label, "per class (streamed)", _counts(codec, y),
-                           _counts(codec, np.repeat(np.arange(len(after)), after)),
+    report = BalanceReport(label, "per class (streamed)", counts(codec, y),
+                           counts(codec, np.repeat(np.arange(len(after)), after)),
                            new_rows=int(written.rows - (keep.sum() if keep is not None else len(y))),
                            removed_rows=int(len(y) - keep.sum()) if keep is not None else 0,
                            exact_copy_share=exact, near_copy_share=near)
-    return _reread(output), report
+    return reread(output), report

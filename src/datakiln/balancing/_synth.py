@@ -41,7 +41,8 @@ def synthesize_batches(dataset: Dataset, codec: FeatureCodec, balancer: Any, y: 
         raise InvalidArgumentError(f"method='synth' fits one copula per class; {classes} classes are too "
                                    f"many (at most 256)")
     model = GaussianCopula(by=[codec.target], max_components=max(32, classes), seed=balancer.seed,
-                           memory_budget=balancer.memory_budget).fit(dataset)
+                           memory_budget=balancer.memory_budget).fit(
+                               dataset.with_kinds({codec.target: "categorical"}))  # 0/1 labels too
     for offset, (klass, n) in enumerate(strategy.items()):
         if n <= 0:
             continue

@@ -21,11 +21,8 @@ one component per class; ``method="auto"`` compares methods on a stratified hold
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,46 +30,14 @@ import pyarrow as pa
 
 from datakiln.balancing._codec import FeatureCodec, bytes_per_row
 from datakiln.balancing._copies import copy_shares
+from datakiln.balancing._report import BalanceReport, check_classes, check_neighbours, counts, reread
+from datakiln.balancing._streaming import per_class
 from datakiln.balancing.methods import METHODS, Method, method_named, sampler
 from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError
 from datakiln.units import parse_bytes
 
 __all__ = ["BalanceReport", "Balancer", "balance"]
-
-
-@dataclass
-class BalanceReport:
-    """What balancing did: counts per class before and after, new and removed rows, privacy cost."""
-
-    method: str
-    path: str
-    counts_before: dict[str, int]
-    counts_after: dict[str, int]
-    new_rows: int
-    removed_rows: int
-    exact_copy_share: float | None = None
-    near_copy_share: float | None = None
-    seconds: float = 0.0
-    comparison: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The report as JSON; written atomically to ``path`` when given."""
-        from datakiln.io.write import write_text_atomic
-
-        text = json.dumps(self.to_dict(), indent=2, default=str)
-        if path is not None:
-            write_text_atomic(path, text)
-        return text
-
-
-def _counts(codec: FeatureCodec, y: np.ndarray) -> dict[str, int]:
-    names = [str(c) for c in codec.classes] + ["(null)"]
-    found = np.bincount(y, minlength=len(names))
-    return {names[i]: int(n) for i, n in enumerate(found) if n}
 
 
 class Balancer:
@@ -136,8 +101,6 @@ class Balancer:
             if fits:
                 result, report = self._in_memory(dataset, codec, method, name)
             else:
-                from datakiln.balancing._streaming import per_class
-
                 if output is None:
                     raise InvalidArgumentError("the data is larger than a quarter of the memory budget; pass "
                                                "output= (--out) so the balanced rows can be written as they "
@@ -152,7 +115,7 @@ class Balancer:
                 output = None
         if output is not None:
             result.write(output, overwrite=overwrite)
-            result = _reread(output)
+            result = reread(output)
         report.comparison = comparison
         report.seconds = time.perf_counter() - started
         self.report_ = report
@@ -176,15 +139,26 @@ class Balancer:
                        seed=self.seed, categorical=list(np.flatnonzero(codec.categorical_mask)),
                        k_neighbors=self.k_neighbors, **(self.options or {}))
 
+    def check_neighbours(self, method: Method, codec: FeatureCodec, y: np.ndarray) -> None:
+        """A clear error when a class that must grow has no more rows than ``k_neighbors``."""
+        if method.takes_k:
+            from imblearn.utils import check_sampling_strategy
+
+            try:
+                strategy = check_sampling_strategy(self.sampling_strategy, y, method.kind)
+            except ValueError:  # a strategy the sampler will refuse itself, with its own message
+                return
+            check_neighbours(method, codec, y, strategy, self.k_neighbors)
+
     def _unchanged(self, dataset: Dataset, codec: FeatureCodec) -> BalanceReport:
-        y = codec.all_labels(dataset)
-        counts = _counts(codec, y)
-        return BalanceReport("none", "in memory", counts, counts, 0, 0)
+        found = counts(codec, codec.all_labels(dataset))
+        return BalanceReport("none", "in memory", found, found, 0, 0)
 
     def _in_memory(self, dataset: Dataset, codec: FeatureCodec, method: Method | None,
                    name: str) -> tuple[Dataset, BalanceReport]:
         table = dataset.to_arrow()
         x, y = codec.encode(table)
+        check_classes(codec, y)
         if method is None:  # synth
             from datakiln.balancing._synth import synthesize_minority
 
@@ -195,6 +169,7 @@ class Balancer:
             x_res, y_res = np.vstack([x, new_x]), np.r_[y, new_y]
             label = "synth (Gaussian copula, one component per class)"
         else:
+            self.check_neighbours(method, codec, y)
             resampler = self.make_sampler(method, codec)
             try:
                 x_res, y_res = resampler.fit_resample(x, y)
@@ -207,7 +182,7 @@ class Balancer:
                 out = codec.decode(x_res, y_res)
             label = method.name
         exact, near = copy_shares(new_x, new_y, x, y, codec.categorical_mask, seed=self.seed)
-        report = BalanceReport(label, "in memory", _counts(codec, y), _counts(codec, np.asarray(y_res)),
+        report = BalanceReport(label, "in memory", counts(codec, y), counts(codec, np.asarray(y_res)),
                                new_rows=int(len(new_x)),
                                removed_rows=int(max(0, len(y) + len(new_x) - len(y_res))),
                                exact_copy_share=exact, near_copy_share=near)
@@ -236,12 +211,6 @@ def _fits_in_memory(dataset: Dataset, budget: int | None) -> bool:
     if budget is None:
         return True
     return dataset.count() * bytes_per_row(dataset) * 2 <= budget / 4
-
-
-def _reread(path: str | os.PathLike[str]) -> Dataset:
-    from datakiln.dataset.reading import read
-
-    return read(Path(path))
 
 
 def balance(data: Any, target: str, method: str = "smote", sampling_strategy: Any = "auto", seed: int = 0,

@@ -55,6 +55,9 @@ def balance_command(
                                    help="Replace an output file datakiln did not write (its own "
                                    "earlier output is replaced anyway; a directory holding "
                                    "other files never is)."),
+    k_neighbors: int | None = typer.Option(None, "--k-neighbors", min=1,
+                                           help="Neighbours of the SMOTE family (default 5); every class "
+                                           "that grows needs more rows than this."),
     report_path: str | None = typer.Option(None, "--json",
                                            help="Write the report (counts, comparison) here."),
     memory_budget: str = BudgetOption,
@@ -72,7 +75,7 @@ def balance_command(
     with friendly_errors():
         dataset = datakiln.read(data, **(read_kwargs or {}))
         balancer = Balancer(method, sampling_strategy="auto" if ratio is None else ratio, seed=seed,
-                            memory_budget=memory_budget)
+                            memory_budget=memory_budget, k_neighbors=k_neighbors)
         with progress_bar(f"balancing ({method})", None):
             result = balancer.fit_resample(dataset, target, output=out, overwrite=overwrite)
         report = balancer.report_
