@@ -38,7 +38,7 @@ such a model mostly replays its training rows.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -49,16 +49,16 @@ from threadpoolctl import threadpool_limits
 from datakiln.dataset._executor import ordered_map
 from datakiln.dataset._sketches import RowSample
 from datakiln.dataset.dataset import as_dataset
-from datakiln.errors import ConstraintError, InvalidArgumentError, ModelFormatError, SchemaError
-from datakiln.synth._component import Component, ndtri, nearest_correlation
-from datakiln.synth._fakes import PLACEHOLDER_PATTERN, fake_values, placeholder_collisions, placeholder_text
+from datakiln.errors import ConstraintError, InvalidArgumentError, ModelFormatError
+from datakiln.synth._component import Component
+from datakiln.synth._fakes import PLACEHOLDER_PATTERN, placeholder_collisions
 from datakiln.synth._mixture import choose_by, order_categories
+from datakiln.synth._sampling import CHUNK_ROWS, CopulaSampling
+from datakiln.synth._stats import Stats, quantiles
 from datakiln.synth._vocab import Categories, build_vocabulary, check_vocabulary_state
 from datakiln.synth.base import MIN_TRAINING_ROWS, SmallTrainingWarning, Synthesizer, register
 from datakiln.synth.constraints import (
     Inequality,
-    Integer,
-    check,
     columns_of,
     parse_constraints,
     ticks,
@@ -66,10 +66,7 @@ from datakiln.synth.constraints import (
 )
 from datakiln.units import parse_bytes
 
-__all__ = ["GaussianCopula"]
-
-CHUNK_ROWS = 65_536
-_SPECIAL = np.array([0.0, np.nan, np.inf, -np.inf])  # value of each missing kind (0: a null, masked)
+__all__ = ["CHUNK_ROWS", "GaussianCopula"]
 
 
 def _is_text(dtype: pa.DataType) -> bool:
@@ -88,7 +85,7 @@ def _role(kind: str, dtype: pa.DataType) -> str:
 
 
 @register
-class GaussianCopula(Synthesizer):
+class GaussianCopula(CopulaSampling, Synthesizer):
     """Mixture of Gaussian copulas over empirical marginals, fitted in two streaming passes.
 
     Parameters
@@ -348,7 +345,7 @@ class GaussianCopula(Synthesizer):
                 x = numbers[name][members]
                 component.null_share[name] = float(np.isnan(x).mean()) if x.size else 0.0
                 present = x[~np.isnan(x)]
-                component.quantiles[name] = _quantiles(present, self.grid)
+                component.quantiles[name] = quantiles(present, self.grid)
         return component
 
     def _key_count(self) -> int:
@@ -375,26 +372,26 @@ class GaussianCopula(Synthesizer):
         return dict(reversed(list(fixed.items())))
 
     def _correlate(self, dataset: Any, whole: Component, components: list[Component],
-                   budget: int | None) -> tuple[_Stats, list[_Stats]]:
+                   budget: int | None) -> tuple[Stats, list[Stats]]:
         """Pass two: per-component normal-score moments and exact counts, batches on threads.
 
         The whole table's moments are only gathered when a component must borrow them.
         """
         need_whole = bool(self.by_) and any(c.weight == 0.0 for c in components)
-        whole_stats = _Stats(whole)
-        stats = [_Stats(c) for c in components]
+        whole_stats = Stats(whole)
+        stats = [Stats(c) for c in components]
 
-        def work(index: int, table: pa.Table) -> tuple[int, dict[int, _Stats]]:
+        def work(index: int, table: pa.Table) -> tuple[int, dict[int, Stats]]:
             rng = np.random.default_rng([self.seed, 1, index])
             codes, numbers, special = self._columns(self._derive(table))
-            parts: dict[int, _Stats] = {}
+            parts: dict[int, Stats] = {}
             if need_whole:
-                parts[-1] = _Stats(whole).add(codes, numbers, special, None, rng)
+                parts[-1] = Stats(whole).add(codes, numbers, special, None, rng)
             keys = self._keys(codes, table.num_rows)
             present = np.unique(keys)
             for key in present:
                 members = None if len(present) == 1 else keys == key
-                parts[int(key)] = _Stats(components[key]).add(codes, numbers, special, members, rng)
+                parts[int(key)] = Stats(components[key]).add(codes, numbers, special, members, rng)
             return table.num_rows, parts
 
         batches = dataset.select(self.modelled_)._tables(memory_budget=budget)
@@ -407,174 +404,6 @@ class GaussianCopula(Synthesizer):
         if not need_whole and not self.by_:
             whole_stats = stats[0]
         return whole_stats, stats
-
-    # -- sampling ------------------------------------------------------------------------------
-    def _output_names(self) -> list[str]:
-        dropped = {role for role, how in (("pii", self.pii), ("text", self.text)) if how == "drop"}
-        return [n for n in self.schema_.names if self.roles_[n] not in dropped]
-
-    def _sample(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
-        pieces = list(self._batches(n, CHUNK_ROWS * 4, conditions, rng))
-        return pa.concat_tables(pieces) if pieces else self.output_schema().empty_table()
-
-    def _batches(self, n: int, batch_rows: int, conditions: dict[str, Any],
-                 rng: np.random.Generator) -> Iterator[pa.Table]:
-        seed = int(rng.integers(0, 2**62))  # derived from the caller's seed
-        plan = self._plan(conditions, np.random.default_rng([seed, 2**32]))
-        chunks = range((n + CHUNK_ROWS - 1) // CHUNK_ROWS)
-        tasks = (lambda i=i: self._chunk(i, plan, conditions, np.random.default_rng([seed, i]))
-                 for i in chunks)
-        with threadpool_limits(1):  # chunks run in parallel; BLAS threads inside them would fight
-            yield from self._gather(ordered_map(iter(tasks), threads=self.threads), n, batch_rows)
-
-    @staticmethod
-    def _gather(chunks: Iterator[pa.Table], n: int, batch_rows: int) -> Iterator[pa.Table]:
-        """Cut the chunk stream (the last one trimmed) into tables of ``batch_rows`` rows."""
-        buffer: list[pa.Table] = []
-        buffered = produced = 0
-        for chunk in chunks:
-            chunk = chunk.slice(0, min(CHUNK_ROWS, n - produced))
-            produced += chunk.num_rows
-            buffer.append(chunk)
-            buffered += chunk.num_rows
-            while buffered >= batch_rows or (produced == n and buffered):
-                table = pa.concat_tables(buffer)
-                yield table.slice(0, batch_rows)
-                rest = table.slice(batch_rows)
-                buffer, buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
-
-    def _plan(self, conditions: dict[str, Any], rng: np.random.Generator | None = None
-              ) -> tuple[np.ndarray, list[dict[int, tuple[float, float]]]]:
-        """Component probabilities given ``conditions`` and each component's uniform-scale limits.
-
-        ``rng`` randomises the normal-CDF integration of boxes over several columns (a fixed
-        generator when None): the plan never depends on NumPy's global random state.
-        """
-        rng = np.random.default_rng(0) if rng is None else rng
-        wanted: dict[str, Any] = {}
-        for name, value in conditions.items():
-            if name in self.gaps_:
-                raise InvalidArgumentError(f"{name!r} is the upper side of the constraint "
-                                           f"'{self.gaps_[name]} < {name}' and is modelled as a gap; "
-                                           f"condition on {self.gaps_[name]!r} instead")
-            if self.roles_[name] == "text":
-                raise InvalidArgumentError(f"{name!r} is free text (sampled as placeholder text); it cannot "
-                                           f"be a condition")
-            if self.roles_[name] == "categorical":
-                wanted[name] = self._condition_code(name, value)
-            elif self.roles_[name] == "numeric":
-                wanted[name] = value
-        weights, limits = [], []
-        for component in self.components_:
-            weight, box = component.weight, {}
-            for name, value in wanted.items():
-                if name in component.fixed:
-                    weight *= float(component.fixed[name] == (-1 if value is None else value))
-                    continue
-                box[component.columns.index(name)] = component.bounds(name, value, self._tick)
-            weights.append(weight * component.probability(box, rng))
-            limits.append(box)
-        total = float(np.sum(weights))
-        if total <= 0:
-            raise InvalidArgumentError(f"no training data matches the conditions {conditions}; "
-                                       f"loosen them")
-        return np.asarray(weights) / total, limits
-
-    def _condition_code(self, name: str, value: Any) -> int | None:
-        """The code of a categorical condition value (a pooled value: the pool's code)."""
-        if value is None:
-            return None
-        if value in self.vocab_[name]:
-            return self.vocab_[name].index(value)
-        if value in self.pool_[name]["values"]:
-            return self._categories[name].pool_code
-        withheld = (f"; values seen fewer than min_category_count={self.min_category_count} times are "
-                    f"withheld" if self.withheld_[name]["values"] else "")
-        raise InvalidArgumentError(f"{value!r} is not a category of {name!r} seen in training "
-                                   f"(e.g. {self.vocab_[name][:5]}){withheld}")
-
-    def _tick(self, name: str, value: Any) -> float:
-        dtype = self.schema_.field(name).type
-        return float(ticks(pa.array([value]).cast(dtype))[0])
-
-    def _chunk(self, index: int, plan: Any, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
-        weights, limits = plan
-        n = CHUNK_ROWS
-        assignment = rng.choice(len(self.components_), size=n, p=weights)
-        values = {name: (np.full(n, -1, dtype=np.int64) if self.roles_[name] == "categorical"
-                         else np.zeros(n)) for name in self.modelled_}
-        missing = {name: np.zeros(n, dtype=bool) for name in self.modelled_}
-        for c, component in enumerate(self.components_):
-            rows = np.flatnonzero(assignment == c)
-            if rows.size == 0:
-                continue
-            z = component.normals(rows.size, limits[c], rng)
-            for j, name in enumerate(component.columns):
-                decoded, null = component.decode(name, z[:, j])
-                if name in component.nonfinite and null.any():  # NaN / ±inf at their learned shares
-                    where = np.flatnonzero(null)
-                    kind = component.missing_kinds(name, where.size, rng)
-                    decoded[where] = _SPECIAL[kind]
-                    null = null.copy()
-                    null[where] = kind == 0
-                values[name][rows] = decoded
-                missing[name][rows] = null
-            for name, code in component.fixed.items():
-                values[name][rows] = code
-                missing[name][rows] = code < 0
-        columns = self._assemble(values, missing, conditions, index, rng)
-        table = pa.table({name: columns[name] for name in self._output_names()})
-        broken = check(table, self.constraints_)
-        if broken:  # never expected: the constraints hold by construction
-            raise ConstraintError(f"sampled rows break constraints {broken}; please report this")
-        return table
-
-    def _assemble(self, values: dict[str, np.ndarray], missing: dict[str, np.ndarray],
-                  conditions: dict[str, Any], index: int, rng: np.random.Generator) -> dict[str, pa.Array]:
-        n = CHUNK_ROWS
-        integers = {c.column for c in self.constraints_ if isinstance(c, Integer)}
-        columns: dict[str, pa.Array] = {}
-        fakes = np.random.default_rng(rng.integers(0, 2**62))
-        for name in self.modelled_:
-            dtype = self.schema_.field(name).type
-            if self.roles_[name] == "categorical":
-                code = values[name]
-                null = missing[name] | (code < 0)
-                columns[name] = self._categories[name].decode(code, null, fakes).cast(dtype)
-            elif self.roles_[name] == "text":
-                columns[name] = placeholder_text(np.round(values[name]), fakes, dtype, missing[name],
-                                                 self._avoid.get(name, frozenset()))
-            elif name not in self.gaps_:
-                x = np.round(values[name]) if name in integers else values[name]
-                columns[name] = _restore(x, missing[name], dtype)
-        for high, low in self.gaps_.items():
-            start = ticks(columns[low])
-            x = start + values[high]
-            x = np.round(x) if high in integers else x
-            columns[high] = _restore(x, missing[high] | np.isnan(start), self.schema_.field(high).type)
-        for name, role in self.roles_.items():
-            dtype = self.schema_.field(name).type
-            if role == "pii" and self.pii == "fake":
-                columns[name] = fake_values(self.pii_.get(name), n, fakes, dtype)
-            elif role == "identifier":
-                start = self.last_id_.get(name, -1) + 1 + index * n
-                ids = np.arange(start, start + n)
-                columns[name] = (pa.array(ids).cast(dtype) if pa.types.is_integer(dtype)
-                                 else pa.array([f"id-{i:012d}" for i in ids]).cast(dtype))
-        for name, value in conditions.items():
-            dtype = self.schema_.field(name).type
-            if self.roles_[name] in ("pii", "identifier") or (
-                    self.roles_[name] == "numeric" and not isinstance(value, (tuple, list))):
-                columns[name] = pa.array([value] * n).cast(dtype)  # a fixed value, exactly
-            elif self.roles_[name] == "numeric":  # a range: guaranteed, not just likely
-                low, high = (pa.scalar(v).cast(dtype) for v in value)
-                columns[name] = pc.max_element_wise(pc.min_element_wise(columns[name], high), low)
-            elif value is not None and value in self.pool_[name]["values"]:  # a pooled category, exactly
-                columns[name] = pa.array([value] * n).cast(dtype)
-        return columns
-
-    def output_schema(self) -> pa.Schema:
-        return pa.schema([self.schema_.field(n) for n in self._output_names()])
 
     # -- model files ---------------------------------------------------------------------------
     def _to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -684,113 +513,3 @@ class GaussianCopula(Synthesizer):
 
 def _plain_values(values: list[Any]) -> list[Any]:
     return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
-
-
-class _Stats:
-    """Pass-two accumulators of one component: normal-score moments, exact counts."""
-
-    def __init__(self, component: Component) -> None:
-        self.component = component
-        k = len(component.columns)
-        self.total, self.outer, self.rows = np.zeros(k), np.zeros((k, k)), 0
-        self.counts: dict[str, np.ndarray] = {}
-        self.nulls: dict[str, int] = dict.fromkeys(component.columns, 0)
-        self.special: dict[str, np.ndarray] = {}  # name → counts of NaN, +inf, -inf
-
-    def add(self, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray],
-            special: dict[str, np.ndarray], members: np.ndarray | None, rng: np.random.Generator) -> _Stats:
-        """Add the rows ``members`` (all when None); returns ``self``."""
-        if members is None:
-            part_codes, part_numbers, part_special = codes, numbers, special
-            count = len(next(iter({**codes, **numbers}.values()))) if (codes or numbers) else 0
-        else:
-            part_codes = {n: c[members] for n, c in codes.items()}
-            part_numbers = {n: x[members] for n, x in numbers.items()}
-            part_special = {n: k[members] for n, k in special.items()}
-            count = int(members.sum())
-        if count == 0:
-            return self
-        component = self.component
-        z = ndtri(component.uniform(part_codes, part_numbers, rng))
-        self.total += z.sum(axis=0)
-        self.outer += z.T @ z
-        self.rows += count
-        for name in component.columns:
-            if component.kinds[name] == "categorical":
-                code = part_codes[name]
-                self.nulls[name] += int((code < 0).sum())
-                self._add_counts(name, np.bincount(code[code >= 0], minlength=1))
-            else:
-                self.nulls[name] += int(np.isnan(part_numbers[name]).sum())
-                if name in part_special:
-                    found = np.bincount(part_special[name], minlength=4)[1:4]
-                    self.special[name] = self.special.get(name, np.zeros(3, dtype=np.int64)) + found
-        return self
-
-    def merge(self, other: _Stats) -> None:
-        """Add another batch's accumulators of the same component."""
-        self.total += other.total
-        self.outer += other.outer
-        self.rows += other.rows
-        for name, count in other.nulls.items():
-            self.nulls[name] += count
-        for name, found in other.counts.items():
-            self._add_counts(name, found)
-        for name, found in other.special.items():
-            self.special[name] = self.special.get(name, np.zeros(3, dtype=np.int64)) + found
-
-    def _add_counts(self, name: str, found: np.ndarray) -> None:
-        previous = self.counts.get(name, np.zeros(0, dtype=np.int64))
-        size = max(len(found), len(previous))
-        self.counts[name] = (np.pad(previous, (0, size - len(previous)))
-                             + np.pad(found, (0, size - len(found))))
-
-    def correlation(self) -> np.ndarray:
-        k = len(self.total)
-        if self.rows < 2 or k == 0:
-            return np.eye(k)
-        mean = self.total / self.rows
-        cov = self.outer / self.rows - np.outer(mean, mean)
-        scale = np.sqrt(np.clip(np.diag(cov), 1e-9, None))
-        return nearest_correlation(cov / np.outer(scale, scale))
-
-    def finish(self, component: Component, order: dict[str, list[int]]) -> None:
-        """Exact null and category shares of the component (categories in the global order)."""
-        component.nonfinite = {name: (found / self.rows).tolist() for name, found in self.special.items()
-                               if self.rows and found.any()}
-        for name in component.columns:
-            component.null_share[name] = self.nulls[name] / self.rows if self.rows else 0.0
-            if component.kinds[name] == "categorical":
-                counts = self.counts.get(name, np.zeros(0))
-                kept = [i for i in order[name] if i < len(counts) and counts[i] > 0]
-                total = float(sum(counts[i] for i in kept)) or 1.0
-                component.categories[name] = {"index": kept, "shares": [counts[i] / total for i in kept]}
-        component._cache.clear()
-
-
-def _quantiles(values: np.ndarray, points: int) -> np.ndarray:
-    """``points`` evenly spaced quantiles (linear interpolation, as ``np.quantile``) via one sort."""
-    if values.size == 0:
-        return np.zeros(points)
-    ordered = np.sort(values)
-    position = np.linspace(0, ordered.size - 1, points)
-    low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, ordered.size - 1)
-    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
-
-
-def _restore(x: np.ndarray, missing: np.ndarray, dtype: pa.DataType) -> pa.Array:
-    """Numbers back to the column's type: integers and ticks rounded, decimals to scale."""
-    if pa.types.is_integer(dtype):
-        return pa.array(np.round(x).astype(np.int64), mask=missing).cast(dtype)
-    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype) or pa.types.is_duration(dtype) or \
-            pa.types.is_time(dtype):
-        storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
-        return pa.array(np.round(x).astype(np.int64), mask=missing).cast(storage).cast(dtype)
-    if pa.types.is_decimal(dtype):
-        return pc.cast(pc.round(pa.array(x, mask=missing), ndigits=dtype.scale), dtype)
-    try:
-        return pa.array(x, mask=missing).cast(dtype)
-    except pa.ArrowInvalid as exc:  # pragma: no cover - a numeric kind on an odd type
-        raise SchemaError(f"cannot turn sampled numbers back into {dtype}: {exc}") from exc
-
