@@ -6,6 +6,10 @@ uniform row sample of ``sample_rows`` rows gives quantiles and histograms. Memor
 tables in flight (bounded by the budget) plus a fixed size per column, whatever the row
 count. Quantiles from a 65,536-row sample have a rank error of about ±0.4 % (two standard
 errors); they are exact when the data has no more rows than the sample.
+
+NaN, +inf and -inf in float columns are values, not nulls: each is counted on its own
+(``nans``, ``pos_inf``, ``neg_inf``) and left out of the moments, quantiles and
+histogram, which describe the finite values.
 """
 
 from __future__ import annotations
@@ -65,17 +69,26 @@ class ColumnProfile:
     histogram: dict[str, list[float]] | None = None
     pii: str | None = None
     evidence: list[str] = field(default_factory=list)
+    nans: int = 0
+    pos_inf: int = 0
+    neg_inf: int = 0
 
     @property
     def null_share(self) -> float:
         """Share of missing values in [0, 1]."""
         return self.nulls / self.count if self.count else 0.0
 
+    @property
+    def non_finite(self) -> int:
+        """NaN, +inf and -inf values together (float columns; not counted as nulls)."""
+        return self.nans + self.pos_inf + self.neg_inf
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data with JSON-ready values (timestamps as ISO 8601 text)."""
         return {
             "name": self.name, "kind": self.kind, "type": self.type, "pii": self.pii,
             "count": self.count, "nulls": self.nulls, "null_share": round(self.null_share, 6),
+            "nans": self.nans, "pos_inf": self.pos_inf, "neg_inf": self.neg_inf,
             "distinct": self.distinct, "distinct_exact": self.distinct_exact,
             "min": _jsonable(self.min), "max": _jsonable(self.max), "mean": _jsonable(self.mean),
             "std": self.std, "quantiles": {k: _jsonable(v) for k, v in self.quantiles.items()},
@@ -126,8 +139,8 @@ def _jsonable(value: Any) -> Any:
         return value.total_seconds()
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
+    if isinstance(value, float) and not np.isfinite(value):  # a NaN or ±inf *value* (top values)
+        return "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if hasattr(value, "as_tuple"):  # Decimal
@@ -158,7 +171,8 @@ def _as_number_array(array: pa.Array, mode: str) -> pa.Array:
     """Numbers as float64 (temporal values as their integer ticks), nulls kept."""
     if mode == "time":
         array = _ticks(array)
-    return array if pa.types.is_float64(array.type) else array.cast(pa.float64())
+    # unsafe: int64 ticks past 2**53 (nanosecond timestamps) round to the nearest float
+    return array if pa.types.is_float64(array.type) else pc.cast(array, pa.float64(), safe=False)
 
 
 def _numbers(array: pa.Array | pa.ChunkedArray, mode: str) -> np.ndarray:
@@ -167,9 +181,20 @@ def _numbers(array: pa.Array | pa.ChunkedArray, mode: str) -> np.ndarray:
     return np.asarray(values.to_numpy(), dtype=np.float64) if len(values) else np.zeros(0)
 
 
+def _non_finite(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(finite mask, [NaN, +inf, -inf] counts)`` of float64 ``values`` (each seen ``weights`` times)."""
+    finite = np.isfinite(values)
+    counts = np.zeros(3, dtype=np.int64)
+    if not finite.all():
+        w = np.ones(values.size, dtype=np.int64) if weights is None else weights.astype(np.int64)
+        counts[:] = (w[np.isnan(values)].sum(), w[values == np.inf].sum(), w[values == -np.inf].sum())
+    return finite, counts
+
+
 @dataclass
 class _ColumnState:
     nulls: int = 0
+    non_finite: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
     moments: Moments = field(default_factory=Moments)
     distinct: DistinctSketch = field(default_factory=DistinctSketch)
     frequent: FrequentItems | None = None
@@ -178,6 +203,7 @@ class _ColumnState:
 
     def merge(self, other: _ColumnState) -> None:
         self.nulls += other.nulls
+        self.non_finite = self.non_finite + other.non_finite
         self.moments.merge(other.moments)
         self.distinct.merge(other.distinct)
         if self.frequent is None:
@@ -211,14 +237,18 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
             state.frequent = FrequentItems.of_counts(distinct, counts, capacity)
             state.distinct.add_hashes(hash_values(distinct), floors.get(name))
             if numeric:
-                state.moments = Moments.of(_numbers(distinct, mode), counts)
+                values = _numbers(distinct, mode)
+                finite, state.non_finite = _non_finite(values, counts)
+                state.moments = Moments.of(values[finite], counts[finite])
         elif numeric:
             values = _numbers(column, mode)
             state.distinct.add_hashes(mix64(values.view(np.uint64)), floors.get(name))
-            state.moments = Moments.of_numpy(values)
+            finite, state.non_finite = _non_finite(values)
+            state.moments = Moments.of_numpy(values if finite.all() else values[finite])
         else:
             state.distinct.add_hashes(hash_values(column), floors.get(name))
-        if not numeric and len(column) > column.null_count and not pa.types.is_null(column.type):
+        # exact extremes for text and time (float64 cannot carry every nanosecond tick)
+        if mode != "number" and len(column) > column.null_count and not pa.types.is_null(column.type):
             extremes = pc.min_max(distinct if exact_counts else column)
             state.low, state.high = extremes["min"].as_py(), extremes["max"].as_py()
         states[name] = state
@@ -284,7 +314,8 @@ def _from_number(value: float | None, dtype: pa.DataType, mode: str) -> Any:
         return None
     if mode == "time":
         storage = pa.int32() if dtype.bit_width == 32 else pa.int64()
-        return pa.scalar(int(round(value)), storage).cast(dtype).as_py()
+        limit = 2 ** (dtype.bit_width - 1)  # a float past the last tick rounds back inside
+        return pa.scalar(min(max(int(round(value)), -limit), limit - 1), storage).cast(dtype).as_py()
     if pa.types.is_integer(dtype):
         return int(round(value)) if float(value).is_integer() else float(value)
     if pa.types.is_boolean(dtype):
@@ -311,22 +342,26 @@ def _finish(name: str, mode: str, state: _ColumnState, rows: int, sample: RowSam
         name=name, kind=column.kind, type=str(dtype), count=rows, nulls=state.nulls,
         distinct=distinct, distinct_exact=exact,
         top_values=frequent.top(top_k) if frequent is not None else [], top_exact=exact,
-        pii=column.pii, evidence=list(column.evidence))
+        pii=column.pii, evidence=list(column.evidence),
+        nans=int(state.non_finite[0]), pos_inf=int(state.non_finite[1]), neg_inf=int(state.non_finite[2]))
     if mode in ("number", "time") and state.moments.n:
         m = state.moments
-        result.min, result.max = (_from_number(m.min, dtype, mode), _from_number(m.max, dtype, mode))
+        result.min, result.max = ((state.low, state.high) if mode == "time" else
+                                  (_from_number(m.min, dtype, mode), _from_number(m.max, dtype, mode)))
         if not pa.types.is_boolean(dtype):
             result.mean = _from_number(m.mean, dtype, mode) if mode == "time" else m.mean
             result.std = m.std if mode == "number" else (
                 m.std / _units_per_second(dtype) if m.std is not None and _units_per_second(dtype)
                 else m.std)
         values = _numbers(sample.table.column(name), mode) if sample.table is not None else None
+        if values is not None:  # NaN and ±inf are counted apart, never binned or ranked
+            values = values[np.isfinite(values)]
         if values is not None and values.size and not pa.types.is_boolean(dtype):
             levels = np.quantile(values, QUANTILES)
             result.quantiles = {f"{q:g}": _from_number(v, dtype, mode)
                                 for q, v in zip(QUANTILES, levels)}
             counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
-            scale = (rows - state.nulls) / max(values.size, 1)
+            scale = m.n / max(values.size, 1)
             result.histogram = {"edges": [float(e) for e in edges],
                                 "counts": [float(c * scale) for c in counts]}
     elif mode == "text":
