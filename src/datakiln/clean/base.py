@@ -88,9 +88,14 @@ def fill_scalar(value: Any, dtype: pa.DataType) -> pa.Scalar:
 
 
 def numeric_matrix(table: pa.Table, columns: list[str], nan: float | None = None) -> np.ndarray:
-    """``columns`` as a float64 matrix (rows × columns); nulls are NaN, or ``nan`` if given."""
-    matrix = np.column_stack([np.asarray(pc.cast(table[c], pa.float64()).to_numpy(zero_copy_only=False),
-                                         dtype=np.float64) for c in columns])
+    """``columns`` as a float64 matrix (rows × columns) for scikit-learn models.
+
+    Nulls, NaN and ±inf are all NaN here (models cannot use an infinite value), or ``nan``
+    if given.
+    """
+    matrix = np.column_stack([np.asarray(pc.cast(table[c], pa.float64(), safe=False).to_numpy(
+        zero_copy_only=False), dtype=np.float64) for c in columns])
+    matrix[np.isinf(matrix)] = np.nan
     return matrix if nan is None else np.nan_to_num(matrix, nan=nan)
 
 

@@ -122,6 +122,7 @@ class Impute(Step):
                 values = pa.array(filled[:, index])
                 if pa.types.is_integer(column.type):
                     values = pc.cast(pc.round(values), column.type)
-                table = table.set_column(table.schema.get_field_index(name), name,
-                                         pc.cast(values, column.type))
+                # only nulls are filled: NaN and ±inf are values (the model saw them as missing)
+                values = pc.if_else(pc.is_null(column), pc.cast(values, column.type), column)
+                table = table.set_column(table.schema.get_field_index(name), name, values)
         return table

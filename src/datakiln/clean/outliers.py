@@ -34,6 +34,9 @@ class Outliers(Step):
     action : {"report", "flag", "clip", "drop"}
         Only count (default); add ``<column>__outlier`` booleans (``__outlier`` for the
         forest); clip to the fences; or drop the rows.
+
+    The fences come from the finite values: ±inf lies outside them (an outlier, clipped to
+    the fence by ``"clip"``), NaN is never an outlier, and the forest sees both as missing.
     """
 
     name = "outliers"
