@@ -11,13 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from tests.conftest import IN_CI, SHARED
+from tests.conftest import shared_dataset
 
 import datakiln
 from datakiln.errors import InvalidArgumentError
 from datakiln.synth import GaussianCopula, load
-
-SMS = SHARED / "sms_spam" / "SMSSpamCollection"
 
 
 def _zipf_table(rows: int = 4_000, values: int = 40, seed: int = 0) -> pa.Table:
@@ -120,13 +118,10 @@ def test_placeholder_text_never_repeats_a_training_text_that_looks_like_filler()
 
 
 def _sms() -> pa.Table:
-    if not SMS.exists():
-        if IN_CI:
-            pytest.fail(f"{SMS} is missing in CI")
-        pytest.skip(f"{SMS} not available (the shared SMS Spam dataset)")
+    path = shared_dataset("sms_spam/SMSSpamCollection")
     import pandas as pd
 
-    frame = pd.read_csv(SMS, sep="\t", header=None, names=["label", "message"], quoting=csv.QUOTE_NONE,
+    frame = pd.read_csv(path, sep="\t", header=None, names=["label", "message"], quoting=csv.QUOTE_NONE,
                         encoding="utf-8")
     return pa.Table.from_pandas(frame, preserve_index=False)
 
@@ -147,9 +142,10 @@ def test_sms_spam_messages_never_copied_and_privacy_checks_text():
 
 
 def test_privacy_text_copies_on_a_small_table_with_holdout_baseline():
-    real = pa.table({"k": ["a", "b"] * 30, "note": [f"message number {i} here and there" for i in range(60)]})
-    synthetic = pa.table({"k": ["a", "b"] * 10, "note": [f"message number {i} here and there" for i in range(5)]
-                          + [f"something new {i} entirely else" for i in range(15)]})
+    seen = [f"message number {i} here and there" for i in range(60)]
+    real = pa.table({"k": ["a", "b"] * 30, "note": seen})
+    synthetic = pa.table({"k": ["a", "b"] * 10,
+                          "note": seen[:5] + [f"something new {i} entirely else" for i in range(15)]})
     holdout = pa.table({"k": ["a"] * 20, "note": [f"other message {i} not seen before" for i in range(20)]})
     report = datakiln.evaluate(real, synthetic, holdout=holdout, detection=False,
                                metadata={"note": "text"})
@@ -251,3 +247,26 @@ def test_tampered_new_state_fields_raise_model_format_error(tmp_path, field, edi
     write_model(path, data)  # a deliberate edit: checksums recomputed
     with pytest.raises(ModelFormatError, match=field.replace(".", r"\.")):
         load(path)
+
+
+def test_cli_fit_min_category_count_and_text_options_in_the_summary(tmp_path):
+    from typer.testing import CliRunner
+
+    from datakiln.cli.app import app
+
+    table = _zipf_table(rows=1_000, values=60)
+    table = table.append_column("note", pa.array([f"free text note {i} with words" for i in range(1_000)]))
+    datakiln.from_arrow(table).write(tmp_path / "t.parquet")
+    result = CliRunner().invoke(app, ["synth", "fit", str(tmp_path / "t.parquet"), "-o",
+                                      str(tmp_path / "m.kiln"), "--max-categories", "5",
+                                      "--min-category-count", "10", "--text", "drop"])
+    assert result.exit_code == 0, result.output
+    counts = pc.value_counts(table["city"]).to_pylist()
+    rare = [d for d in counts if d["counts"] < 10]
+    pooled = len(counts) - len(rare) - 5
+    flat = " ".join(result.output.split())
+    assert f"{pooled} less frequent values pooled" in flat
+    assert f"{len(rare)} rare values ({sum(d['counts'] for d in rare)} rows) withheld as '(other)'" in flat
+    assert "left out" in flat
+    model = load(tmp_path / "m.kiln")
+    assert model.min_category_count == 10 and model.output_schema().names == ["city", "size"]

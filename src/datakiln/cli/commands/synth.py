@@ -44,6 +44,13 @@ def fit(
     constraint: list[str] = typer.Option(None, "--constraint", help="E.g. 'start < end', 'age >= 0', "
                                          "'visits: integer'; repeatable."),
     pii: str = typer.Option("fake", "--pii", help="PII columns: fake (format-valid fakes) or drop."),
+    text: str = typer.Option("fake", "--text", help="Free-text columns: fake (placeholder text with the "
+                             "real length distribution, never a training value) or drop."),
+    max_categories: int = typer.Option(10_000, "--max-categories", help="Categories modelled one by one "
+                                       "per column; the rest are pooled and sampled at their real "
+                                       "frequencies."),
+    min_category_count: int = typer.Option(1, "--min-category-count", help="Withhold values seen fewer "
+                                           "times than this: samples show one '(other)' value instead."),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Fit a synthesizer (two streaming passes for the copula) and save it.
@@ -51,33 +58,56 @@ def fit(
     Example: kiln synth fit adult.parquet -o adult.kiln
     """
     import time
+    import warnings
     from pathlib import Path
 
     import datakiln
-    from datakiln.synth import GaussianCopula
+    from datakiln.synth import GaussianCopula, SmallTrainingWarning
 
     with friendly_errors():
         if model not in MODELS:
             raise InvalidArgumentError(f"--model must be one of {MODELS}, got {model!r}")
         dataset = datakiln.read(data, **(read_kwargs or {}))
         started = time.perf_counter()
-        with progress_bar("fitting (2 passes)", None) as advance:
+        with progress_bar("fitting (2 passes)", None) as advance, warnings.catch_warnings():
+            warnings.simplefilter("ignore", SmallTrainingWarning)  # printed below, from the summary
             fitted = GaussianCopula(memory_budget=memory_budget, by=_by(by), constraints=constraint or None,
-                                    pii=pii).fit(dataset, on_progress=advance)
+                                    pii=pii, text=text, max_categories=max_categories,
+                                    min_category_count=min_category_count).fit(dataset, on_progress=advance)
         seconds = time.perf_counter() - started
         fitted.save(out)
     table = Table(title=esc(f"{type(fitted).__name__} fitted on {data} in {seconds:.2f} s"),
                   title_justify="left")
-    for name in ("column", "treated as", "missing share"):
+    for name in ("column", "treated as", "missing share", "notes"):
         table.add_column(name)
-    shares = fitted.null_shares()
-    for column, role in fitted.roles_.items():
-        table.add_row(esc(column), esc(role), f"{shares[column]:.2%}" if column in shares else "—")
+    summary = fitted.summary()
+    for column, record in summary["columns"].items():
+        share = record["missing_share"]
+        table.add_row(esc(column), esc(record["role"]), "—" if share is None else f"{share:.2%}",
+                      esc(_notes(record)))
     console.print(table)
+    for warning in summary["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {esc(warning)}")
     by_text = ", ".join(fitted.by_) or "none"
     console.print(f"one copula per combination of: {esc(by_text)} ({len(fitted.components_)} components)")
     console.print(f"wrote {esc(out)} ({format_bytes(Path(out).stat().st_size)}, "
                   f"{fitted.rows_:,} rows learned)")
+
+
+def _notes(record: dict[str, Any]) -> str:
+    """What the fit did to one column beyond plain modelling, for the summary table."""
+    notes = []
+    if record.get("pooled"):
+        notes.append(f"{record['pooled']:,} less frequent values pooled (sampled at their frequencies)")
+    if record.get("withheld"):
+        shown = repr(record["other_value"]) if record["other_value"] is not None else "null"
+        notes.append(f"{record['withheld']:,} rare values ({record['withheld_rows']:,} rows) withheld "
+                     f"as {shown}")
+    if record.get("nonfinite"):
+        notes.append(", ".join(f"{k} {v:.2%}" for k, v in record["nonfinite"].items() if v))
+    if record["output"] not in ("modelled",):
+        notes.append(record["output"])
+    return "; ".join(notes)
 
 
 @app.command("sample")
