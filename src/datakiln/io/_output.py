@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import functools
 import json
 import logging
@@ -69,6 +68,11 @@ from pathlib import Path
 from typing import Any
 
 from datakiln.errors import OutputExistsError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; temporaries there are never taken for stale
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["MANIFEST", "PARQUET_MARK", "TempOutput", "check_inputs", "check_target", "commit",
            "recover", "source_inputs", "test_pause", "write_manifest"]
@@ -227,10 +231,11 @@ class TempOutput:
         self.path = target.parent / f".{target.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         if directory:
             self.path.mkdir()
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         else:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
         """Drop the lock (the path stays)."""
@@ -260,7 +265,7 @@ def _writer_gone(path: Path, pid: int | None) -> bool:
             return time.time() - path.lstat().st_mtime > _LEGACY_AGE_S
         except OSError:
             return False
-    if pid == os.getpid():
+    if pid == os.getpid() or fcntl is None:  # (os.kill(pid, 0) is not a probe on Windows)
         return False
     try:
         os.kill(pid, 0)
