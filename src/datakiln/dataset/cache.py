@@ -2,8 +2,15 @@
 
 ``Dataset.cache(path)`` streams the rows into an uncompressed Arrow IPC file (record
 batches of 1,048,576 rows) with a ``<path>.json`` sidecar holding the source fingerprint.
-Calling it again with an unchanged source reuses the file. The file is memory-mapped on
+Calling it again with unchanged content reuses the file. The file is memory-mapped on
 read, so random access (the loader's exact shuffle) touches only the pages it needs.
+
+The cache key is the dataset's content fingerprint (:mod:`datakiln.dataset._identity`):
+file contents, table buffers, and the code, defaults, closure values and globals of every
+``map_batches`` function. What has no cheap content identity is refused rather than
+served stale: a SQL query needs ``key=`` (a string the caller changes when the data
+changes) or ``refresh=True``; a function holding an object that cannot be identified (a
+fitted model, a connection, a random generator) needs ``key=``.
 """
 
 from __future__ import annotations
@@ -17,33 +24,77 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from datakiln.errors import WriteError
+from datakiln.dataset._identity import Unidentifiable, is_query
+from datakiln.errors import InvalidArgumentError, OutputExistsError, WriteError
 
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
 
-__all__ = ["CACHE_BATCH_ROWS", "cache_dataset"]
+__all__ = ["CACHE_BATCH_ROWS", "cache_dataset", "cache_key"]
 
 CACHE_BATCH_ROWS = 1 << 20  # few, large record batches: random gathers resolve chunks cheaply
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def cache_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> Dataset:
+def _refuse_foreign(dataset: Dataset, target: Path, sidecar: Path) -> None:
+    """Never overwrite an input, nor a file that is not a cache datakiln wrote."""
+    files = getattr(dataset.source, "files", None)
+    inputs = {os.path.realpath(p) for p in getattr(files, "paths", ())}
+    if os.path.realpath(target) in inputs:
+        raise OutputExistsError(f"the cache path {str(target)!r} is an input of this dataset; "
+                                "choose another path for the cache")
+    if target.exists() and not sidecar.exists():
+        raise OutputExistsError(
+            f"{str(target)!r} exists and is not a datakiln cache (no {sidecar.name} beside it); "
+            "choose another path, or remove that file yourself if it is expendable")
+
+
+def cache_key(dataset: Dataset, key: str | None = None) -> str:
+    """The fingerprint a cache of ``dataset`` is stored under (see the module docstring)."""
+    if key is not None:
+        return f"key:{key}:{dataset._fingerprint(strict=False)}"
+    if is_query(dataset.source):
+        raise InvalidArgumentError(
+            f"cannot tell whether the rows of {dataset.source.name!r} changed since they were "
+            "cached (a database query has no cheap content signature); pass key='...' (change "
+            "it when the data changes, e.g. a snapshot date) or refresh=True to rebuild")
+    try:
+        return dataset._fingerprint(strict=True)
+    except Unidentifiable as exc:
+        raise InvalidArgumentError(
+            f"cannot cache {dataset!r}: {exc.what} has no content identity, so a change to it "
+            "would go unnoticed; pass key='...' naming that state (change it when it changes) "
+            "or refresh=True to rebuild") from None
+
+
+def cache_dataset(dataset: Dataset, path: str | os.PathLike[str], *, key: str | None = None,
+                  refresh: bool = False) -> Dataset:
     """Write (or reuse) the cache of ``dataset`` at ``path`` and return a Dataset over it."""
     from datakiln.dataset.reading import read
 
+    if key is not None and (not isinstance(key, str) or not key):
+        raise InvalidArgumentError(f"key must be a non-empty string, got {key!r}")
     target = Path(path).expanduser().absolute()
-    meta = {"version": CACHE_VERSION, "fingerprint": dataset.fingerprint}
+    try:
+        fingerprint = cache_key(dataset, key)
+    except InvalidArgumentError:
+        if not refresh:
+            raise
+        fingerprint = f"refreshed:{dataset._fingerprint(strict=False)}"  # never reused unasked
+    meta = {"version": CACHE_VERSION, "fingerprint": fingerprint}
     sidecar = _sidecar(target)
-    if target.exists() and sidecar.exists():
+    _refuse_foreign(dataset, target, sidecar)
+    if not refresh and target.exists() and sidecar.exists():
         try:
-            if json.loads(sidecar.read_text(encoding="utf-8")) | {"rows": 0} == meta | {"rows": 0}:
+            stored = json.loads(sidecar.read_text(encoding="utf-8"))
+            if ({k: stored.get(k) for k in meta} == meta
+                    and stored.get("bytes") == target.stat().st_size):
                 return read(target, format="arrow")
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, AttributeError):
             pass  # unreadable sidecar: rebuild the cache
     target.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
@@ -54,9 +105,15 @@ def cache_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> Dataset:
             for batch in dataset.iter_batches(batch_rows=CACHE_BATCH_ROWS):
                 writer.write_batch(batch)
                 rows += batch.num_rows
-        os.replace(temp, target)
         temp_meta = sidecar.with_name(f".{sidecar.name}.tmp-{token}")
-        temp_meta.write_text(json.dumps(meta | {"rows": rows}), encoding="utf-8")
+        # first mark the cache as being rebuilt: a crash before the last rename leaves a key
+        # that matches nothing (a rebuild next time, never stale rows served)
+        temp_meta.write_text(json.dumps({"version": CACHE_VERSION, "fingerprint": None}),
+                             encoding="utf-8")
+        os.replace(temp_meta, sidecar)
+        os.replace(temp, target)
+        temp_meta.write_text(json.dumps(meta | {"rows": rows, "bytes": target.stat().st_size}),
+                             encoding="utf-8")
         os.replace(temp_meta, sidecar)
     except OSError as exc:
         temp.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.dataset._executor import default_threads, ordered_map
+from datakiln.dataset._identity import Unidentifiable, function_identity, source_identity, value_identity
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError, SourceError
 from datakiln.io._secrets import redact_text
 from datakiln.io.arrow import TableSource
@@ -177,9 +178,31 @@ class Dataset:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 (hex) of the source's identity and the operations."""
-        text = self._source.fingerprint() + "".join(op.describe() for op in self._ops)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        """SHA-256 (hex) of the content and the operations (see :mod:`datakiln.dataset._identity`).
+
+        Equal wherever the data is equal (other processes, mount points, re-copied files);
+        a ``map_batches`` function whose values cannot be identified counts by its name here,
+        and :meth:`cache` asks for ``key=`` instead.
+        """
+        return self._fingerprint(strict=False)
+
+    def _fingerprint(self, strict: bool = True) -> str:
+        """The fingerprint; ``strict`` raises ``Unidentifiable`` for a function it cannot
+        identify instead of using its name."""
+        parts = [source_identity(self._source)]
+        for op in self._ops:
+            if op.kind == "map":
+                try:
+                    parts.append(f"map({function_identity(op.arg)})")
+                except Unidentifiable:
+                    if strict:
+                        raise
+                    parts.append(op.describe())
+            elif op.kind == "filter":
+                parts.append(f"filter({value_identity(op.arg)})")
+            else:
+                parts.append(op.describe())
+        return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
     @property
     def stats(self) -> dict[str, object]:
@@ -427,21 +450,35 @@ class Dataset:
         return write_sql(self._tables(), table, url, schema=self.arrow_schema,
                          if_exists=if_exists, chunk_rows=chunk_rows)
 
-    def cache(self, path: str | os.PathLike[str]) -> Dataset:
-        """A local, memory-mapped Arrow copy at ``path`` (reused while the source is unchanged).
+    def cache(self, path: str | os.PathLike[str], *, key: str | None = None,
+              refresh: bool = False) -> Dataset:
+        """A local, memory-mapped Arrow copy at ``path``, reused while the content is unchanged.
 
         Convert once, then shuffle and load at random: ``ds.cache("train.arrow").loader(...)``.
+
+        Parameters
+        ----------
+        path : str or path
+            The Arrow IPC file to write (a ``<path>.json`` sidecar records its key).
+        key : str, optional
+            Your name for the data's state, for what has no content identity: a SQL query
+            (``key="snapshot-2024-06-01"``) or a ``map_batches`` function holding a fitted
+            model. Change it when the data changes. Required there; otherwise the key is the
+            content fingerprint (files, table buffers, function code and values).
+        refresh : bool
+            Rebuild even if a cache with the same key exists.
         """
         from datakiln.dataset.cache import cache_dataset
 
-        return cache_dataset(self, path)
+        return cache_dataset(self, path, key=key, refresh=refresh)
 
     def loader(self, batch_size: int, *, columns: Sequence[str] | None = None,
                shuffle: bool = True, seed: int = 0, drop_last: bool = False,
                format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
                rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
                on_error: str = "raise", pin_memory: bool = False,
-               on_progress: Callable[[int], None] | None = None) -> Loader:
+               on_progress: Callable[[int], None] | None = None,
+               even_batches: str | None = None, key: str | None = None) -> Loader:
         """Batches for training: shuffled, sharded over ranks, prefetched, exactly resumable.
 
         Parameters
@@ -449,16 +486,25 @@ class Dataset:
         batch_size : int
             Rows per batch.
         shuffle, seed : bool, int
-            Exact global shuffle; the order is a pure function of (seed, epoch, fingerprint).
+            Exact global shuffle; the order is a pure function of (seed, epoch, fingerprint),
+            the fingerprint coming from content (equal in every process and on every mount).
         drop_last : bool
-            Drop the final partial step of every epoch instead of spreading it over ranks.
+            Drop the final partial step (``world_size × batch_size`` positions) of every epoch.
+        even_batches : {"pad", "spread"}, optional
+            The final partial step: ``"pad"`` (default when ``world_size > 1``, PyTorch
+            ``DistributedSampler``'s way) repeats the epoch's first rows so every rank gets the
+            same number of full batches; ``"spread"`` (default for one rank) deals its rows
+            evenly, each row exactly once, and a rank left without a row gets one batch fewer.
+            Never a 0-row batch.
+        key : str, optional
+            Stands for the dataset's content in the order instead of its fingerprint.
         format : {"numpy", "arrow", "pandas", "torch"}
             Dict of NumPy arrays (categories as int64 codes, see ``loader.categories``),
             an Arrow RecordBatch, a pandas DataFrame, or a dict of torch tensors.
         prefetch, num_threads : int
             Batches assembled ahead of use, on this many threads (default: cores + 1).
         rank, world_size : int
-            This process's shard; ranks never overlap and get the same number of batches.
+            This process's shard; ranks never overlap (see ``even_batches``).
         on_error : {"raise", "skip"}
             Unreadable pieces of the source (a corrupt file) stop loading or are skipped and
             counted in ``ds.stats`` while the rows are gathered.
@@ -477,7 +523,8 @@ class Dataset:
                       shuffle=shuffle, seed=seed, drop_last=drop_last, format=format,
                       prefetch=prefetch, num_threads=num_threads, rank=rank,
                       world_size=world_size, memory_budget=memory_budget or self._memory_budget,
-                      pin_memory=pin_memory, on_progress=on_progress)
+                      pin_memory=pin_memory, on_progress=on_progress,
+                      even_batches=even_batches, key=key)
 
     def profile(self, *, memory_budget: int | str | None = "1GB", top_k: int = 10,
                 sample_rows: int = 65_536, seed: int = 0,

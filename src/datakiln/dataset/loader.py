@@ -1,25 +1,39 @@
 """The loader: shuffled, sharded, prefetched, exactly resumable batches.
 
-Order is a pure function of ``(seed, epoch, dataset fingerprint)``: position ``p`` of an
-epoch reads row ``permute(p, n, key)`` (a keyed bijection, no permutation array). Each
-step of the epoch takes ``world_size × batch_size`` positions and rank ``r`` gets the
-``r``-th slice, so ranks never overlap; the final, partial step is spread as evenly as
-possible (every rank still gets the same number of batches, the last ones differing by
-at most one row) or dropped with ``drop_last``. The resume state is just ``(epoch,
-batches consumed)``.
+Order is a pure function of ``(seed, epoch, dataset fingerprint)`` (or a ``key=`` of the
+caller's instead of the fingerprint): position ``p`` of an epoch reads row
+``permute(p, n, key)`` (a keyed bijection, no permutation array). The fingerprint comes
+from content (:mod:`datakiln.dataset._identity`), so ranks in separate processes, on other
+mount points or over a re-copied cache agree on it. Each step of the epoch takes
+``world_size × batch_size`` positions and rank ``r`` gets the ``r``-th slice, so ranks
+never overlap. The final, partial step (never a 0-row batch) is, with
+``even_batches="pad"`` (the default when ``world_size > 1``, PyTorch
+``DistributedSampler``'s way), filled up by repeating the epoch's first positions so every
+rank gets the same number of full batches; with ``"spread"`` (the default for one rank)
+dealt as evenly as possible, every row exactly once, ranks left without a row getting one
+batch fewer; or dropped with ``drop_last``. The resume state is just ``(epoch, batches
+consumed)``, counted where the batches are taken (``torch_loader`` counts in the process
+that iterates its DataLoader, whatever its workers do).
 
 Rows are gathered chunk by chunk with NumPy fancy indexing and Arrow ``take`` on
 background threads (both release the GIL) from random-access storage: a memory-mapped
 Arrow file (``Dataset.cache``) or a table in memory; batches prefetched ahead are capped
 at a quarter of the memory budget in bytes. Nothing runs per sample in Python. Sources that
-cannot be read at random and do not fit the budget are streamed instead: shuffled block
-order plus a shuffle buffer (:mod:`datakiln.dataset._stream`), dealt to ranks the same way.
+cannot be read at random and whose decoded size (:mod:`datakiln.dataset._size`) exceeds
+the budget are streamed instead: shuffled block order plus a shuffle buffer
+(:mod:`datakiln.dataset._stream`), dealt to ranks the same way.
+
+Output formats beyond NumPy, Arrow and pandas come from integrations that register a
+converter (:func:`register_format`); this module names them but never imports them, so the
+layers look down only (``format="torch"`` loads :mod:`datakiln.integrations.torch` on
+first use, which registers itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import mmap
 import threading
 import time
@@ -34,7 +48,9 @@ import pyarrow.ipc as ipc
 from pyarrow.fs import LocalFileSystem
 
 from datakiln.dataset._executor import ordered_map
+from datakiln.dataset._gather import Gather
 from datakiln.dataset._permute import permute
+from datakiln.dataset._size import decoded_bytes
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError
 from datakiln.io.arrow import ArrowFileSource, TableSource
 from datakiln.units import format_bytes, parse_bytes
@@ -42,11 +58,35 @@ from datakiln.units import format_bytes, parse_bytes
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
 
-__all__ = ["FORMATS", "Loader"]
+INFER_ROWS = 10_000  # the dataset's inference sample (datakiln.dataset.dataset.INFER_ROWS)
+
+__all__ = ["EVEN_BATCHES", "FORMATS", "Loader", "register_format"]
 
 FORMATS = ("numpy", "arrow", "pandas", "torch")
+EVEN_BATCHES = ("pad", "spread")
 #: batches whose row numbers are computed in one vectorised call
 BLOCK_BATCHES = 64
+#: integrations that provide a format, by module name (imported on first use only)
+_PROVIDERS = {"torch": "datakiln.integrations.torch"}
+_CONVERTERS: dict[str, tuple[Callable[..., Any], Callable[[], None] | None]] = {}
+
+
+def register_format(name: str, convert: Callable[..., Any],
+                    check_pinning: Callable[[], None] | None = None) -> None:
+    """Let an integration deliver batches as ``convert(arrays, pin_memory=...)`` for
+    ``format=name``; ``check_pinning()`` raises when ``pin_memory=True`` cannot work."""
+    _CONVERTERS[name] = (convert, check_pinning)
+
+
+def _provider(name: str) -> Any:
+    """The integration module that provides ``name`` (it registers its format on import)."""
+    return importlib.import_module(_PROVIDERS[name])
+
+
+def _converter(name: str) -> tuple[Callable[..., Any], Callable[[], None] | None]:
+    if name not in _CONVERTERS:
+        _provider(name)
+    return _CONVERTERS[name]
 
 
 @dataclass
@@ -74,7 +114,8 @@ def _mapped(path: str, populate: bool) -> pa.Table:
 
 
 def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table | None:
-    """The dataset's rows as a table that supports cheap random ``take``."""
+    """The dataset's rows as a table that supports cheap random ``take``, or None when
+    their decoded size exceeds ``budget`` and they must be streamed."""
     source = dataset.source
     plain = not dataset._ops
     if plain and isinstance(source, ArrowFileSource):
@@ -84,8 +125,7 @@ def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table | Non
         return pa.concat_tables([reader.read_all() for reader in source._readers])
     if plain and isinstance(source, TableSource):
         return source.table
-    estimate = source.estimate_size().bytes
-    if budget is not None and estimate is not None and estimate > budget:
+    if budget is not None and decoded_bytes(dataset, INFER_ROWS) > budget:
         return None  # too big to hold and not random-access: stream it instead
     return dataset.to_arrow()
 
@@ -97,7 +137,8 @@ class Loader:
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False,
                  format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
                  rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
-                 pin_memory: bool = False, on_progress: Callable[[int], None] | None = None) -> None:
+                 pin_memory: bool = False, on_progress: Callable[[int], None] | None = None,
+                 even_batches: str | None = None, key: str | None = None) -> None:
         if batch_size <= 0:
             raise InvalidArgumentError(f"batch_size must be positive, got {batch_size}")
         if world_size <= 0 or not 0 <= rank < world_size:
@@ -105,7 +146,16 @@ class Loader:
                                        f"world_size={world_size}")
         if format not in FORMATS:
             raise InvalidArgumentError(f"format must be one of {FORMATS}, got {format!r}")
-        self._order_fingerprint = dataset.fingerprint  # the order ignores the column choice
+        if even_batches is None:
+            even_batches = "pad" if world_size > 1 else "spread"
+        if even_batches not in EVEN_BATCHES:
+            raise InvalidArgumentError(f"even_batches must be one of {EVEN_BATCHES} or None, got "
+                                       f"{even_batches!r}")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidArgumentError(f"key must be a non-empty string, got {key!r}")
+        self.even_batches, self.key = even_batches, key
+        # the order ignores the column choice; a caller's key stands for the content
+        self._order_fingerprint = f"key:{key}" if key is not None else dataset.fingerprint
         if columns is not None:
             dataset = dataset.select(columns)
         self.dataset = dataset
@@ -118,9 +168,9 @@ class Loader:
         if pin_memory:
             if format != "torch":
                 raise InvalidArgumentError("pin_memory=True needs format='torch'")
-            from datakiln.integrations.torch import check_pinning
-
-            check_pinning()
+            check = _converter(format)[1]
+            if check is not None:
+                check()
         self.epoch = 0
         self._skip = 0
         self._stats = LoaderStats()
@@ -136,7 +186,7 @@ class Loader:
             fits = self.memory_budget is None or table.nbytes <= self.memory_budget // 2
             contiguous = bool(table.num_columns) and fits and table.column(0).num_chunks > 1
             self.categories = self._categories(table)
-            self._gather = _Gather(table, self.categories, contiguous=contiguous)
+            self._gather = Gather(table, self.categories, contiguous=contiguous)
         self._blocks: dict[tuple[int, int], dict[int, np.ndarray]] = {}
         self._block_lock = threading.Lock()
 
@@ -150,20 +200,31 @@ class Loader:
         step = self.batch_size * self.world_size
         return divmod(self.rows, step)
 
-    def __len__(self) -> int:
+    def _spread_share(self) -> tuple[int, int]:
+        """(first epoch position, rows) of this rank's part of the final step, spread evenly."""
         full, rest = self._steps()
-        return full + (1 if rest and not self.drop_last else 0)
+        share, extra = divmod(rest, self.world_size)
+        start = full * self.batch_size * self.world_size + self.rank * share + min(self.rank, extra)
+        return start, share + (1 if self.rank < extra else 0)
+
+    def __len__(self) -> int:
+        """Batches this rank gets in one epoch (never a 0-row batch)."""
+        full, rest = self._steps()
+        if not rest or self.drop_last:
+            return full
+        if self.even_batches == "pad":
+            return full + 1
+        return full + (1 if self._spread_share()[1] else 0)
 
     def _positions(self, batch: int) -> np.ndarray:
-        """Epoch positions of this rank's ``batch``-th batch."""
+        """Epoch positions of this rank's ``batch``-th batch, in ``[0, rows)``."""
         full, rest = self._steps()
         step = self.batch_size * self.world_size
-        if batch < full:
+        if batch < full or self.even_batches == "pad":  # padding repeats the first positions
             start = batch * step + self.rank * self.batch_size
-            return np.arange(start, start + self.batch_size, dtype=np.int64)
-        share, extra = divmod(rest, self.world_size)  # the last step, spread evenly
-        start = full * step + self.rank * share + min(self.rank, extra)
-        return np.arange(start, start + share + (1 if self.rank < extra else 0), dtype=np.int64)
+            return np.arange(start, start + self.batch_size, dtype=np.int64) % max(self.rows, 1)
+        start, size = self._spread_share()
+        return np.arange(start, start + size, dtype=np.int64)
 
     def indices(self, batch: int) -> np.ndarray:
         """Row numbers of this rank's ``batch``-th batch in the current epoch."""
@@ -254,23 +315,36 @@ class Loader:
         step_rows = self.batch_size * self.world_size
         stream = shuffled_stream(self.dataset, self._key(), self._buffer_rows,
                                  shuffle=self.shuffle, threads=self.num_threads)
+        full, rest = self._steps()
         pending: list[pa.Table] = []
         held, batch = 0, 0
+        first_step: pa.Table | None = None  # kept to pad the final step ("pad" only)
 
         def emit(rows: pa.Table, number: int) -> Any:
-            local = self._positions(number) - number * step_rows
+            if number < full or self.even_batches == "pad":
+                local = np.arange(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+            else:
+                local = self._positions(number) - number * step_rows
             return self._convert(rows.take(pa.array(local)))
 
         for table in stream:
             pending.append(table)
             held += table.num_rows
-            while held >= step_rows and batch < len(self):
+            while held >= step_rows and batch < full:
                 joined = pa.concat_tables(pending)
+                step = joined.slice(0, step_rows)
+                if batch == 0 and rest and self.even_batches == "pad" and not self.drop_last:
+                    first_step = step
                 if batch in wanted:
-                    yield emit(joined.slice(0, step_rows), batch)
+                    yield emit(step, batch)
                 pending, held, batch = [joined.slice(step_rows)], held - step_rows, batch + 1
         if held and batch < len(self) and batch in wanted:
-            yield emit(pa.concat_tables(pending), batch)
+            last = pa.concat_tables(pending)
+            if self.even_batches == "pad":  # epoch positions rows.. wrap round to 0..
+                source = first_step if first_step is not None else last
+                padding = np.arange(self.rows, (full + 1) * step_rows) % self.rows
+                last = pa.concat_tables([last, source.take(pa.array(padding))])
+            yield emit(last, batch)
 
     def _convert(self, rows: pa.Table) -> Any:
         """A gathered table in the loader's format."""
@@ -278,12 +352,14 @@ class Loader:
             rows = rows.combine_chunks()
             return rows.to_pandas() if self.format == "pandas" else (
                 rows.to_batches()[0] if rows.num_rows else pa.RecordBatch.from_pylist([], schema=rows.schema))
-        arrays = _Gather(rows, self.categories, contiguous=True).arrays(np.arange(rows.num_rows))
-        if self.format == "torch":
-            from datakiln.integrations.torch import to_tensors
+        arrays = Gather(rows, self.categories, contiguous=True).arrays(np.arange(rows.num_rows))
+        return self._finish(arrays)
 
-            return to_tensors(arrays, pin_memory=self.pin_memory)
-        return arrays
+    def _finish(self, arrays: dict[str, np.ndarray]) -> Any:
+        """NumPy columns in the loader's format (an integration's converter for torch)."""
+        if self.format == "numpy":
+            return arrays
+        return _converter(self.format)[0](arrays, pin_memory=self.pin_memory)
 
     def _assemble(self, batch: int) -> Any:
         indices = self.indices(batch)
@@ -291,12 +367,7 @@ class Loader:
             rows = self._gather.rows(indices)
             return rows.to_pandas() if self.format == "pandas" else (
                 rows.to_batches()[0] if rows.num_rows else pa.RecordBatch.from_pylist([], schema=rows.schema))
-        arrays = self._gather.arrays(indices)
-        if self.format == "torch":
-            from datakiln.integrations.torch import to_tensors
-
-            return to_tensors(arrays, pin_memory=self.pin_memory)
-        return arrays
+        return self._finish(self._gather.arrays(indices))
 
     def __iter__(self) -> Iterator[Any]:
         return self._iter_shard(0, 1)
@@ -310,19 +381,24 @@ class Loader:
         while (batch := await asyncio.to_thread(next, batches, done)) is not done:
             yield batch
 
+    def torch_loader(self, **dataloader_options: Any) -> Any:
+        """This loader as a ``torch.utils.data.DataLoader`` (``num_workers=k`` and other
+        options passed on) whose iteration updates :meth:`state_dict` in this process:
+        use it to resume runs that load with worker processes (see
+        :func:`datakiln.integrations.torch.data_loader`)."""
+        return _provider("torch").data_loader(self, **dataloader_options)
+
     def torch_dataset(self) -> Any:
         """This loader as a torch ``IterableDataset`` for ``DataLoader(batch_size=None,
-        num_workers=k)`` (see :mod:`datakiln.integrations.torch`)."""
-        from datakiln.integrations.torch import iterable_dataset
-
-        return iterable_dataset(self)
+        num_workers=k)`` (see :mod:`datakiln.integrations.torch`). Worker processes work
+        on copies of the loader: for :meth:`state_dict` to follow, iterate
+        :meth:`torch_loader` instead."""
+        return _provider("torch").iterable_dataset(self)
 
     def torch_map_dataset(self) -> Any:
         """The loader's rows as a map-style torch ``Dataset`` with a vectorised
         ``__getitems__`` (see :mod:`datakiln.integrations.torch`)."""
-        from datakiln.integrations.torch import map_dataset
-
-        return map_dataset(self)
+        return _provider("torch").map_dataset(self)
 
     def _iter_shard(self, worker: int, workers: int) -> Iterator[Any]:
         """Batches ``skip + worker, skip + worker + workers, ...`` of the epoch, in order."""
@@ -348,83 +424,3 @@ class Loader:
                 self.on_progress(size)
             yield batch
         self._skip = 0  # the epoch is complete: the next pass starts it afresh
-
-
-class _Gather:
-    """Random-row gathers from a (possibly chunked, memory-mapped) table, chunk by chunk.
-
-    Arrow's ``take`` on a chunked column concatenates the chunks first (a copy of the whole
-    column per batch), so rows are grouped by chunk and gathered from each chunk's own
-    buffer: NumPy fancy indexing on zero-copy views for numbers without nulls, category
-    codes computed once, Arrow ``take`` on single chunks for the rest.
-    """
-
-    def __init__(self, table: pa.Table, categories: dict[str, list[Any]], *,
-                 contiguous: bool = False) -> None:
-        if contiguous:  # fits the budget: one buffer per column, one gather per batch
-            table = table.combine_chunks()
-        self.table = table
-        self.names = table.column_names
-        first = table.column(0) if table.num_columns else pa.chunked_array([], pa.null())
-        lengths = [len(chunk) for chunk in first.chunks]
-        self.starts = np.cumsum([0, *lengths])[:-1].astype(np.int64)
-        self.views: dict[str, list[np.ndarray]] = {}
-        self._codes: set[str] = set()
-        for name in self.names:
-            column = table[name]
-            dtype = column.type
-            if name in categories:
-                lookup = pa.array(categories[name], type=pa.string())
-                self.views[name] = [  # int32 codes: 4 bytes a row, computed once
-                    pc.fill_null(pc.index_in(chunk.cast(dtype.value_type) if pa.types.is_dictionary(dtype)
-                                             else chunk, value_set=lookup), -1).to_numpy()
-                    for chunk in column.chunks]
-                self._codes.add(name)
-            elif column.null_count == 0 and (pa.types.is_integer(dtype) or pa.types.is_floating(dtype)
-                                             or pa.types.is_temporal(dtype) or pa.types.is_boolean(dtype)):
-                self.views[name] = [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
-
-    def _groups(self, indices: np.ndarray) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
-        chunk_of = np.searchsorted(self.starts, indices, side="right") - 1
-        order = np.argsort(chunk_of, kind="stable")
-        ordered = chunk_of[order]
-        cuts = np.r_[0, np.nonzero(np.diff(ordered))[0] + 1, len(order)]
-        groups = []
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if b > a:
-                chunk = int(ordered[a])
-                places = order[a:b]
-                groups.append((chunk, places, indices[places] - self.starts[chunk]))
-        return order, groups
-
-    def _arrow_column(self, name: str, order: np.ndarray, groups: list[Any], n: int) -> pa.Array:
-        chunks = self.table[name].chunks
-        pieces = [chunks[chunk].take(pa.array(local)) for chunk, _, local in groups]
-        joined = pa.concat_arrays(pieces) if pieces else pa.array([], self.table[name].type)
-        inverse = np.empty(n, dtype=np.int64)
-        inverse[order] = np.arange(n)
-        return joined.take(pa.array(inverse))
-
-    def arrays(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """``{column: NumPy array}`` of the rows at ``indices``, in that order."""
-        n = len(indices)
-        order, groups = self._groups(indices)
-        result = {}
-        for name in self.names:
-            views = self.views.get(name)
-            if views is not None:
-                dtype = np.int64 if name in self._codes else (views[0].dtype if views else np.float64)
-                out = np.empty(n, dtype=dtype)
-                for chunk, places, local in groups:
-                    out[places] = views[chunk][local]
-                result[name] = out
-            else:
-                result[name] = self._arrow_column(name, order, groups, n).to_numpy(zero_copy_only=False)
-        return result
-
-    def rows(self, indices: np.ndarray) -> pa.Table:
-        """The rows at ``indices`` as an Arrow table (types kept)."""
-        n = len(indices)
-        order, groups = self._groups(indices)
-        return pa.Table.from_arrays([self._arrow_column(name, order, groups, n) for name in self.names],
-                                    schema=self.table.schema)

@@ -1,7 +1,15 @@
-"""PyTorch bridge: the only torch import outside synth/neural and synth/image.
+"""PyTorch bridge: the only module of the package that imports torch.
+
+It wraps the loader (the loader never imports it): importing this module registers the
+``"torch"`` batch format with :func:`datakiln.dataset.loader.register_format`, and
+``Loader.torch_loader`` / ``torch_dataset`` / ``torch_map_dataset`` call the functions
+below. torch itself is imported on first use, never by ``import datakiln``.
 
 - :func:`to_tensors`: NumPy columns to tensors without another copy (``torch.from_numpy``
   shares the batch's buffers), optionally pinned.
+- :func:`data_loader`: a ``torch.utils.data.DataLoader`` over the loader whose iteration,
+  in the process that iterates it, keeps ``loader.state_dict()`` current (worker processes
+  only hold copies of the loader) and consumes a resume point once.
 - :func:`map_dataset`: a map-style ``torch.utils.data.Dataset`` whose ``__getitems__``
   gathers a whole batch of rows at once (vectorised), for samplers of your own.
 - :func:`iterable_dataset`: a ``torch.utils.data.IterableDataset`` over a datakiln
@@ -9,7 +17,8 @@
   num_workers=k)``. Worker ``w`` of ``k`` assembles batches ``w, w + k, ...`` and the
   DataLoader takes them round-robin, so the batch sequence is the loader's own whatever
   ``k`` is: no duplicates, nothing lost, and a resumed epoch continues exactly even after
-  changing the number of workers.
+  changing the number of workers. Iterated through a DataLoader of your own with workers,
+  the loader in this process does not see the progress: use :func:`data_loader`.
 """
 
 from __future__ import annotations
@@ -20,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datakiln._optional import import_optional
+from datakiln.dataset.loader import register_format
+from datakiln.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from datakiln.dataset.loader import Loader
 
-__all__ = ["check_pinning", "iterable_dataset", "map_dataset", "to_tensors"]
+__all__ = ["check_pinning", "data_loader", "iterable_dataset", "map_dataset", "to_tensors"]
 
 
 def _torch() -> Any:
@@ -35,8 +46,6 @@ def check_pinning() -> None:
     """Raise a clear error when page-locked (pinned) memory cannot be used here."""
     torch = _torch()
     if not torch.cuda.is_available():
-        from datakiln.errors import InvalidArgumentError
-
         raise InvalidArgumentError("pin_memory=True needs a CUDA device, and torch sees none "
                                    "here; leave pin_memory off on a CPU-only machine")
 
@@ -87,8 +96,6 @@ def map_dataset(loader: Loader) -> Any:
     ``DataLoader(ds, batch_size=B, sampler=..., collate_fn=lambda batch: batch)``."""
     torch = _torch()
     if loader.streaming:
-        from datakiln.errors import InvalidArgumentError
-
         raise InvalidArgumentError("a map-style dataset needs random access: load from "
                                    "ds.cache(...) (this source is streamed)")
 
@@ -108,3 +115,56 @@ def map_dataset(loader: Loader) -> Any:
             return {name: values[0] for name, values in batch.items()}
 
     return _Rows()
+
+
+def data_loader(loader: Loader, **options: Any) -> Any:
+    """A ``torch.utils.data.DataLoader`` over ``loader`` that keeps its resume state here.
+
+    ``options`` go to the DataLoader (``num_workers``, ``pin_memory``, ``timeout`` ...);
+    batches are the loader's own, so ``batch_size`` / ``sampler`` / ``shuffle`` are not
+    taken. Each batch counts as consumed when it is handed out in this process, so
+    ``loader.state_dict()`` is exact whatever the workers prefetch; a completed pass
+    starts the next one from its beginning; a resume point is used once.
+
+    >>> batches = loader.torch_loader(num_workers=2)     # doctest: +SKIP
+    >>> for batch in batches: ...                        # doctest: +SKIP
+    >>> loader.state_dict()                              # doctest: +SKIP
+    """
+    torch = _torch()
+    taken = sorted({"batch_size", "sampler", "batch_sampler", "shuffle", "drop_last"} & set(options))
+    if taken:
+        raise InvalidArgumentError(
+            f"data_loader takes its batches from the datakiln loader; drop {taken} (set batch "
+            "size, shuffle and drop_last on Dataset.loader)")
+    if options.get("persistent_workers"):
+        raise InvalidArgumentError(
+            "persistent_workers=True keeps each worker's copy of the loader from one pass to the "
+            "next, so set_epoch and resume points would not reach them; leave it off")
+
+    class _Tracked(torch.utils.data.DataLoader):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__(iterable_dataset(loader), batch_size=None, **options)
+            self.loader = loader
+
+        def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+            first = self.loader._skip  # the workers start from here (copied as they start)
+            return _tracked(self.loader, super().__iter__(), first)
+
+        def state_dict(self) -> dict[str, Any]:
+            return self.loader.state_dict()
+
+        def load_state_dict(self, state: dict[str, Any]) -> None:
+            self.loader.load_state_dict(state)
+
+    return _Tracked()
+
+
+def _tracked(loader: Loader, batches: Iterator[Any], first: int) -> Iterator[Any]:
+    """``batches`` (started from the loader's resume point ``first``), counted into it."""
+    for count, batch in enumerate(batches, start=1):
+        loader._skip = first + count
+        yield batch
+    loader._skip = 0  # the pass is complete: the next one starts afresh
+
+
+register_format("torch", to_tensors, check_pinning)
