@@ -325,7 +325,7 @@ def write_manifest(directory: Path, files: Iterable[Path], *, format: str, rows:
     """Write ``_datakiln.json`` listing ``files`` (paths inside ``directory``)."""
     listed = [{"path": os.path.relpath(f, directory), "bytes": f.stat().st_size} for f in files]
     data = {"datakiln_output": MANIFEST_VERSION, "format": format, "rows": rows, "files": listed}
-    (directory / MANIFEST).write_text(json.dumps(data, indent=1), encoding="utf-8")
+    (directory / MANIFEST).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 def test_pause(stage: str) -> None:
