@@ -199,6 +199,7 @@ def test_async_for(numbered):
 
 MEMORY_CHILD = """
 import json, sys
+import pandas  # libraries the loader may import on first use are not data: load them first
 import datakiln
 def anonymous():
     with open("/proc/self/status") as status:
