@@ -70,7 +70,7 @@ def test_model_files_are_json_and_npy_never_pickle(fitted, tmp_path):
         manifest = json.loads(archive.read("manifest.json"))
         assert {"manifest.json", "model.json", "arrays/num.age.npy"} <= names
         assert manifest["format"] == "datakiln.model" and manifest["model"] == "ColumnDraws"
-        assert all(b"pickle" not in archive.read(n) for n in names)
+        assert all(n == "manifest.json" or n == "model.json" or n.endswith(".npy") for n in names)
     data = read_model(tmp_path / "m.kiln")
     assert data.arrays["num.age"].dtype == np.int64
 
@@ -92,7 +92,7 @@ def test_truncated_tampered_newer_and_foreign_files(fitted, tmp_path):
     with pytest.raises(ModelFormatError, match="truncated|incomplete"):
         load(tmp_path / "cut.kiln")
     _rewrite(path, lambda m: m.__setitem__("model.json", m["model.json"].replace(b"true", b"false")))
-    with pytest.raises(ModelFormatError, match="checksum"):
+    with pytest.raises(ModelFormatError, match="checksum|altered"):
         load(path)
     fitted.save(path)
 
@@ -130,3 +130,223 @@ def test_fit_accepts_datasets_and_frames(adult):
     assert ColumnDraws().fit(frame).sample(3, seed=0).num_rows == 3
     dataset = datakiln.from_arrow(adult.slice(0, 100))
     assert ColumnDraws().fit(dataset).sample(3, seed=0).column_names == adult.column_names
+
+
+# -- content validation: deliberate edits with recomputed checksums (issue 12 item 3) --------------------
+
+def copula_table(rows: int = 400, seed: int = 0) -> pa.Table:
+    """A small table for copula model files: integers and floats with nulls, categories, dates."""
+    import datetime as dt
+
+    rng = np.random.default_rng(seed)
+    grade = rng.choice(["a", "b", "c"], rows, p=[0.5, 0.3, 0.2])
+    age = rng.integers(18, 90, rows) + 5 * (grade == "c")
+    return pa.table({
+        "age": pa.array(age, mask=rng.random(rows) < 0.1),
+        "income": np.round(rng.lognormal(10, 0.5, rows), 2),
+        "city": pa.array(rng.choice(["Bern", "Paris", "Oslo", "Rome"], rows), mask=rng.random(rows) < 0.05),
+        "grade": grade,
+        "joined": pa.array([dt.date(2020, 1, 1) + dt.timedelta(days=int(d))
+                            for d in rng.integers(0, 900, rows)], type=pa.date32()),
+    })
+
+
+@pytest.fixture(scope="module")
+def copula_file(tmp_path_factory):
+    from datakiln.synth import GaussianCopula
+
+    model = GaussianCopula(by=["grade"], min_component_rows=20, grid=65, seed=0).fit(copula_table())
+    path = tmp_path_factory.mktemp("copula") / "m.kiln"
+    model.save(path)
+    return path
+
+
+def unpack(path):
+    """(manifest, model.json payload, member bytes) of a model file."""
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    return json.loads(members.pop("manifest.json")), json.loads(members["model.json"]), members
+
+
+def repack(path, payload, members, arrays=None):
+    """Write a model file with ``payload`` and ``arrays`` replaced, checksums and sizes recomputed
+    (a deliberate edit, which checksums cannot catch)."""
+    import hashlib
+    import io
+
+    members = dict(members)
+    members["model.json"] = json.dumps(payload).encode()
+    for name, array in (arrays or {}).items():
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=array.dtype == object)
+        members[f"arrays/{name}.npy"] = buffer.getvalue()
+    manifest = {"format": "datakiln.model", "version": 1, "model": "GaussianCopula", "datakiln": "x",
+                "members": {n: hashlib.sha256(b).hexdigest() for n, b in members.items()},
+                "sizes": {n: len(b) for n, b in members.items()}}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def array_of(members, name):
+    import io
+
+    return np.load(io.BytesIO(members[f"arrays/{name}.npy"]))
+
+
+def quantile_key(payload, column, component=0):
+    return f"c{component}.q{payload['state']['components'][component]['columns'].index(column)}"
+
+
+def test_the_untouched_copula_file_loads_and_samples(copula_file, tmp_path):
+    _, payload, members = unpack(copula_file)
+    model = load(repack(tmp_path / "same.kiln", payload, members))  # repacking alone changes nothing
+    sample = model.sample(2000, seed=1)
+    assert sample.schema.equals(model.schema_) and pc.min(sample["age"]).as_py() >= 18
+
+
+def test_nan_quantiles_are_refused_naming_the_array(copula_file, tmp_path):
+    _, payload, members = unpack(copula_file)
+    key = quantile_key(payload, "age")
+    q = array_of(members, key)
+    q[len(q) // 2:] = np.nan  # before: 47% of ages came out as -9223372036854775808
+    with pytest.raises(ModelFormatError, match=f"{key}.*'age'.*NaN"):
+        load(repack(tmp_path / "nan.kiln", payload, members, {key: q}))
+    backwards = array_of(members, key)[::-1].copy()
+    with pytest.raises(ModelFormatError, match=f"{key}.*non-decreasing"):
+        load(repack(tmp_path / "desc.kiln", payload, members, {key: backwards}))
+    huge = array_of(members, key).astype(float)
+    huge[-1] = 1e30  # finite, but no int64 holds it
+    with pytest.raises(ModelFormatError, match=f"{key}.*range a column of its type holds"):
+        load(repack(tmp_path / "huge.kiln", payload, members, {key: huge}))
+
+
+def test_a_share_above_one_is_refused_naming_the_field(copula_file, tmp_path):
+    _, payload, members = unpack(copula_file)
+    payload["state"]["components"][0]["null_share"]["age"] = 2.0  # before: 46% of ages came out null
+    with pytest.raises(ModelFormatError, match=r"components\[0\]\.null_share\.age.*\[0, 1\].*2\.0"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+    _, payload, _ = unpack(copula_file)
+    payload["state"]["components"][0]["categories"]["city"]["shares"][0] += 0.5
+    with pytest.raises(ModelFormatError, match=r"categories\.city\.shares.*adding up to 1"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+
+
+def test_zero_weights_are_refused_naming_the_field(copula_file, tmp_path):
+    _, payload, members = unpack(copula_file)
+    for part in payload["state"]["components"]:
+        part["weight"] = 0.0  # before: "no conditions match {}" at sample time
+    with pytest.raises(ModelFormatError, match=r"weight.*add up to 1"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+
+
+def test_bad_correlation_matrices_are_refused(copula_file, tmp_path):
+    _, payload, members = unpack(copula_file)
+    corr = array_of(members, "c0.correlation")
+    k = len(corr)
+    lopsided = corr.copy()
+    lopsided[0, 1] += 0.3
+    indefinite = np.full((k, k), -0.9)
+    np.fill_diagonal(indefinite, 1.0)
+    for matrix, message in [(lopsided, "symmetric"), (indefinite, "positive semi-definite"),
+                            (corr[:-1, :-1].copy(), f"{k}x{k}")]:
+        with pytest.raises(ModelFormatError, match=f"c0.correlation.*{message}"):
+            load(repack(tmp_path / "m.kiln", payload, members, {"c0.correlation": matrix}))
+
+
+def test_sizes_and_codes_must_agree_with_the_columns(copula_file, tmp_path):
+    _, payload, members = unpack(copula_file)
+    payload["state"]["components"][1]["categories"]["city"]["index"][0] = 99
+    with pytest.raises(ModelFormatError, match=r"components\[1\]\.categories\.city\.index"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+    _, payload, _ = unpack(copula_file)
+    payload["state"]["components"][0]["fixed"]["grade"] = 7
+    with pytest.raises(ModelFormatError, match=r"components\[0\]\.fixed"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+    _, payload, _ = unpack(copula_file)
+    payload["state"]["modelled"].remove("city")
+    with pytest.raises(ModelFormatError, match="'modelled'"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+    _, payload, _ = unpack(copula_file)
+    payload["state"]["components"][0]["null_share"]["income"] = float("nan")  # JSON accepts NaN
+    with pytest.raises(ModelFormatError, match=r"components\[0\]\.null_share\.income.*NaN"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+    _, payload, _ = unpack(copula_file)
+    del members[f"arrays/{quantile_key(payload, 'income')}.npy"]
+    with pytest.raises(ModelFormatError, match=f"{quantile_key(payload, 'income')}.*missing"):
+        load(repack(tmp_path / "m.kiln", payload, members))
+    with pytest.raises(ModelFormatError, match="model.json must hold a JSON object"):
+        load(repack(tmp_path / "m.kiln", ["not", "an", "object"], members))
+
+
+def test_a_directory_is_not_a_model_file(tmp_path):
+    with pytest.raises(ModelFormatError, match="is a directory"):  # before: IsADirectoryError
+        load(tmp_path)
+
+
+def test_a_zip_bomb_is_refused_before_inflating(copula_file, tmp_path):
+    import hashlib
+    import tracemalloc
+
+    manifest, payload, members = unpack(copula_file)
+    bomb = tmp_path / "bomb.kiln"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        manifest["members"]["arrays/pad.npy"] = hashlib.sha256(bytes(96 << 20)).hexdigest()  # checksum right
+        archive.writestr("manifest.json", json.dumps(manifest))
+        for name, content in members.items():
+            archive.writestr(name, content)
+        with archive.open("arrays/pad.npy", "w", force_zip64=True) as stream:
+            zeros = bytes(1 << 20)
+            for _ in range(96):  # 96 MiB of zeros: about 100 kB compressed
+                stream.write(zeros)
+    assert bomb.stat().st_size < 400_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFormatError, match="pad.npy.*zip bomb"):
+            load(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024  # nothing was inflated
+
+
+def test_declared_sizes_must_match(copula_file, tmp_path):
+    manifest, payload, members = unpack(copula_file)
+    path = repack(tmp_path / "m.kiln", payload, members)
+    _, _, packed = unpack(path)
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    manifest["sizes"]["model.json"] -= 1
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        for name, content in packed.items():
+            archive.writestr(name, content)
+    with pytest.raises(ModelFormatError, match="'model.json' is .* bytes .* manifest says"):
+        load(path)
+
+
+class _Tripwire:
+    """Unpickling this would create a file: proof that nothing in a model file is executed."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+def test_an_object_array_is_refused_without_executing_it(copula_file, tmp_path):
+    marker = tmp_path / "executed"
+    _, payload, members = unpack(copula_file)
+    crafted = np.empty(1, dtype=object)
+    crafted[0] = _Tripwire(str(marker))
+    path = repack(tmp_path / "m.kiln", payload, members, {"c0.correlation": crafted})
+    with zipfile.ZipFile(path) as archive:
+        assert b"touch" in archive.read("arrays/c0.correlation.npy")  # a real pickle payload
+    with pytest.raises(ModelFormatError, match="c0.correlation.*dtype object.*never Python objects"):
+        load(path)
+    assert not marker.exists()

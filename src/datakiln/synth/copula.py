@@ -425,6 +425,9 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         if "components" not in state:
             raise ModelFormatError("the model file holds a version-1 GaussianCopula (one copula, from an "
                                    "older datakiln); fit the model again to save it in the current format")
+        from datakiln.synth._validate import check_copula_state
+
+        check_copula_state(self, state, arrays)  # every field, before any is used
         self.roles_, self.pii_, self.rows_ = state["roles"], state["pii"], state["rows"]
         self.last_id_, self.order_, self.by_ = state["last_id"], state["order"], state["by"]
         self.modelled_ = state["modelled"]

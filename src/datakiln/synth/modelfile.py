@@ -11,7 +11,13 @@ Layout of a ``.kiln`` file (a zip archive):
 
 Reading verifies every member's SHA-256 and the format version: a truncated, altered or
 newer file raises :class:`~datakiln.errors.ModelFormatError`. The checksums catch
-corruption and accidental edits; they are not a signature against a deliberate forger.
+corruption and accidental edits; they are not a signature against a deliberate forger, so
+the content is checked too (:mod:`datakiln.synth._validate`): member sizes are capped
+before anything is inflated (against the manifest's declared ``sizes``, a total of
+:data:`MAX_TOTAL_BYTES` and a compression ratio of :data:`MAX_RATIO`) and read through a
+bounded reader; every ``.npy`` header is parsed first (plain numeric dtypes only, the data
+length matching the shape: never pickle, nothing executed); ``model.json`` must be plain
+JSON with finite numbers; each model then validates its own fields when it is rebuilt.
 Writes are atomic (temporary file, then rename).
 """
 
@@ -32,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from datakiln.errors import ModelFormatError, WriteError
+from datakiln.synth._validate import MAX_RATIO, MAX_TOTAL_BYTES, check_payload, load_array, read_member
 
-__all__ = ["FORMAT_VERSION", "ModelData", "read_model", "write_model"]
+__all__ = ["FORMAT_VERSION", "MAX_RATIO", "MAX_TOTAL_BYTES", "ModelData", "read_model", "write_model"]
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -70,7 +77,8 @@ def write_model(path: str | os.PathLike[str], data: ModelData) -> Path:
         np.save(buffer, np.asarray(array), allow_pickle=False)
         members[f"arrays/{name}.npy"] = buffer.getvalue()
     manifest = {"format": "datakiln.model", "version": FORMAT_VERSION, "model": data.model,
-                "datakiln": __version__, "members": {n: _digest(b) for n, b in members.items()}}
+                "datakiln": __version__, "members": {n: _digest(b) for n, b in members.items()},
+                "sizes": {n: len(b) for n, b in members.items()}}
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -88,48 +96,71 @@ def write_model(path: str | os.PathLike[str], data: ModelData) -> Path:
 def read_model(path: str | os.PathLike[str]) -> ModelData:
     """Read and verify a model file written by :func:`write_model`."""
     where = str(path)
+    if Path(path).is_dir():
+        raise ModelFormatError(f"{where!r} is a directory, not a model file; give the path of the .kiln "
+                               "file that Synthesizer.save wrote")
     try:
         with zipfile.ZipFile(path) as archive:
             manifest = _manifest(archive, where)
-            contents = {}
+            contents, total = {}, 0
             for name, expected in manifest["members"].items():
                 try:
-                    content = archive.read(name)
+                    content = read_member(archive, name, manifest.get("sizes", {}).get(name), total, where)
                 except KeyError as exc:
                     raise ModelFormatError(f"{where!r} lacks {name!r}: the file is incomplete") from exc
+                total += len(content)
                 if _digest(content) != expected:
                     raise ModelFormatError(f"{where!r}: {name!r} does not match its checksum; the "
                                            "file was altered or damaged")
                 contents[name] = content
     except FileNotFoundError as exc:
         raise ModelFormatError(f"no model file at {where!r}") from exc
-    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ModelFormatError(f"{where!r} is not a complete datakiln model file ({exc}); it may be "
                                "truncated") from exc
-    payload = json.loads(contents.pop("model.json").decode("utf-8"))
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read the model file {where!r}: {exc.strerror or exc}") from exc
+    try:
+        payload = json.loads(contents.pop("model.json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFormatError(f"{where!r}: model.json is not valid JSON ({exc})") from exc
+    check_payload(payload, where)
     arrays = {}
     for name, content in contents.items():
-        try:
-            arrays[name.removeprefix("arrays/").removesuffix(".npy")] = np.load(
-                io.BytesIO(content), allow_pickle=False)
-        except ValueError as exc:
-            raise ModelFormatError(f"{where!r}: array {name!r} cannot be read safely ({exc})") from exc
-    return ModelData(manifest["model"], payload, arrays, manifest["version"], manifest.get("datakiln", ""))
+        if not (name.startswith("arrays/") and name.endswith(".npy")):
+            raise ModelFormatError(f"{where!r}: unexpected member {name!r} (a model file holds "
+                                   "manifest.json, model.json and arrays/*.npy)")
+        arrays[name.removeprefix("arrays/").removesuffix(".npy")] = load_array(content, name, where)
+    return ModelData(manifest["model"], payload, arrays, manifest["version"],
+                     str(manifest.get("datakiln", "")))
 
 
 def _manifest(archive: zipfile.ZipFile, where: str) -> dict[str, Any]:
     try:
-        manifest = json.loads(archive.read("manifest.json"))
+        manifest = json.loads(read_member(archive, "manifest.json", None, 0, where))
     except KeyError as exc:
         raise ModelFormatError(f"{where!r} is a zip file but not a datakiln model (no manifest)") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelFormatError(f"{where!r}: the manifest is damaged ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != "datakiln.model":
         raise ModelFormatError(f"{where!r} is not a datakiln model file")
     version = manifest.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFormatError(f"{where!r}: manifest field 'version' must be a format number >= 1, got "
+                               f"{version!r:.40}")
+    if version > FORMAT_VERSION:
         raise ModelFormatError(f"{where!r} was written by a newer datakiln (model format {version}, "
                                f"this one reads up to {FORMAT_VERSION}); upgrade datakiln")
-    if "model.json" not in manifest.get("members", {}):
+    members, sizes = manifest.get("members"), manifest.get("sizes", {})
+    if not isinstance(members, dict) or not all(isinstance(n, str) and isinstance(d, str)
+                                                for n, d in members.items()):
+        raise ModelFormatError(f"{where!r}: manifest field 'members' must map member names to SHA-256 "
+                               f"digests")
+    if "model.json" not in members:
         raise ModelFormatError(f"{where!r}: the manifest lists no model.json")
+    if not isinstance(sizes, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                              for v in sizes.values()):
+        raise ModelFormatError(f"{where!r}: manifest field 'sizes' must map member names to byte counts")
+    if not isinstance(manifest.get("model"), str):
+        raise ModelFormatError(f"{where!r}: manifest field 'model' must be a model type name")
     return manifest
