@@ -85,3 +85,30 @@ def test_bad_arguments():
         split(table, (0.5, 0.5), stratify="z")
     with pytest.raises(InvalidArgumentError, match="distinct names"):
         split(table, (0.5, 0.5), names=["a", "a"])
+
+
+def test_stratify_on_an_all_null_column_is_one_class():
+    """Issue 12 item 7: an all-null column raised ArrowTypeError (null vs string value set)."""
+    table = pa.table({"a": list(range(10)), "z": pa.nulls(10, pa.string()), "n": pa.nulls(10)})
+    for column in ("z", "n"):
+        parts = split(table, (0.8, 0.1, 0.1), stratify=column, seed=3)
+        assert parts.counts == {"train": 8, "validation": 1, "test": 1}
+        assert parts.class_counts == {"train": {"None": 8}, "validation": {"None": 1}, "test": {"None": 1}}
+        rows = [v for n in ("train", "validation", "test") for v in parts[n].to_arrow()["a"].to_pylist()]
+        assert sorted(rows) == list(range(10))
+
+
+def test_too_few_rows_without_stratify_says_so():
+    """Issue 12 item 14: a plain random split of one row blamed 'class None of None'."""
+    with pytest.raises(SchemaError) as info:
+        split(pa.table({"a": [1]}), (0.8, 0.1, 0.1))
+    message = str(info.value)
+    assert "None" not in message and "1 row(s)" in message and "3 splits" in message
+    assert split(pa.table({"a": [1]}), (0.8, 0.1, 0.1), rare="train").counts == {
+        "train": 1, "validation": 0, "test": 0}
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"group": "a"}, {"stratify": "a"}])
+def test_negative_seed_is_refused(kwargs):
+    with pytest.raises(InvalidArgumentError, match="seed must be a whole number"):
+        split(pa.table({"a": list(range(20))}), (0.5, 0.5), seed=-1, **kwargs)

@@ -98,6 +98,10 @@ class _Dealer:
         for index, value in enumerate(self.classes):
             n = counts[value]
             if n < needed:
+                if rare == "error" and column is None:
+                    raise SchemaError(
+                        f"the data has {n} row(s), too few to give each of the {needed} splits one; "
+                        f"use fewer splits, or pass rare='train' to keep them all in '{names[0]}'")
                 if rare == "error":
                     raise SchemaError(
                         f"class {value!r} of {column!r} has {n} row(s), too few to appear in all "
@@ -108,7 +112,11 @@ class _Dealer:
                 self.allocation[index] = _allocate(n, fractions)
         self.bounds = np.cumsum(self.allocation, axis=1)
         self.seen = np.zeros(len(self.classes), dtype=np.int64)
-        self.lookup = pa.array([c for c in self.classes if c is not None]) if self.classes else None
+        value_type = dataset.arrow_schema.field(column).type if column is not None else pa.null()
+        if pa.types.is_dictionary(value_type):
+            value_type = value_type.value_type
+        # typed like the column, so an all-null column (one class: null) still looks up
+        self.lookup = pa.array([c for c in self.classes if c is not None], type=value_type)
 
     def codes(self, table: pa.Table) -> np.ndarray:
         if self.column is None:
@@ -251,6 +259,8 @@ def split(
         raise InvalidArgumentError(f"fractions must be two or more shares summing to 1, got {fractions}")
     if sum(x is not None for x in (stratify, group, time)) > 1:
         raise InvalidArgumentError("choose one of stratify=, group= or time=")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise InvalidArgumentError(f"seed must be a whole number from 0 to 4294967295, got {seed!r}")
     if rare not in ("error", "train"):
         raise InvalidArgumentError(f"rare must be 'error' or 'train', got {rare!r}")
     labels = _names(len(shares), names)
