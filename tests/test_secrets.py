@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 import datakiln
 from datakiln.errors import ConnectionFailedError, DatakilnError, QueryError
-from datakiln.io._secrets import redact_text, redact_url, url_secrets
 
 PASSWORD = "Pa55@word-SECRET-one"  # an '@' inside, as people type it
 TOKEN = "Tok3n-SECRET-two"
@@ -40,11 +39,15 @@ def _leaks(text: str) -> list[str]:
     ("data/adult.csv", "data/adult.csv"),
 ])
 def test_redact_url(url, shown):
+    from datakiln.io._secrets import redact_url
+
     assert redact_url(url) == shown
     assert not _leaks(redact_url(url))
 
 
 def test_redact_text_masks_urls_and_known_secrets():
+    from datakiln.io._secrets import redact_text, url_secrets
+
     url = f"postgresql://root:{PASSWORD}@db/sales?password={TOKEN}"
     message = f"cannot connect to {url!r}: password {PASSWORD} and {TOKEN} rejected"
     assert not _leaks(redact_text(message, url))

@@ -131,8 +131,9 @@ def test_schema_dot_table_is_the_same_for_read_and_write(database_url):
         assert datakiln.read_sql(database_url, table=f"{schema}.{name}").to_arrow().equals(table)
         assert datakiln.read_sql(database_url, table=name, db_schema=schema).count() == 2
         assert datakiln.read_sql(database_url, table=name).count() == 2
-    finally:
-        _run(database_url, f"DROP TABLE IF EXISTS {schema}.{name}")
+    finally:  # and the table a writer that took the name literally would have made
+        _run(database_url, f"DROP TABLE IF EXISTS {schema}.{name}",
+             f"DROP TABLE IF EXISTS {_quote(database_url, f'{schema}.{name}')}")
 
 
 def test_read_routes_database_urls(sqlite_url, tmp_path):
