@@ -56,6 +56,14 @@ def test_redact_text_masks_urls_and_known_secrets():
         {"source": "postgresql://root:***@db/sales?password=***"})
 
 
+def test_every_datakiln_error_masks_urls():
+    with pytest.raises(DatakilnError) as info:  # a file source's message quotes the URL
+        datakiln.read(f"memory://bucket/none.csv?token={TOKEN}")
+    assert "token=***" in str(info.value) and not _leaks(str(info.value))
+    error = QueryError(f"made anywhere: 'postgresql://root:{PASSWORD}@db/x?api_key={TOKEN}'")
+    assert str(error) == "made anywhere: 'postgresql://root:***@db/x?api_key=***'"
+
+
 @pytest.fixture
 def secret_url(postgres_url):
     """The test PostgreSQL server (trust authentication ignores the password) with secrets."""

@@ -31,6 +31,8 @@ Messages say what was wrong, the value received (file, row, column) and how to f
 
 from __future__ import annotations
 
+from datakiln._secrets import redact_text
+
 __all__ = [
     "ConnectionFailedError",
     "ConstraintError",
@@ -55,7 +57,14 @@ __all__ = [
 
 
 class DatakilnError(Exception):
-    """Root of every error datakiln raises on purpose."""
+    """Root of every error datakiln raises on purpose.
+
+    Its text never shows a password or token: URLs in the message are masked
+    (:func:`datakiln._secrets.redact_text`), whoever built the message.
+    """
+
+    def __str__(self) -> str:
+        return redact_text(super().__str__())
 
 
 class SourceError(DatakilnError):
