@@ -121,3 +121,63 @@ def test_cleaner_steps_keep_non_finite_values():
     with np.errstate(all="raise"):
         flagged = forest.fit(table).transform(table).to_arrow()
     assert flagged["__outlier"].null_count == 0
+
+
+def _evaluated(real_z: np.ndarray, synth_z: np.ndarray, **kwargs) -> tuple[dict, dict]:
+    rng = np.random.default_rng(1)
+    n = len(real_z)
+    tables = [pa.table({"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n),
+                        "z": pa.array(z, from_pandas=False)}) for z in (real_z, synth_z)]
+    report = datakiln.evaluate(*tables, **kwargs)
+    data = _strict_json(report.to_json())  # strict: no NaN or Infinity anywhere
+    return report.fidelity, next(c for c in data["fidelity"]["columns"] if c["column"] == "z")
+
+
+def test_evaluation_compares_non_finite_shares():
+    rng = np.random.default_rng(0)
+    real, synth = rng.normal(size=200), rng.normal(size=200)
+    real[:40] = np.inf  # 20% +inf in the real data, none in the synthetic data
+    real[40:50] = np.nan
+    synth[:30] = np.nan
+    synth[30:32] = -np.inf
+    fidelity, z = _evaluated(real, synth, detection=False)
+    assert z["non_finite_real"] == {"NaN": 0.05, "+inf": 0.2, "-inf": 0.0}
+    assert z["non_finite_synthetic"] == {"NaN": 0.15, "+inf": 0.0, "-inf": 0.01}
+    # TV complement over {NaN, +inf, -inf, finite}: ½(0.1 + 0.2 + 0.01 + |0.75 - 0.84|) = 0.2
+    assert z["non_finite_similarity"] == pytest.approx(0.8)
+    assert fidelity["non_finite_values"] == pytest.approx(0.9)  # mean over "a" (1.0) and "z"
+    assert z["metric"] == "KSComplement" and 0 < z["score"] <= 1
+    assert sum(z["distribution"]["real"]) == pytest.approx(1.0)  # finite values only, all binned
+    assert all(np.isfinite(z["distribution"]["edges"]))
+
+
+def test_evaluation_of_an_all_infinite_column():
+    inf = np.full(60, np.inf)
+    fidelity, same = _evaluated(inf, inf, detection=False)
+    assert same["metric"] == "TVComplement" and same["score"] == 1.0 and "no finite values" in same["note"]
+    assert same["distribution"] == {"type": "bars", "labels": ["+inf"], "real": [1.0], "synthetic": [1.0]}
+    _, apart = _evaluated(inf, np.random.default_rng(0).normal(size=60))
+    assert apart["score"] == 0.0 and apart["non_finite_similarity"] == 0.0
+    assert apart["distribution"]["labels"] == ["finite", "+inf"]
+    assert fidelity["score"] is not None and np.isfinite(fidelity["score"])
+
+
+def test_privacy_and_detection_encode_non_finite_values():
+    real = np.arange(120) * 10.0
+    real[::4] = np.inf
+    synth = real + 5.0  # every finite value halfway between two real ones: no copies
+    report = datakiln.evaluate(pa.table({"z": pa.array(real, from_pandas=False)}),
+                               pa.table({"z": pa.array(synth, from_pandas=False)}))
+    assert 0.5 <= report.fidelity["detection_auc"] <= 1.0
+    # distances scale by the finite range (an infinite range made every finite row look equal)
+    low, high = real[np.isfinite(real)].min(), real[np.isfinite(real)].max()
+    assert report.privacy["dcr_synthetic_median"] == pytest.approx(5.0 / (high - low), rel=1e-5)
+    from datakiln.evaluation._columns import RowEncoder, column_roles
+
+    table = pa.table({"z": pa.array([0.0, 1.0, np.nan, np.inf, -np.inf, None], from_pandas=False)})
+    ds = datakiln.Dataset.from_arrow(table)
+    embedded = RowEncoder(column_roles(ds, []), table).embedding(table)
+    distance = np.linalg.norm(embedded[:, None] - embedded[None], axis=2)
+    assert distance[0, 1] == pytest.approx(1.0)  # the finite range is [0, 1]
+    assert distance[2:, 2:][~np.eye(4, dtype=bool)] == pytest.approx(np.ones(12))  # classes 1 apart
+    assert distance[0, 2:] == pytest.approx(np.ones(4))

@@ -27,7 +27,7 @@ from datakiln.dataset.dataset import Dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
 from datakiln.schema import numeric_values as numbers
 
-__all__ = ["ColumnRoles", "RowEncoder", "column_roles", "numbers"]
+__all__ = ["ColumnRoles", "RowEncoder", "column_roles", "fit_ready", "numbers"]
 
 _CONTINUOUS_KINDS = {"numeric", "integer", "datetime", "numerical"}
 _DISCRETE_KINDS = {"categorical", "boolean", "ordinal"}
@@ -115,7 +115,7 @@ class RowEncoder:
                 self.vocab[name] = counts.field("values").take(pa.array(order))
             else:
                 x = numbers(real[name])
-                x = x[~np.isnan(x)]
+                x = x[np.isfinite(x)]
                 low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
                 self.scale[name] = (low, high - low if high > low else 1.0)
 
@@ -140,7 +140,12 @@ class RowEncoder:
         return matrix, np.array([self.roles[c] == "discrete" for c in names])
 
     def embedding(self, table: pa.Table) -> np.ndarray:
-        """Rows in a space where Euclidean distance is Gower-like (see the module docstring)."""
+        """Rows in a space where Euclidean distance is Gower-like (see the module docstring).
+
+        A continuous value is its scaled number plus a one-hot of its class (finite, null,
+        NaN, +inf, -inf) scaled so that two different classes are 1 apart, as a category
+        mismatch is; a non-finite value's number is 0.
+        """
         parts: list[np.ndarray] = []
         for name in self.columns:
             if self.roles[name] == "discrete":
@@ -151,10 +156,29 @@ class RowEncoder:
                 parts.append(onehot)
             else:
                 low, width = self.scale[name]
-                x = (numbers(table[name]) - low) / width
-                missing = np.isnan(x)
-                parts.append(np.column_stack([np.where(missing, 0.0, x), missing]).astype(np.float32))
+                raw = numbers(table[name])
+                null = np.asarray(table[name].is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                finite = np.isfinite(raw)
+                state = np.select([finite, null, np.isnan(raw), raw > 0], [0, 1, 2, 3], 4)
+                onehot = np.zeros((len(raw), 5), dtype=np.float32)
+                onehot[np.arange(len(raw)), state] = np.sqrt(0.5)
+                x = np.where(finite, (raw - low) / width, 0.0)
+                parts.append(np.column_stack([x, onehot]).astype(np.float32))
         return np.hstack(parts) if parts else np.zeros((table.num_rows, 0), dtype=np.float32)
+
+
+def fit_ready(x: np.ndarray) -> np.ndarray:
+    """A model matrix scikit-learn can fit: columns without any present value become 0.
+
+    (HistGradientBoosting cannot bin a feature that is missing in every row; a constant
+    carries the same lack of information.)
+    """
+    empty = np.isnan(x).all(axis=0) if len(x) else np.zeros(x.shape[1], dtype=bool)
+    if not empty.any():
+        return x
+    x = x.copy()
+    x[:, empty] = 0.0
+    return x
 
 
 def jsonable(value: Any) -> Any:

@@ -15,7 +15,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from datakiln.evaluation._columns import RowEncoder
+from datakiln.evaluation._columns import RowEncoder, fit_ready
 from datakiln.evaluation._stats import take_rows
 
 __all__ = ["detection_auc"]
@@ -30,7 +30,7 @@ def detection_auc(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, *, r
         return {"auc": None, "interval": None, "rows": size, "folds": folds}
     real_x, mask = encoder.model_matrix(take_rows(real, size, rng))
     synth_x, _ = encoder.model_matrix(take_rows(synthetic, size, rng))
-    x = np.vstack([real_x, synth_x])
+    x = fit_ready(np.vstack([real_x, synth_x]))
     y = np.r_[np.zeros(len(real_x)), np.ones(len(synth_x))]
     scores = []
     splitter = StratifiedKFold(folds, shuffle=True, random_state=int(rng.integers(2**31)))

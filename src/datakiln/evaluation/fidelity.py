@@ -17,6 +17,13 @@ compared with theirs:
 - the overall **score** is the mean of the two; missing-value similarity
   ``1 - |null share real - null share synth|`` and range / category coverage are reported
   per column beside them.
+- **non-finite values** (NaN, +inf, -inf in float columns) are compared like missing
+  values: their shares of all rows on each side, and the TV complement over
+  {NaN, +inf, -inf, other} as ``non_finite_similarity`` per continuous column (averaged as
+  ``non_finite_values``). The KS statistic, histograms, ranges and correlations use the
+  finite values; a column without finite values on one side is scored by the TV
+  complement over its value classes (finite, NaN, +inf, -inf) and plotted as bars, and a
+  column with no values at all on one side gets no shape score but a ``note``.
 
 Everything is streamed: a first pass over each table counts categories and nulls, finds
 ranges and keeps a uniform row sample; a second pass fills histograms, contingency tables
@@ -61,7 +68,23 @@ class FirstPass:
     counts: dict[str, dict[Any, int]] = field(default_factory=dict)
     low: dict[str, float] = field(default_factory=dict)
     high: dict[str, float] = field(default_factory=dict)
+    special: dict[str, np.ndarray] = field(default_factory=dict)  # [NaN, +inf, -inf] counts
     sample: RowSample | None = None
+
+    def finite(self, name: str) -> int:
+        """Rows of ``name`` that hold a finite value (neither null nor NaN nor ±inf)."""
+        return self.rows - self.nulls[name] - int(self.special.get(name, np.zeros(3)).sum())
+
+
+SPECIAL = ("NaN", "+inf", "-inf")
+
+
+def _special_counts(column: pa.ChunkedArray | pa.Array, x: np.ndarray) -> np.ndarray:
+    """[NaN, +inf, -inf] counts of a column whose values (nulls as NaN) are ``x``."""
+    if not pa.types.is_floating(column.type) or np.isfinite(x).sum() + column.null_count == len(x):
+        return np.zeros(3, dtype=np.int64)
+    return np.array([int(np.isnan(x).sum()) - column.null_count, int(np.sum(x == np.inf)),
+                     int(np.sum(x == -np.inf))], dtype=np.int64)
 
 
 def both(fn: Callable[[Any], Any], first: Any, second: Any) -> tuple[Any, Any]:
@@ -75,7 +98,8 @@ def first_pass(dataset: Dataset, roles: ColumnRoles, sample_rows: int, seed: int
                memory_budget: int | None, on_progress: Callable[[int], None] | None = None) -> FirstPass:
     """Stream ``dataset`` once: exact counts per category, null counts, ranges, a row sample."""
     result = FirstPass(nulls=dict.fromkeys(dataset.columns, 0),
-                       counts={n: {} for n in roles.discrete}, sample=RowSample(sample_rows))
+                       counts={n: {} for n in roles.discrete}, sample=RowSample(sample_rows),
+                       special={n: np.zeros(3, dtype=np.int64) for n in roles.continuous})
     rng = np.random.default_rng([seed, 7])
 
     def partial(table: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
@@ -83,13 +107,14 @@ def first_pass(dataset: Dataset, roles: ColumnRoles, sample_rows: int, seed: int
         for name in roles.discrete:
             summary = pc.value_counts(plain(table[name]).drop_null())
             counts[name] = (summary.field("values").to_pylist(), summary.field("counts").to_pylist())
-        ranges = {}
+        ranges, special = {}, {}
         for name in roles.continuous:
             x = numbers(table[name])
-            x = x[~np.isnan(x)]
+            special[name] = _special_counts(table[name], x)
+            x = x[np.isfinite(x)]
             if x.size:
                 ranges[name] = (float(x.min()), float(x.max()))
-        return table, {"counts": counts, "ranges": ranges}
+        return table, {"counts": counts, "ranges": ranges, "special": special}
 
     for table, part in dataset._tables(partial, memory_budget=memory_budget):
         result.rows += table.num_rows
@@ -99,6 +124,8 @@ def first_pass(dataset: Dataset, roles: ColumnRoles, sample_rows: int, seed: int
             seen = result.counts[name]
             for value, count in zip(values, counts):
                 seen[value] = seen.get(value, 0) + count
+        for name, counts in part["special"].items():
+            result.special[name] += counts
         for name, (low, high) in part["ranges"].items():
             result.low[name] = min(low, result.low.get(name, low))
             result.high[name] = max(high, result.high.get(name, high))
@@ -128,7 +155,9 @@ class _Layout:
 
     def codes(self, table: pa.Table, name: str, side: str) -> np.ndarray:
         if self.roles.roles[name] == "continuous":
-            return np.digitize(numbers(table[name]), self.pair_edges[side][name]).astype(np.int64)
+            x = numbers(table[name])
+            x = np.where(np.isfinite(x), x, np.nan)  # NaN and ±inf share the null cell
+            return np.digitize(x, self.pair_edges[side][name]).astype(np.int64)
         column = plain(table[name])
         lookup = pa.array(self.vocab[name], type=column.type)
         index = pc.index_in(column, value_set=lookup).to_numpy(zero_copy_only=False)
@@ -150,7 +179,7 @@ def _layout(roles: ColumnRoles, real: FirstPass, synthetic: FirstPass) -> _Layou
         for side in (real, synthetic):
             if side.sample is not None and side.sample.table is not None:
                 x = numbers(side.sample.table[name])
-                pooled.append(x[~np.isnan(x)])
+                pooled.append(x[np.isfinite(x)])
         edges = np.unique(np.concatenate(pooled)) if pooled else np.zeros(0)
         if edges.size > MAX_EDGES:
             edges = edges[np.linspace(0, edges.size - 1, MAX_EDGES).round().astype(np.int64)]  # sorted
@@ -197,6 +226,7 @@ def _second_pass_batch(layout: _Layout, table: pa.Table, side: str) -> _SecondPa
     scaled = {}
     for name in continuous:
         x = numbers(table[name])
+        x = np.where(np.isfinite(x), x, np.nan)  # NaN and ±inf are compared apart, like nulls
         ordered = np.sort(x[~np.isnan(x)])  # sorting once beats a binary search per value
         out.ks[name] = np.searchsorted(ordered, layout.ks_edges[name], side="right")  # counts ≤ edge
         below = np.searchsorted(ordered, layout.plot_edges[name][1:-1], side="left")
@@ -309,9 +339,32 @@ def column_pair_trends(layout: _Layout, real: _SecondPass, synthetic: _SecondPas
     return out
 
 
+def _value_classes(first: FirstPass, name: str) -> dict[str, int]:
+    """Rows of a continuous column by class: finite, NaN, +inf, -inf, null."""
+    special = first.special.get(name, np.zeros(3, dtype=np.int64))
+    return {"finite": first.finite(name), **{k: int(v) for k, v in zip(SPECIAL, special)},
+            "null": first.nulls[name]}
+
+
+def _class_bars(real_first: FirstPass, synth_first: FirstPass, name: str) -> dict[str, Any]:
+    """Bars of the value classes present on either side (shares of all rows)."""
+    real, synth = _value_classes(real_first, name), _value_classes(synth_first, name)
+    labels = [k for k in real if real[k] or synth[k]]
+    return {"type": "bars", "labels": labels,
+            "real": [real[k] / max(real_first.rows, 1) for k in labels],
+            "synthetic": [synth[k] / max(synth_first.rows, 1) for k in labels]}
+
+
 def _distribution(layout: _Layout, name: str, real_first: FirstPass, synth_first: FirstPass,
                   real: _SecondPass, synthetic: _SecondPass) -> dict[str, Any]:
-    """What the report plots for one column: shares per bin or per top category."""
+    """What the report plots for one column: shares per bin or per top category.
+
+    A continuous column without finite values on one side is drawn as bars of its value
+    classes (finite, NaN, +inf, -inf, null); a discrete one without values as its null share.
+    """
+    if layout.roles.roles[name] == "continuous" and not (real_first.finite(name)
+                                                         and synth_first.finite(name)):
+        return _class_bars(real_first, synth_first, name)
     if layout.roles.roles[name] == "continuous":
         r, s = real.plot[name], synthetic.plot[name]
         return {"type": "histogram", "edges": layout.plot_edges[name].tolist(),
@@ -319,6 +372,10 @@ def _distribution(layout: _Layout, name: str, real_first: FirstPass, synth_first
     counts_r, counts_s = real_first.counts[name], synth_first.counts[name]
     n_r, n_s = max(sum(counts_r.values()), 1), max(sum(counts_s.values()), 1)
     top = layout.vocab[name][:PLOT_CATEGORIES]
+    if not top:  # no value on either side: the null shares, never an empty plot
+        return {"type": "bars", "labels": ["null"],
+                "real": [real_first.nulls[name] / max(real_first.rows, 1)],
+                "synthetic": [synth_first.nulls[name] / max(synth_first.rows, 1)]}
     shares_r = [counts_r.get(v, 0) / n_r for v in top]
     shares_s = [counts_s.get(v, 0) / n_s for v in top]
     labels = [str(v) for v in jsonable(top)]
@@ -340,20 +397,45 @@ def column_shapes(layout: _Layout, real_first: FirstPass, synth_first: FirstPass
                                   "missing_real": null_real, "missing_synthetic": null_synth,
                                   "missing_similarity": 1 - abs(null_real - null_synth)}
         if role == "continuous":
+            record.update(_non_finite_record(real_first, synth_first, name))
+            n_real, n_synth = real_first.finite(name), synth_first.finite(name)
             record["metric"] = "KSComplement"
-            record["score"] = _ks_complement(real.ks[name], synthetic.ks[name],
-                                             real_first.rows - real_first.nulls[name],
-                                             synth_first.rows - synth_first.nulls[name])
+            record["score"] = _ks_complement(real.ks[name], synthetic.ks[name], n_real, n_synth)
             record["coverage"] = _range_coverage(real_first, synth_first, name)
+            if not (n_real and n_synth):
+                classes = [{k: v for k, v in _value_classes(first, name).items() if k != "null"}
+                           for first in (real_first, synth_first)]
+                record["metric"] = "TVComplement"
+                record["score"] = _tv_complement(*classes)
+                record["note"] = (f"no finite values in the {_sides(n_real, n_synth)} data: compared "
+                                  "by the shares of finite, NaN, +inf and -inf values")
         else:
             record["metric"] = "TVComplement"
             record["score"] = _tv_complement(real_first.counts[name], synth_first.counts[name])
             seen = real_first.counts[name]
             record["coverage"] = (sum(1 for v in seen if synth_first.counts[name].get(v)) / len(seen)
                                   if seen else None)
+        if record["score"] is None:
+            present = (real_first.rows - real_first.nulls[name], synth_first.rows - synth_first.nulls[name])
+            record["note"] = (f"every value is missing in the {_sides(*present)} data: no shape score; "
+                              "see the missing-value similarity")
         record["distribution"] = _distribution(layout, name, real_first, synth_first, real, synthetic)
         out.append(record)
     return out
+
+
+def _sides(real: int, synthetic: int) -> str:
+    """Which side lacks something: 'real', 'synthetic' or 'real and synthetic'."""
+    return " and ".join(side for side, n in (("real", real), ("synthetic", synthetic)) if not n)
+
+
+def _non_finite_record(real: FirstPass, synthetic: FirstPass, name: str) -> dict[str, Any]:
+    """Shares of NaN, +inf and -inf among all rows on each side, and their TV complement."""
+    shares = [first.special[name] / first.rows if first.rows else np.zeros(3) for first in (real, synthetic)]
+    gap = np.abs(shares[0] - shares[1]).sum() + abs(shares[0].sum() - shares[1].sum())
+    return {"non_finite_real": dict(zip(SPECIAL, shares[0].tolist())),
+            "non_finite_synthetic": dict(zip(SPECIAL, shares[1].tolist())),
+            "non_finite_similarity": float(1 - gap / 2)}
 
 
 def _range_coverage(real: FirstPass, synthetic: FirstPass, name: str) -> float | None:
@@ -390,5 +472,7 @@ def fidelity_scores(roles: ColumnRoles, real: Dataset, synthetic: Dataset, real_
         trends = every_pair
     return {"score": _mean([shapes, trends]), "column_shapes": shapes, "column_pair_trends": trends,
             "column_pair_trends_all_pairs": every_pair,
-            "missing_values": _mean([c["missing_similarity"] for c in columns]), "coverage": coverage,
+            "missing_values": _mean([c["missing_similarity"] for c in columns]),
+            "non_finite_values": _mean([c.get("non_finite_similarity") for c in columns]),
+            "coverage": coverage,
             "columns": columns, "pairs": pairs}

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import EmptySourceError, InvalidArgumentError
 from datakiln.evaluation._columns import RowEncoder, column_roles, jsonable
@@ -112,6 +114,8 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
     >>> report.fidelity["score"], report.to_html("report.html")  # doctest: +SKIP
     """
     started = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise InvalidArgumentError(f"seed must be a whole number from 0 to 4294967295, got {seed!r}")
     rows = 50_000 if sample_rows is None else int(sample_rows)
     if rows < 10:
         raise InvalidArgumentError(f"sample_rows must be at least 10, got {sample_rows!r}")

@@ -20,10 +20,12 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score
 
 from datakiln.errors import InvalidArgumentError
-from datakiln.evaluation._columns import RowEncoder, numbers
+from datakiln.evaluation._columns import RowEncoder, fit_ready, numbers
 from datakiln.evaluation._stats import bootstrap_interval, take_rows
 
 __all__ = ["ml_utility"]
+
+MIN_TEST_ROWS = 20  # fewer real test rows than this: the section says its numbers mean little
 
 
 def _labels(encoder: RowEncoder, table: pa.Table, target: str) -> np.ndarray:
@@ -51,10 +53,15 @@ def _f1_scores(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> np.
     return np.where(denominator > 0, 2 * hits / np.maximum(denominator, 1), 0.0)
 
 
-def _classification(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, minority: float,
+def _classification(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, minority: float | None,
                     rng: np.random.Generator) -> dict[str, Any]:
     predicted = classes[np.argmax(proba, axis=1)]
-    minority_index = int(np.searchsorted(classes, minority))
+    minority_index = None if minority is None else int(np.searchsorted(classes, minority))
+
+    def minority_f1(index: np.ndarray) -> float:
+        if minority_index is None:
+            raise ValueError("the real data has no class to call the minority")
+        return float(_f1_scores(y[index], predicted[index], classes)[minority_index])
 
     def auc(index: np.ndarray) -> float:
         if len(classes) == 2:
@@ -71,7 +78,7 @@ def _classification(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, minor
     metrics = {
         "accuracy": lambda i: float(np.mean(y[i] == predicted[i])),
         "macro_f1": macro_f1,
-        "minority_f1": lambda i: float(_f1_scores(y[i], predicted[i], classes)[minority_index]),
+        "minority_f1": minority_f1,
         "roc_auc": auc,
     }
     out: dict[str, Any] = {}
@@ -121,14 +128,21 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
     minority, classes = None, np.zeros(0)
     if task == "classification":
         values, counts = np.unique(real_y[~np.isnan(real_y)], return_counts=True)
-        minority = float(values[np.argmin(counts)])
-        classes = np.union1d(values, test_y)  # every class the models may meet, once for all three
+        minority = float(values[np.argmin(counts)]) if len(values) else None
+        synth_y = _labels(encoder, synthetic, target)
+        # every class the models may meet or predict, once for all three
+        classes = np.union1d(np.union1d(values, test_y), synth_y[~np.isnan(synth_y)])
     models: dict[str, Any] = {}
     for name, parts in (("real", [real]), ("synthetic", [synthetic]), ("augmented", [real, synthetic])):
         xs, ys = zip(*[(encoder.model_matrix(t, exclude=(target,))[0], _labels(encoder, t, target))
                        for t in parts])
         x, y = np.vstack(xs), np.concatenate(ys)
-        x, y = x[~np.isnan(y)], y[~np.isnan(y)]
+        x, y = fit_ready(x[~np.isnan(y)]), y[~np.isnan(y)]
+        if len(test_y) == 0:
+            models[name] = {"trained_rows": int(len(y)), "error": f"no test rows with a {target!r} "
+                            f"value (the real data has {real.num_rows + holdout.num_rows} row(s)); "
+                            "pass more real rows or a holdout"}
+            continue
         if len(np.unique(y)) < (2 if task == "classification" else 1):
             models[name] = {"trained_rows": int(len(y)), "error": "fewer than two target values"}
             continue
@@ -144,11 +158,15 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
             metrics = _regression(test_y, model.predict(test_x), rng)
         models[name] = {"trained_rows": int(len(y)), **metrics}
     headline = "roc_auc" if task == "classification" else "r2"
+    note = None
+    if len(test_y) < MIN_TEST_ROWS:
+        note = (f"only {len(test_y)} real test row(s) with a {target!r} value: too few for the scores "
+                f"to mean much (aim for {MIN_TEST_ROWS} or more; pass a holdout)")
     real_score = models.get("real", {}).get(headline)
     synth_score = models.get("synthetic", {}).get(headline)
     augmented_score = models.get("augmented", {}).get(headline)
     return {"target": target, "task": task, "model": "HistGradientBoosting", "test_rows": int(len(test_y)),
-            "holdout": holdout_source, "headline_metric": headline,
+            "holdout": holdout_source, "headline_metric": headline, "note": note,
             "minority_class": _class_name(encoder, target, minority),
             "real": models.get("real"), "synthetic": models.get("synthetic"),
             "augmented": models.get("augmented"),

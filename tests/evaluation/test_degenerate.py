@@ -1,0 +1,58 @@
+"""Legal but degenerate inputs to ``evaluate`` (issue 12 item 7): a result or a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+import datakiln
+from datakiln.cli.app import app
+from datakiln.errors import InvalidArgumentError
+
+
+def _table(n: int = 80, seed: int = 0, **extra: pa.Array) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.table({"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n), **extra})
+
+
+@pytest.mark.parametrize("dtype", [pa.float64(), pa.string(), pa.null()], ids=str)
+def test_all_null_column_gets_a_note_not_a_crash(dtype):
+    real = _table(z=pa.nulls(80, dtype))
+    synth = _table(seed=1, z=pa.nulls(80, dtype))
+    # detection and utility fit HistGradientBoosting, which cannot bin an all-missing feature
+    report = datakiln.evaluate(real, synth, target="b", detection=dtype == pa.float64())
+    z = next(c for c in json.loads(report.to_json())["fidelity"]["columns"] if c["column"] == "z")
+    assert z["score"] is None and "every value is missing in the real and synthetic data" in z["note"]
+    assert z["missing_similarity"] == 1.0
+    assert z["distribution"]["labels"] and z["distribution"]["real"] == [1.0]  # never an empty plot
+    assert report.utility["real"]["roc_auc"] is not None
+    if dtype == pa.float64():
+        assert 0.5 <= report.fidelity["detection_auc"] <= 1.0
+
+
+def test_one_row_real_table_with_a_target():
+    report = datakiln.evaluate(_table(1), _table(60, seed=1), target="b", detection=False)
+    utility = report.utility
+    assert "too few" in utility["note"] and utility["test_rows"] == 1
+    assert utility["real"]["trained_rows"] == 0 and "error" in utility["real"]
+    assert utility["synthetic"]["trained_rows"] == 60
+    json.loads(report.to_json())
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5])
+def test_bad_seed_is_a_clear_error(seed):
+    with pytest.raises(InvalidArgumentError, match="seed must be a whole number"):
+        datakiln.evaluate(_table(), _table(seed=1), seed=seed)
+
+
+def test_cli_bad_seed_exits_2(tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(_table(), tmp_path / "r.parquet")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.parquet"), str(tmp_path / "r.parquet"),
+                                      "--seed", "-1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
