@@ -270,3 +270,20 @@ def test_cli_fit_min_category_count_and_text_options_in_the_summary(tmp_path):
     assert "left out" in flat
     model = load(tmp_path / "m.kiln")
     assert model.min_category_count == 10 and model.output_schema().names == ["city", "size"]
+
+
+def test_version_2_model_files_still_load(tmp_path):
+    from datakiln.synth import read_model, write_model
+
+    table = _zipf_table(rows=1_000, values=8)
+    path = tmp_path / "m.kiln"
+    model = GaussianCopula(by=None).fit(table)
+    model.save(path)
+    data = read_model(path)
+    data.payload["state_version"] = 2
+    for key in ("pool", "withheld", "avoid"):
+        del data.payload["state"][key]
+    for component in data.payload["state"]["components"]:
+        del component["nonfinite"]
+    write_model(path, data)
+    assert load(path).sample(2_000, seed=3).equals(model.sample(2_000, seed=3))
