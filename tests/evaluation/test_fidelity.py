@@ -8,13 +8,20 @@ import datakiln
 from datakiln.errors import InvalidArgumentError, SchemaError
 
 
-def _sdmetrics_quality(real: pa.Table, synthetic: pa.Table, report) -> tuple[float, float, float]:
-    from sdmetrics.reports.single_table.quality_report import QualityReport  # a dev dependency
+def _sdmetrics_quality(real: pa.Table, synthetic: pa.Table) -> tuple[float, float, float]:
+    """SDMetrics' QualityReport with column types SDMetrics detects itself, never datakiln's roles.
 
+    sdmetrics 0.32 (without SDV) detects metadata in ``SingleTableMetric._validate_inputs``
+    when a metric gets none: sdtypes from the pandas dtype kinds of the real data.
+    """
+    from sdmetrics.reports.single_table.quality_report import QualityReport  # a dev dependency
+    from sdmetrics.single_table.base import SingleTableMetric
+
+    real_frame, synthetic_frame = real.to_pandas(), synthetic.to_pandas()
+    detected = SingleTableMetric._validate_inputs(real_frame, synthetic_frame)[2]
+    metadata = {"columns": detected["tables"]["table"]["columns"]}
     quality = QualityReport()
-    sdtypes = {"continuous": "numerical", "discrete": "categorical"}
-    metadata = {"columns": {c["column"]: {"sdtype": sdtypes[c["role"]]} for c in report.fidelity["columns"]}}
-    quality.generate(real.to_pandas(), synthetic.to_pandas(), metadata, verbose=False)
+    quality.generate(real_frame, synthetic_frame, metadata, verbose=False)
     scores = quality.get_properties().set_index("Property")["Score"]
     return quality.get_score(), scores["Column Shapes"], scores["Column Pair Trends"]
 
@@ -40,7 +47,7 @@ def _noised(table: pa.Table, seed: int) -> pa.Table:
 def test_agrees_with_sdmetrics_quality_report(adult, adult_synthetic, which):
     synthetic = adult_synthetic if which == "copula" else _noised(adult, 3)
     report = datakiln.evaluate(adult, synthetic, detection=False, privacy=False)
-    score, shapes, trends = _sdmetrics_quality(adult, synthetic, report)
+    score, shapes, trends = _sdmetrics_quality(adult, synthetic)
     assert abs(report.fidelity["column_shapes"] - shapes) < 0.01
     assert abs(report.fidelity["column_pair_trends"] - trends) < 0.01
     assert abs(report.fidelity["score"] - score) < 0.01
