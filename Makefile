@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TORCH  ?= torch==2.13.0
 
 .PHONY: demo test test-all bench lint clean
 
@@ -10,7 +11,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -qq --upgrade pip
 
+# the exact local torch build first; the `torch` extra only states a range (torch>=2.3)
 $(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -qq '$(TORCH)'
 	$(BIN)/pip install -qq -e '.[sql,dev,torch]'
 	touch $(STAMP)
 

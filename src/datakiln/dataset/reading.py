@@ -9,6 +9,7 @@ and databases alike.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from datakiln.dataset.dataset import Dataset
 from datakiln.errors import InvalidArgumentError
 from datakiln.io import open_source
 from datakiln.io._secrets import redact_url
+
+log = logging.getLogger(__name__)
 
 __all__ = ["read", "read_sql"]
 
@@ -89,8 +92,10 @@ def read(
         options = {k: v for k, v in options.items() if v is not None}
         return read_sql(str(path), table=table, query=query, schema=schema,
                         memory_budget=memory_budget, **options)
-    return Dataset(open_source(path, format=format, **options), kinds=schema,
-                   memory_budget=memory_budget)
+    dataset = Dataset(open_source(path, format=format, **options), kinds=schema,
+                      memory_budget=memory_budget)
+    log.info("read %s as %s", dataset.source.name, type(dataset.source).__name__)
+    return dataset
 
 
 def read_sql(

@@ -9,6 +9,7 @@ Detection, utility and privacy work on the stated samples and carry 95% interval
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from datakiln.io.write import write_text_atomic
 from datakiln.units import parse_bytes
 
 __all__ = ["EvaluationReport", "evaluate"]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -171,4 +173,6 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
             "holdout_rows": None if holdout_ds is None else holdout_first.rows,
             "sample_rows": rows, "seed": seed, "compared_columns": names, "skipped_columns": roles.skipped,
             "target": target, "seconds": time.perf_counter() - started}
+    log.info("evaluated %s synthetic against %s real rows in %.1f s (fidelity %.3f)",
+             f"{synth_first.rows:,}", f"{real_first.rows:,}", info["seconds"], fidelity["score"])
     return EvaluationReport(fidelity=fidelity, utility=utility, privacy=privacy_section, info=info)

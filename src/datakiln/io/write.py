@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import logging
 import os
 import urllib.parse
 import uuid
@@ -39,6 +40,7 @@ from datakiln.io._output import (
     write_manifest,
 )
 
+log = logging.getLogger(__name__)
 __all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "recover_output",
            "source_inputs", "write_tables"]
 
@@ -275,6 +277,8 @@ def write_tables(
     result.files = [str(target / p.relative_to(temp)) if as_directory else str(target)
                     for p in files]
     result.bytes = sum(os.path.getsize(f) for f in result.files)
+    log.info("wrote %s rows to %s (%s, %d file(s), %s bytes)", f"{result.rows:,}", result.path, format,
+             len(result.files), f"{result.bytes:,}")
     return result
 
 

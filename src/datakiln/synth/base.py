@@ -15,7 +15,9 @@ plus NumPy arrays) and registers itself with :func:`register`.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -24,6 +26,8 @@ import pyarrow as pa
 
 from datakiln.errors import InvalidArgumentError, ModelFormatError
 from datakiln.synth.modelfile import ModelData, read_model, write_model
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "load", "register"]
 
@@ -71,10 +75,13 @@ class Synthesizer:
 
         self.schema_ = schema_of(data)
         self._on_progress = on_progress
+        started = time.perf_counter()
+        log.info("fitting %s on %d columns", type(self).__name__, len(self.schema_))
         try:
             self._fit(data)
         finally:
             self._on_progress = None
+        log.info("fitted %s in %.2f s", type(self).__name__, time.perf_counter() - started)
         return self
 
     def _check_sample_args(self, n: int, conditions: dict[str, Any] | None) -> None:
@@ -91,6 +98,8 @@ class Synthesizer:
                seed: int | None = None) -> pa.Table:
         """``n`` new rows with the training schema; ``conditions`` fix or bound columns."""
         self._check_sample_args(n, conditions)
+        log.info("sampling %s rows from %s (conditions on: %s)", f"{int(n):,}", type(self).__name__,
+                 ", ".join(conditions or {}) or "none")
         table = self._sample(int(n), dict(conditions or {}), np.random.default_rng(seed))
         schema = self.output_schema()
         return table.select(schema.names).cast(schema)
@@ -103,6 +112,8 @@ class Synthesizer:
             raise InvalidArgumentError(f"batch_rows must be at least 1, got {batch_rows!r}")
         schema = self.output_schema()
         rng = np.random.default_rng(seed)
+        log.info("sampling %s rows from %s in batches of %s (conditions on: %s)", f"{int(n):,}",
+                 type(self).__name__, f"{int(batch_rows):,}", ", ".join(conditions or {}) or "none")
         for table in self._batches(int(n), int(batch_rows), dict(conditions or {}), rng):
             yield table.select(schema.names).cast(schema)
 
