@@ -13,7 +13,9 @@ data or the operations differ:
 - **Functions** given to ``map_batches``: their byte code and constants, default
   arguments, closure values and the globals they read, recursively. A value that cannot
   be identified (an open connection, a fitted model, a random generator) raises
-  :class:`Unidentifiable`; the cache then asks for ``key=``.
+  :class:`Unidentifiable`; the cache then asks for ``key=``. Functions of installed
+  libraries and the standard library count by their module, name and the library's
+  version (their code changes with the version, not with the user's edits).
 - **SQL queries**: their statement and parameters (the content behind them is unknown:
   the cache asks for ``key=`` or ``refresh=True``).
 """
@@ -25,6 +27,8 @@ import enum
 import functools
 import hashlib
 import os
+import sys
+import sysconfig
 import types
 import weakref
 from collections.abc import Iterator
@@ -166,6 +170,22 @@ def _code_text(code: types.CodeType) -> str:
             f"{digest},{consts},{code.co_names},{code.co_varnames})")
 
 
+_LIBRARY_ROOTS = tuple({os.path.realpath(sysconfig.get_paths()[name])
+                        for name in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def _library_function(fn: types.FunctionType) -> str | None:
+    """``module.qualname==version`` for a function of an installed library or the standard
+    library, None for the caller's own code (identified by content)."""
+    module = sys.modules.get(fn.__module__ or "")
+    path = os.path.realpath(getattr(module, "__file__", None) or "")
+    if not path or not path.startswith(_LIBRARY_ROOTS):
+        return None
+    top = (fn.__module__ or "").split(".", 1)[0]
+    version = getattr(sys.modules.get(top), "__version__", "")
+    return f"{fn.__module__}.{fn.__qualname__}=={version}"
+
+
 def function_identity(fn: Any, _seen: frozenset[int] = frozenset()) -> str:
     """SHA-256 (hex) of a function's code, defaults, closure values and the globals it reads.
 
@@ -185,6 +205,9 @@ def _callable_text(fn: Any, seen: frozenset[int]) -> str:
     if not isinstance(fn, types.FunctionType):
         raise Unidentifiable(f"the callable {type(fn).__qualname__} object")
     name = f"{fn.__module__}.{fn.__qualname__}"
+    library = _library_function(fn)
+    if library is not None:
+        return f"libfn({library})"
     if id(fn) in seen:  # recursion: the name stands for the function being identified
         return f"recursive({name})"
     seen = seen | {id(fn)}
