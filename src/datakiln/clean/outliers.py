@@ -92,12 +92,14 @@ class Outliers(Step):
         drop = None
         for name, (low, high) in self.fences_.items():
             column = table[name]
-            outside = pc.fill_null(pc.or_(pc.less(column, low), pc.greater(column, high)), False)
+            # compared as float64 (unsafe: int64 past 2**53 rounds instead of failing the cast)
+            numbers = pc.cast(column, pa.float64(), safe=False)
+            outside = pc.fill_null(pc.or_(pc.less(numbers, low), pc.greater(numbers, high)), False)
             report.count(name, f"outliers ({self.method})", count_true(outside))
             if self.action == "flag":
                 table = table.append_column(name + FLAG, outside)
             elif self.action == "clip":
-                clipped = pc.max_element_wise(pc.min_element_wise(pc.cast(column, pa.float64()), high), low)
+                clipped = pc.max_element_wise(pc.min_element_wise(numbers, high), low)
                 if pa.types.is_integer(column.type):
                     clipped = pc.round(clipped)
                 table = table.set_column(table.schema.get_field_index(name), name,
