@@ -164,3 +164,16 @@ def test_fingerprints_ignore_paths_and_mtimes_but_see_content(tmp_path):
     assert before == datakiln.read(tmp_path / "b" / "moved.csv").fingerprint
     csv.write_text(body[:-2] + "8\n")  # the last value changes, the size does not
     assert datakiln.read(csv).fingerprint != before
+
+
+def test_library_functions_count_by_name_and_version(small, tmp_path):
+    from textwrap import dedent  # a standard-library function read as a global
+
+    def labelled(t):
+        return pa.table({"a": t["a"], "s": [dedent("  x")] * t.num_rows})
+
+    target = tmp_path / "c.arrow"
+    assert small.map_batches(labelled).cache(target).to_arrow()["s"][0].as_py() == "x"
+    stamp = _stamp(target)
+    small.map_batches(labelled).cache(target)
+    assert _stamp(target) == stamp  # dedent's own globals (a compiled regex) are not inspected

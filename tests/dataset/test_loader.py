@@ -500,3 +500,21 @@ def test_sql_source_larger_than_the_budget_is_streamed(sqlite_url):
     seen = np.concatenate(_epoch(loader))
     assert sorted(seen.tolist()) == list(range(40_000))
     assert not ds.loader(500, memory_budget="64MB").streaming
+
+
+def test_the_dataset_layer_never_imports_integrations():
+    """Layers look down: integrations/torch wraps the loader (it registers the torch format)."""
+    import ast
+    from pathlib import Path
+
+    import datakiln.dataset
+
+    for path in Path(datakiln.dataset.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.startswith("datakiln.integrations") for n in names), path.name
+    import torch
+
+    batch = next(iter(datakiln.from_arrow(pa.table({"i": np.arange(5)})).loader(5, format="torch")))
+    assert isinstance(batch["i"], torch.Tensor)  # the format still works, through the hook
