@@ -248,11 +248,16 @@ def _check_vocab(state: dict[str, Any], roles: dict[str, str], schema: pa.Schema
     categorical = {n for n, r in roles.items() if r == "categorical"}
     if set(vocab) != categorical:
         raise _fail("vocab", f"must hold the categorical columns {sorted(categorical)}, got {sorted(vocab)}")
-    pools = state.get("pool", {}) if isinstance(state.get("pool", {}), dict) else {}
+    pools = _mapping(state.get("pool", {}), "pool")  # their entries: datakiln.synth._vocab
+    for name in ("withheld", "avoid"):
+        _mapping(state.get(name, {}), name)
     sizes = {}
     for name, values in vocab.items():
         if not isinstance(values, list):
             raise _fail(f"vocab.{name}", f"must be a list of values, got {type(values).__name__}")
+        if any(v is None for v in values) or len(set(map(repr, values))) < len(values):
+            raise _fail(f"vocab.{name}", "must list distinct values, none of them null (nulls are "
+                                         "modelled by the null shares)")
         dtype = schema.field(name).type
         plain = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
         try:
