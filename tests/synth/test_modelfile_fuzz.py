@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.synth.test_modelfile import copula_table, repack
+from tests.synth._modelfiles import copula_table, repack
 
 from datakiln.errors import ModelFormatError
 from datakiln.schema import numeric_values
