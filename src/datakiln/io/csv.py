@@ -15,6 +15,7 @@ import codecs
 import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ _SPLITTABLE_ENCODINGS = {"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-885
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 #: the longest first line looked for when sniffing (a longer one needs ``infer_bytes``)
 _FIRST_LINE_LIMIT = 128 * 1024 * 1024
+_SCAN_BLOCK = 16 * 1024 * 1024
 _BOM = codecs.BOM_UTF8
 _UTF8 = ("utf-8", "utf8", "utf-8-sig")
 
@@ -232,18 +234,20 @@ class CsvSource(Source):
         the first newline when the first line is longer), decoded, byte-order mark dropped."""
         try:
             with self._open(path) as stream:
-                data = stream.read(size)
-                while len(data) >= size and b"\n" not in data:
-                    more = stream.read(size)
-                    if not more:
+                parts = [stream.read(size)]
+                total = len(parts[0])
+                while total >= size and b"\n" not in parts[-1]:
+                    parts.append(stream.read(max(size, 1 << 22)))
+                    total += len(parts[-1])
+                    if not parts[-1]:
                         break
-                    data += more
-                    if len(data) > max(size, _FIRST_LINE_LIMIT):
+                    if total > max(size, _FIRST_LINE_LIMIT):
                         raise ParseError(
-                            f"{path!r}: the first line is longer than "
-                            f"{format_bytes(len(data))} with no line break; if this is a "
-                            "delimited text file, pass infer_bytes= larger than its first "
-                            "line, otherwise pass the right format=")
+                            f"{path!r}: the first line is longer than {format_bytes(total)} "
+                            "with no line break; if this is a delimited text file, pass "
+                            "infer_bytes= larger than its first line, otherwise pass the "
+                            "right format=")
+                data = b"".join(parts)
         except (OSError, pa.ArrowException) as exc:
             raise read_failure(path, exc) from exc
         if data.startswith(_BOM) and self.encoding.lower().replace("_", "-") in _UTF8:
@@ -342,14 +346,15 @@ class CsvSource(Source):
     # -- parsing ----------------------------------------------------------------------------
     def _parse(self, data: bytes | Any, encoding: str, *, skip_header: bool, where: str,
                types: Mapping[str, pa.DataType] | None, offset: int = 0,
-               record: bool = True) -> pa.Table:
+               record: bool = True, lines: int | None = None) -> pa.Table:
         """Parse CSV bytes (or a file) into a finished table; ``record`` counts skipped rows.
 
         Bytes get a final newline when they lack one, are parsed again as one Arrow block
         when a line is longer than Arrow's block, and a quote left open at the end of a line
         (which Arrow would silently run on into the next lines) is an error naming the line,
         or a skipped row under ``on_bad_rows="skip"``. A file handle instead raises
-        :class:`_NeedsRanges` in those cases, so :meth:`read_all` reads by byte ranges.
+        :class:`_NeedsRanges` in those cases, so :meth:`read_all` reads by byte ranges;
+        it passes the file's newline count as ``lines`` (``None`` when it holds no quote).
         """
         read_options = self._read_options(skip_header=skip_header)
         if encoding != self.encoding:
@@ -377,8 +382,9 @@ class CsvSource(Source):
                                       offset, bad) from exc
             except OSError as exc:
                 raise read_failure(where, exc) from exc
-            if self.newlines_in_values or (in_memory and self.dialect.quotechar.encode()
-                                           not in data) or _open_quote_row(table) is None:
+            if in_memory:
+                lines = data.count(b"\n") if self.dialect.quotechar.encode() in data else None
+            if not self._merged_lines(table, lines, skip_header, skipped):
                 break
             if not in_memory:
                 raise _NeedsRanges
@@ -390,6 +396,20 @@ class CsvSource(Source):
                 self.stats.record(where, line, text)
             self._locate_skipped(where, data if in_memory else None, offset)
         return self._finish(table)
+
+    def _merged_lines(self, table: pa.Table, lines: int | None, skip_header: bool,
+                      skipped: list[str]) -> bool:
+        """Whether a quote left open merged lines into a value. Without line breaks in
+        values every line is a row, so the cheap test is counting: fewer rows than newlines
+        (or a line break in the last value: the last newline swallowed) needs a look at the
+        values, which also clears blank lines (rows Arrow drops) of suspicion."""
+        if self.newlines_in_values or lines is None:
+            return False
+        if any("\n" in text or "\r" in text for text in skipped):
+            return True  # a merged row with a wrong field count, skipped
+        suspect = table.num_rows + int(skip_header) + len(skipped) != lines or (
+            table.num_rows > 0 and _open_quote_row(table.slice(table.num_rows - 1)) is not None)
+        return suspect and _open_quote_row(table) is not None
 
     def _drop_open_quote(self, data: bytes, encoding: str, where: str, offset: int,
                          removed: list[tuple[int | None, str]]) -> bytes:
@@ -525,9 +545,12 @@ class CsvSource(Source):
         its last newline and parsed like a byte range of an uncompressed file."""
         position, rest = 0, b""
         try:
-            with self._open(path) as stream:
+            with self._open(path) as stream, ThreadPoolExecutor(1) as ahead:
+                pending = ahead.submit(stream.read, self.block_bytes)  # decompress ahead
                 while True:
-                    block = stream.read(self.block_bytes)
+                    block = pending.result()
+                    if block:
+                        pending = ahead.submit(stream.read, self.block_bytes)
                     data = rest + block
                     if block and b"\n" in data:
                         cut = data.rindex(b"\n") + 1
@@ -608,14 +631,21 @@ class CsvSource(Source):
             return super().read_all(columns, filter)
         self.stats.reset()
         tables = []
+        quote = self.dialect.quotechar.encode()
         try:
-            for path, size in zip(self.files.paths, self.files.sizes):
+            for path in self.files.paths:
                 with self.files.filesystem.open_input_file(path) as handle:
-                    if size == 0 or handle.read_at(1, size - 1) not in (b"\n", b"\r"):
-                        raise _NeedsRanges
+                    lines, quoted, last = 0, False, b""
+                    while block := handle.read(_SCAN_BLOCK):
+                        lines += block.count(b"\n")
+                        quoted = quoted or quote in block
+                        last = block[-1:]
+                    if last not in (b"\n", b"\r"):
+                        raise _NeedsRanges  # no final newline: the ranges add it
                     handle.seek(0)
                     table = self._parse(handle, self.encoding, skip_header=self.dialect.header,
-                                        where=path, types=self._types())
+                                        where=path, types=self._types(),
+                                        lines=lines if quoted else None)
                 tables.append(apply_pushdown(table, columns, filter))
         except _NeedsRanges:
             return super().read_all(columns, filter)
