@@ -67,16 +67,17 @@ def test_padded_ranks_get_equal_full_batches(numbered, world_size):
         assert set(np.nonzero(counts == 2)[0].tolist()) == set(order[:repeated].tolist())
 
 
-@pytest.mark.parametrize("even_batches", ["pad", "spread", "drop_last"])
+@pytest.mark.parametrize("even_batches", ["default", "pad", "spread", "drop_last"])
 def test_803_rows_8_ranks_never_a_zero_row_batch(even_batches):
     """The reported case: 803 rows, batches of 100, 8 ranks (5 ranks got an empty batch)."""
     ds = datakiln.from_arrow(pa.table({"i": np.arange(803)}))
-    options = {"drop_last": True} if even_batches == "drop_last" else {"even_batches": even_batches}
+    options = ({"drop_last": True} if even_batches == "drop_last" else {} if even_batches == "default"
+               else {"even_batches": even_batches})
     per_rank = [_epoch(ds.loader(100, seed=0, rank=r, world_size=8, **options)) for r in range(8)]
     sizes = [[b.size for b in batches] for batches in per_rank]
     assert min(min(s) for s in sizes) > 0
     seen = np.concatenate([np.concatenate(b) for b in per_rank])
-    if even_batches == "pad":
+    if even_batches in ("pad", "default"):  # pad is the default for world_size > 1
         assert sizes == [[100, 100]] * 8 and set(seen.tolist()) == set(range(803))
     elif even_batches == "spread":
         assert sizes == [[100, 1]] * 3 + [[100]] * 5 and sorted(seen.tolist()) == list(range(803))
@@ -472,17 +473,17 @@ def test_memory_budget_compares_decoded_not_compressed_bytes(tmp_path):
     """A tiny zstd Parquet file that decodes to many MB streams under a small budget."""
     import pyarrow.parquet as pq
 
-    from datakiln.dataset._size import decoded_bytes
-
     table = pa.table({"zero": np.zeros(1_000_000, dtype=np.int64),
                       "step": np.repeat(np.arange(1000), 1000)})
     pq.write_table(table, tmp_path / "z.parquet", compression="zstd", row_group_size=100_000)
     assert (tmp_path / "z.parquet").stat().st_size < 100_000 and table.nbytes == 16_000_000
     ds = datakiln.read(tmp_path / "z.parquet")
-    assert 0.9 * table.nbytes <= decoded_bytes(ds, 10_000) <= 1.5 * table.nbytes
     loader = ds.loader(1000, memory_budget="4MB")
     assert loader.streaming  # 16 MB decoded: not loaded whole under a 4 MB budget
     assert not ds.loader(1000, memory_budget="64MB").streaming
+    from datakiln.dataset._size import decoded_bytes
+
+    assert 0.9 * table.nbytes <= decoded_bytes(ds, 10_000) <= 1.5 * table.nbytes
 
 
 def test_sql_source_larger_than_the_budget_is_streamed(sqlite_url):
