@@ -170,6 +170,10 @@ def test_torch_batches_and_dataloader_workers_resume_exactly(numbered):
     got = [np.asarray(b["i"]) for b in tail]
     assert all(np.array_equal(a, b) for a, b in zip(got, full[5:], strict=True))
     assert len(got) == len(full) - 5
+    again = [np.asarray(b["i"]) for b in tail]  # the next pass: the resume point is used once
+    assert all(np.array_equal(a, b) for a, b in zip(again, full, strict=True))
+    resumed.load_state_dict({"epoch": 0, "batches": 5})  # a new resume point counts again
+    assert len([b for b in tail]) == len(full) - 5
 
 
 def test_shuffle_quality_of_the_keyed_order():

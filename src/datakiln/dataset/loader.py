@@ -173,6 +173,7 @@ class Loader:
                 check()
         self.epoch = 0
         self._skip = 0
+        self._resume = 0  # counts load_state_dict calls: worker copies tell resume points apart
         self._stats = LoaderStats()
         table = _random_access_table(dataset, self.memory_budget)
         self.streaming = table is None
@@ -258,6 +259,7 @@ class Loader:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume where ``state`` stopped (same seed, batch size and world size)."""
         self.epoch, self._skip = int(state["epoch"]), int(state["batches"])
+        self._resume += 1
 
     def stats(self) -> dict[str, Any]:
         """Batches, rows, seconds, rows/s and time to first batch of the current pass."""

@@ -18,7 +18,9 @@ below. torch itself is imported on first use, never by ``import datakiln``.
   DataLoader takes them round-robin, so the batch sequence is the loader's own whatever
   ``k`` is: no duplicates, nothing lost, and a resumed epoch continues exactly even after
   changing the number of workers. Iterated through a DataLoader of your own with workers,
-  the loader in this process does not see the progress: use :func:`data_loader`.
+  the loader in this process does not see the progress (use :func:`data_loader` for
+  ``state_dict``); a resume point still serves one pass only (the workers mark it used in
+  shared memory).
 """
 
 from __future__ import annotations
@@ -77,15 +79,31 @@ def iterable_dataset(loader: Loader) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.loader = loader
+            # shared with the worker processes: (resume number, pass) that used the resume point
+            self.used = torch.full((2,), -1, dtype=torch.int64).share_memory_()
 
         def __len__(self) -> int:
             return len(self.loader) - self.loader._skip
 
         def __iter__(self) -> Iterator[Any]:
             info = torch.utils.data.get_worker_info()
-            workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+            if info is None:  # in this process: the loader consumes its resume point itself
+                workers, worker = 1, 0
+            else:
+                workers, worker = info.num_workers, info.id
+                self._skip_once((info.seed - info.id) % 2**62)  # the same for the pass's workers
             for batch in self.loader._iter_shard(worker, workers):
                 yield to_tensors(batch) if self.loader.format == "numpy" else batch
+
+        def _skip_once(self, run: int) -> None:
+            """A worker's loader is a copy taken as the pass starts, so the parent's resume
+            point stays set: it counts for the first pass that starts from it only."""
+            if not self.loader._skip:
+                return
+            if int(self.used[0]) == self.loader._resume and int(self.used[1]) != run:
+                self.loader._skip = 0  # an earlier pass resumed from it already
+            else:
+                self.used[0], self.used[1] = self.loader._resume, run
 
     return _Batches()
 
