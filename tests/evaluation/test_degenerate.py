@@ -53,6 +53,19 @@ def test_cli_bad_seed_exits_2(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(_table(), tmp_path / "r.parquet")
-    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.parquet"), str(tmp_path / "r.parquet"),
-                                      "--seed", "-1"])
+    result = CliRunner().invoke(app, ["evaluate", "--real", str(tmp_path / "r.parquet"), "--synthetic",
+                                      str(tmp_path / "r.parquet"), "--seed", "-1"])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_cli_one_row_real_table_with_a_target(tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(_table(1, z=pa.nulls(1, pa.float64())), tmp_path / "real.parquet")
+    pq.write_table(_table(60, seed=1, z=pa.nulls(60, pa.float64())), tmp_path / "synth.parquet")
+    result = CliRunner().invoke(app, ["evaluate", "--real", str(tmp_path / "real.parquet"), "--synthetic",
+                                      str(tmp_path / "synth.parquet"), "--target", "b"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.replace("│", " ").split())  # cells may wrap onto more lines
+    assert "no ratio: no real score" in text and "ratio 0.000" not in text
+    assert "too few for the scores" in text

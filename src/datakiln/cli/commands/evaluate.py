@@ -23,10 +23,11 @@ def summary_table(report: Any, title: str) -> Table:
             ("detection AUC", fidelity.get("detection_auc"), "0.5: real and synthetic look alike")]
     if utility:
         metric = utility["headline_metric"]
+        ratio, note = utility["synthetic_to_real_ratio"], utility.get("note")
         rows += [(f"{metric}, trained on real", (utility["real"] or {}).get(metric),
-                  f"tested on {utility['holdout']}"),
+                  f"tested on {utility['holdout']}" + (f"; {note}" if note else "")),
                  (f"{metric}, trained on synthetic", (utility["synthetic"] or {}).get(metric),
-                  f"ratio {utility['synthetic_to_real_ratio'] or 0:.3f} of real")]
+                  f"ratio {ratio:.3f} of real" if ratio is not None else "no ratio: no real score")]
     if privacy:
         rows += [("exact copies", privacy["exact_copy_rate"], "synthetic rows equal to a training row"),
                  ("closer than holdout median", privacy.get("dcr_share_closer_than_holdout"),
