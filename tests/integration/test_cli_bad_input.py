@@ -173,7 +173,7 @@ CASES: dict[str, Case] = {
     "negative_rows": lambda t, m: (["synth", "sample", str(m), "-n", "-5", "-o", str(t / "o.parquet")], 2,
                                    r"-5"),
 }
-XFAIL: dict[str, str] = {"model_is_a_directory": "fixed by issue 12 item 3 (model files checked on load)"}
+XFAIL: dict[str, str] = {}  # case name: "fixed by <item>" while another fix is pending
 
 
 def _text(path: Path) -> Path:
