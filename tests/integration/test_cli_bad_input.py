@@ -370,3 +370,50 @@ def test_debug_tracebacks_mask_passwords(people, monkeypatch):
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and "db.example" in result.stderr
         assert "hunter2" not in result.output
+
+
+# -- legal but degenerate data: a result or one clear line, never a traceback (issue 12 items 7, 14) --
+
+def _degenerate(tmp: Path) -> dict[str, Path]:
+    rows = "".join(f"{i},{i % 3},,{'rare' if i == 1 else 'common'}\n" for i in range(1, 41))
+    files = {"holes": "a,b,c,label\n" + rows, "one_row": "a,b\n1,2\n", "header_only": "a,b",
+             "null_target": "a,label\n" + "".join(f"{i},\n" for i in range(1, 31))}
+    paths = {}
+    for name, text in files.items():
+        paths[name] = tmp / f"{name}.csv"
+        paths[name].write_text(text)
+    return paths
+
+
+DEGENERATE: dict[str, tuple[list[str], int, str | None]] = {
+    # name: (arguments with {file} / {tmp} placeholders, exit code, regex of the one error line)
+    "evaluate_all_null_column": (["evaluate", "--real", "{holes}", "--synthetic", "{holes}"], 0, None),
+    "evaluate_one_row_with_target": (["evaluate", "--real", "{one_row}", "--synthetic", "{one_row}",
+                                      "--target", "b"], 0, None),
+    "split_stratify_all_null": (["split", "{holes}", "-o", "{tmp}/s1", "--stratify", "c"], 0, None),
+    "split_without_stratify": (["split", "{holes}", "-o", "{tmp}/s2"], 0, None),
+    "header_only_without_newline": (["inspect", "{header_only}"], 0, None),
+    "small_memory_budget": (["inspect", "{holes}", "--memory-budget", "200MB"], 0, None),
+    "balance_auto_class_of_one": (["balance", "{holes}", "-o", "{tmp}/b1.parquet", "--target", "label",
+                                   "--method", "auto"], 2, r"class 'rare' of 'label' has 1 row"),
+    "balance_class_below_k_neighbors": (["balance", "{holes}", "-o", "{tmp}/b2.parquet", "--target",
+                                         "label", "--method", "smote"], 2, r"class 'rare'.*k_neighbors"),
+    "balance_all_null_target": (["balance", "{null_target}", "-o", "{tmp}/b3.parquet", "--target",
+                                 "label"], 2, r"'label'.*single class"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEGENERATE))
+def test_degenerate_data_gives_a_result_or_one_clear_line(name, tmp_path):
+    paths = _degenerate(tmp_path)
+    template, code, pattern = DEGENERATE[name]
+    args = [a.replace("{tmp}", str(tmp_path)) for a in template]
+    args = [str(paths[a[1:-1]]) if a[1:-1] in paths else a for a in args]
+    result = runner.invoke(app, args)
+    if code == 2:
+        line = _assert_one_clean_line(result, 2)
+        assert re.search(pattern, line) and "'y'" not in line, line  # never imbalanced-learn's own name
+    else:
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output and "error" not in result.stderr
+    assert "None of None" not in result.output and "class None" not in result.output
