@@ -158,6 +158,9 @@ def test_evaluation_of_an_all_infinite_column():
     assert same["distribution"] == {"type": "bars", "labels": ["+inf"], "real": [1.0], "synthetic": [1.0]}
     _, apart = _evaluated(inf, np.random.default_rng(0).normal(size=60))
     assert apart["score"] == 0.0 and apart["non_finite_similarity"] == 0.0
+    assert apart["coverage"] is None  # no finite real range to cover
+    _, reverse = _evaluated(np.random.default_rng(0).normal(size=60), inf, detection=False)
+    assert reverse["coverage"] == 0.0 and reverse["score"] == 0.0
     assert apart["distribution"]["labels"] == ["finite", "+inf"]
     assert fidelity["score"] is not None and np.isfinite(fidelity["score"])
 

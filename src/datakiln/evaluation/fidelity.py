@@ -439,9 +439,15 @@ def _non_finite_record(real: FirstPass, synthetic: FirstPass, name: str) -> dict
 
 
 def _range_coverage(real: FirstPass, synthetic: FirstPass, name: str) -> float | None:
-    """SDMetrics' RangeCoverage: how much of the real [min, max] the synthetic range spans."""
-    if name not in real.low or name not in synthetic.low:
+    """SDMetrics' RangeCoverage: how much of the real [min, max] the synthetic range spans.
+
+    ``None`` without finite real values; 0 when the synthetic data has none (all null or
+    non-finite) but the real data has some.
+    """
+    if name not in real.low:
         return None
+    if name not in synthetic.low:
+        return 0.0
     low, high = real.low[name], real.high[name]
     if high <= low:
         return 1.0 if synthetic.low[name] <= low <= synthetic.high[name] else 0.0
