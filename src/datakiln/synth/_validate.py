@@ -310,32 +310,34 @@ def _quantile_checks(state: dict[str, Any], schema: pa.Schema,
 
 
 def _check_quantiles(field: str, q: Any, name: str, ranges: Ranges, bounds: Bounds, gaps: Gaps,
-                     lows: dict[str, list[float]]) -> None:
+                     lows: dict[str, list[float]], all_missing: bool) -> None:
     if not isinstance(q, np.ndarray) or q.ndim != 1 or q.size < 2 or q.dtype.kind not in "iuf":
-        raise ModelFormatError(f"array {field!r} ({name!r}'s quantiles) must be a 1-D array of at least 2 "
-                               f"numbers, got {getattr(q, 'dtype', type(q).__name__)} "
+        raise ModelFormatError(f"array {field!r} (the quantiles of {name!r}) must be a 1-D array of at "
+                               f"least 2 numbers, got {getattr(q, 'dtype', type(q).__name__)} "
                                f"{getattr(q, 'shape', '')}")
     x = q.astype(np.float64)
     if not np.isfinite(x).all():
-        raise ModelFormatError(f"array {field!r} ({name!r}'s quantiles) holds NaN or infinity")
+        raise ModelFormatError(f"array {field!r} (the quantiles of {name!r}) holds NaN or infinity")
     if (np.diff(x) < 0).any():
-        raise ModelFormatError(f"array {field!r} ({name!r}'s quantiles) must be non-decreasing")
+        raise ModelFormatError(f"array {field!r} (the quantiles of {name!r}) must be non-decreasing")
     low, high = ranges[name]
+    if all_missing:  # no value in this component (the quantiles are placeholders): never sampled
+        bounds, gaps = {}, {}
     if name in gaps:  # the gap between the constraint's two columns, added to the lower one's value
         strict = gaps[name][1]
         if x[0] < 0 or (strict and x[0] <= 0):
-            raise ModelFormatError(f"array {field!r} ({name!r}'s gaps above {gaps[name][0]!r}) must be "
+            raise ModelFormatError(f"array {field!r} (the gaps of {name!r} above {gaps[name][0]!r}) must be "
                                    f"{'> 0' if strict else '>= 0'} to keep the constraint")
         low, high = low - min(lows.get(gaps[name][0], [0.0])), high - max(lows.get(gaps[name][0], [0.0]))
     if x[0] < low or x[-1] > high:
-        raise ModelFormatError(f"array {field!r} ({name!r}'s quantiles, {x[0]:.6g}..{x[-1]:.6g}) leaves the "
-                               f"range a column of its type holds ({low:.6g}..{high:.6g})")
+        raise ModelFormatError(f"array {field!r} (the quantiles of {name!r}, {x[0]:.6g}..{x[-1]:.6g}) "
+                               f"leaves the range a column of its type holds ({low:.6g}..{high:.6g})")
     if name in bounds:
         minimum, maximum, strict_min, strict_max = bounds[name]
         if x[0] < minimum or x[-1] > maximum or (strict_min and x[0] <= minimum) or (
                 strict_max and x[-1] >= maximum):
-            raise ModelFormatError(f"array {field!r} ({name!r}'s quantiles, {x[0]:.6g}..{x[-1]:.6g}) breaks "
-                                   f"the model's constraint on {name!r}")
+            raise ModelFormatError(f"array {field!r} (the quantiles of {name!r}, {x[0]:.6g}..{x[-1]:.6g}) "
+                                   f"breaks the model's constraint on {name!r}")
 
 
 def _check_correlation(field: str, matrix: Any, k: int) -> None:
@@ -406,9 +408,9 @@ def _check_component(i: int, part: Any, arrays: dict[str, np.ndarray], context: 
         if kinds[name] == "numeric":
             key = f"c{i}.q{j}"
             if key not in arrays:
-                raise ModelFormatError(f"array {key!r} ({name!r}'s quantiles) is missing")
+                raise ModelFormatError(f"array {key!r} (the quantiles of {name!r}) is missing")
             _check_quantiles(key, arrays[key], name, context["ranges"], context["bounds"], context["gaps"],
-                             context["lows"])
+                             context["lows"], shares[name] >= 1)
     _check_correlation(f"c{i}.correlation", arrays.get(f"c{i}.correlation"), len(columns))
     return float(weight)
 
