@@ -417,3 +417,20 @@ def test_degenerate_data_gives_a_result_or_one_clear_line(name, tmp_path):
         assert result.exit_code == 0, result.output
         assert "Traceback" not in result.output and "error" not in result.stderr
     assert "None of None" not in result.output and "class None" not in result.output
+
+
+@pytest.mark.parametrize(("conditions", "message"), [
+    ({"age": (60, 20)}, r"age=\(60, 20\) is an empty range.*write \(20, 60\)"),
+    ({"age": "old"}, r"cannot match column 'age' \(int64\): 'old' is not a number"),
+    ({"age": (30, "x")}, r"'x' is not a number"),
+    ({"age": (1, 2, 3)}, r"a value or a \(low, high\) pair"),
+])
+def test_sample_refuses_conditions_that_cannot_hold(conditions, message):
+    from datakiln.synth import GaussianCopula
+
+    model = GaussianCopula().fit(_people(200))
+    with pytest.raises(InvalidArgumentError, match=message):
+        model.sample(5, conditions=conditions, seed=0)
+    with pytest.raises(InvalidArgumentError, match=message):
+        next(model.sample_batches(5, conditions=conditions, seed=0))
+    assert model.sample(5, conditions={"age": (30, 30)}, seed=0)["age"].to_pylist() == [30] * 5

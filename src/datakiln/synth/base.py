@@ -29,6 +29,34 @@ from datakiln.synth.modelfile import ModelData, read_model, write_model
 
 log = logging.getLogger(__name__)
 
+
+def _check_condition(name: str, value: Any, dtype: pa.DataType) -> None:
+    """Refuse a condition that cannot hold: a value of the wrong type for a numeric or time
+    column, or an empty range (``(60, 20)`` gave every row 60 before)."""
+    is_range = isinstance(value, (tuple, list))
+    ends = list(value) if is_range else [value]
+    if is_range and len(ends) != 2:
+        raise InvalidArgumentError(f"the condition on {name!r} must be a value or a (low, high) pair, "
+                                   f"got {value!r}")
+    numeric = pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
+    if not (numeric or pa.types.is_temporal(dtype)):
+        return
+    typed = []
+    for end in ends:
+        if end is None:
+            typed.append(None)
+            continue
+        try:
+            typed.append(pa.array([end]).cast(dtype)[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            kind = "number" if numeric else "time"
+            raise InvalidArgumentError(f"the condition {name}={value!r} cannot match column {name!r} "
+                                       f"({dtype}): {end!r} is not a {kind} of that type; give a "
+                                       f"{kind} or a (low, high) range") from exc
+    if is_range and None not in typed and typed[0] > typed[1]:
+        raise InvalidArgumentError(f"the condition {name}={value!r} is an empty range (low end above "
+                                   f"high end); write ({ends[1]!r}, {ends[0]!r})")
+
 __all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "load", "register"]
 
 _MODELS: dict[str, type[Synthesizer]] = {}
@@ -93,6 +121,8 @@ class Synthesizer:
         if unknown:
             raise InvalidArgumentError(f"conditions name unknown columns {unknown}; the columns "
                                        f"are {self.schema_.names}")
+        for name, value in (conditions or {}).items():
+            _check_condition(name, value, self.schema_.field(name).type)
 
     def sample(self, n: int, conditions: dict[str, Any] | None = None,
                seed: int | None = None) -> pa.Table:
