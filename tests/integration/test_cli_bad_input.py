@@ -341,7 +341,9 @@ def _kiln(*args: str, code: str | None = None) -> subprocess.CompletedProcess[st
 
 def test_real_process_bad_input_exits_2_with_one_line(tmp_path):
     path = tmp_path / "a[/old]" / "x.csv"
-    done = _kiln("inspect", str(path))
+    script = Path(sys.executable).with_name("kiln")  # the installed console script, when there is one
+    done = (subprocess.run([str(script), "inspect", str(path)], capture_output=True, text=True, timeout=120)
+            if script.exists() else _kiln("inspect", str(path)))
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: SourceNotFoundError: ") and str(path) in lines[0]
