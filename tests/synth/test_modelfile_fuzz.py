@@ -80,10 +80,13 @@ def _edit_json(data, payload):
 
 
 def _edit_array(data, members) -> dict[str, np.ndarray]:
-    names = sorted(n.removeprefix("arrays/").removesuffix(".npy") for n in members if n.startswith("arrays/")
-                   and n != "arrays/__schema__.npy")
+    names = sorted(n.removeprefix("arrays/").removesuffix(".npy") for n in members if n.startswith("arrays/"))
     name = data.draw(st.sampled_from(names), label="array")
     array = np.load(io.BytesIO(members[f"arrays/{name}.npy"]))
+    if name == "__schema__":  # the training schema's Arrow bytes: flip a few
+        for _ in range(data.draw(st.integers(1, 3), label="flips")):
+            array[data.draw(st.integers(0, array.size - 1), label="at")] = data.draw(st.integers(0, 255))
+        return {name: array}
     how = data.draw(st.sampled_from(["element", "reshape", "cast", "shorten", "extend", "permute", "scale",
                                      "shift", "empty"]), label="edit")
     if how == "element":

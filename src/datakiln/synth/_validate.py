@@ -35,7 +35,8 @@ import pyarrow as pa
 
 from datakiln.errors import ModelFormatError
 
-__all__ = ["MAX_RATIO", "MAX_TOTAL_BYTES", "check_copula_state", "check_payload", "load_array", "read_member"]
+__all__ = ["MAX_RATIO", "MAX_TOTAL_BYTES", "check_copula_state", "check_payload", "check_schema",
+           "load_array", "read_member"]
 
 MAX_TOTAL_BYTES = 2 * 1024**3
 """Most bytes all members of a model file may inflate to together (2 GiB)."""
@@ -135,6 +136,24 @@ def check_payload(payload: Any, where: str) -> None:
     if bad is not None:
         raise ModelFormatError(f"{where!r}: field {bad.removeprefix('model.json.')!r} holds NaN or infinity; "
                                f"datakiln never writes one, so the file was edited")
+
+
+def check_schema(arrays: dict[str, np.ndarray], where: str) -> None:
+    """The ``__schema__`` array (the training schema, Arrow IPC bytes) must be a readable schema."""
+    if "__schema__" not in arrays:
+        return
+    raw = arrays["__schema__"]
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFormatError(f"{where!r}: array '__schema__' must be the bytes of an Arrow schema (uint8), "
+                               f"got {raw.dtype} {raw.shape}")
+    try:
+        schema = pa.ipc.read_schema(pa.py_buffer(raw.tobytes()))
+        [(field.name, str(field.type)) for field in schema]  # names and types must decode too
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ModelFormatError(f"{where!r}: array '__schema__' is not a readable Arrow schema "
+                               f"({exc})") from exc
+    if len(set(schema.names)) < len(schema.names):
+        raise ModelFormatError(f"{where!r}: array '__schema__' repeats a column name")
 
 
 # -- the Gaussian copula's state ------------------------------------------------------------------------

@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 
 from datakiln.errors import ModelFormatError, WriteError
-from datakiln.synth._validate import MAX_RATIO, MAX_TOTAL_BYTES, check_payload, load_array, read_member
+from datakiln.synth._validate import (
+    MAX_RATIO,
+    MAX_TOTAL_BYTES,
+    check_payload,
+    check_schema,
+    load_array,
+    read_member,
+)
 
 __all__ = ["FORMAT_VERSION", "MAX_RATIO", "MAX_TOTAL_BYTES", "ModelData", "read_model", "write_model"]
 
@@ -131,6 +138,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelData:
             raise ModelFormatError(f"{where!r}: unexpected member {name!r} (a model file holds "
                                    "manifest.json, model.json and arrays/*.npy)")
         arrays[name.removeprefix("arrays/").removesuffix(".npy")] = load_array(content, name, where)
+    check_schema(arrays, where)
     return ModelData(manifest["model"], payload, arrays, manifest["version"],
                      str(manifest.get("datakiln", "")))
 
