@@ -335,3 +335,17 @@ def test_no_import_cycle_between_balancer_and_the_per_class_path():
     tree = ast.parse(Path(streaming.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "datakiln.balancing.balancer" not in imported  # the report and checks live in _report
+
+
+def test_per_class_smoten_in_chunks(tmp_path, monkeypatch):
+    from datakiln.balancing import _streaming
+
+    monkeypatch.setattr(_streaming, "NEW_CHUNK", 2_000)  # several calls, each with its own seed
+    table = _mixed(seed=2).select(FEATURES["smoten"] + ["label"])
+    out, balancer = _per_class(table, "smoten", tmp_path)
+    counts = np.bincount(table["label"].to_numpy())
+    assert balancer.report_.counts_after == {str(k): int(counts.max()) for k in range(3)}
+    assert out.slice(0, table.num_rows).equals(table)  # the originals first, untouched
+    new = out.slice(table.num_rows)
+    for name in FEATURES["smoten"]:  # only categories seen in training
+        assert set(new[name].to_pylist()) <= set(table[name].to_pylist())

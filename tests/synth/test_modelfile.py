@@ -317,3 +317,12 @@ def test_legitimate_edge_models_still_load(tmp_path):
     sample = again.sample(3000, seed=2)
     assert sample.equals(model.sample(3000, seed=2))
     assert pc.min(sample["age"]).as_py() >= 18
+
+
+def test_unreadable_schema_bytes_are_refused(copula_file, tmp_path):
+    _, payload, members = unpack(copula_file)
+    garbage = np.frombuffer(b"\xff\xff\xff\xff" + bytes(range(60)), dtype=np.uint8).copy()
+    with pytest.raises(ModelFormatError, match="__schema__.*not a readable Arrow schema"):
+        load(repack(tmp_path / "m.kiln", payload, members, {"__schema__": garbage}))
+    with pytest.raises(ModelFormatError, match="__schema__.*uint8"):
+        load(repack(tmp_path / "m.kiln", payload, members, {"__schema__": garbage.astype(np.float64)}))
