@@ -326,3 +326,11 @@ def test_memory_budget_costs_a_read_by_the_file_size(tmp_path):
     with pytest.raises(MemoryBudgetError, match=r"big.csv.*memory budget is 10.0 MB"):
         list(datakiln.read(big, memory_budget="10MB").iter_batches())
     assert sum(b.num_rows for b in datakiln.read(big, memory_budget="40MB").iter_batches()) == 1_000_000
+
+
+def test_an_existing_name_with_glob_characters_is_read_literally(tmp_path):
+    literal = tmp_path / "s[1].csv"
+    literal.write_text("a\n1\n2\n")
+    (tmp_path / "s1.csv").write_text("a\n9\n")  # what the pattern s[1].csv would match
+    assert datakiln.read(literal).to_arrow()["a"].to_pylist() == [1, 2]
+    assert datakiln.read(str(tmp_path / "s[0-9].csv")).to_arrow()["a"].to_pylist() == [9]

@@ -77,7 +77,8 @@ def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
 
 
 def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.FileInfo], str | None]:
-    if any(ch in path for ch in "*?["):
+    # a file or directory whose name holds ``*?[`` is itself, not a pattern
+    if any(ch in path for ch in "*?[") and fs.get_file_info(path).type == pafs.FileType.NotFound:
         if isinstance(fs, pafs.LocalFileSystem):
             matches = sorted(globlib.glob(path, recursive=True))
         else:
