@@ -158,3 +158,23 @@ def test_encoders_round_trip_any_categories(values, kind):
     encoder = kind(["c"]).fit(table)
     back = encoder.inverse_transform(encoder.transform(table))
     assert back.equals(table)
+
+
+@pytest.mark.parametrize("kind", [StandardScaler, MinMaxScaler, RobustScaler])
+def test_scalers_take_int64_past_2_53(kind):
+    """Nanosecond ticks stored as int64 (~1.7e18): 9ae0d08 raised ArrowInvalid 'not in range'."""
+    rng = np.random.default_rng(0)
+    ticks = 1_700_000_000_000_000_000 + rng.integers(0, 10**15, 2_000)
+    table = pa.table({"t": pa.array([*ticks.tolist(), None], pa.int64()), "x": np.arange(2_001.0)})
+    scaler = kind().fit(table)
+    scaled = scaler.transform(table)
+    assert scaled["t"].type == pa.float64() and scaled["t"].null_count == 1
+    values = scaled["t"].to_numpy(zero_copy_only=False)[:-1]
+    expected = (ticks.astype(np.float64) - scaler.center_["t"]) / scaler.scale_["t"]
+    assert np.allclose(values, expected, rtol=1e-9, atol=1e-9)
+    back = scaler.inverse_transform(scaled)
+    assert back.schema.equals(table.schema) and back["t"][-1].as_py() is None
+    restored = np.array(back["t"].to_pylist()[:-1], dtype=np.int64)
+    # the documented tolerance: within 2**-50 of |x| (a few units in the last place of float64)
+    assert np.abs(restored - ticks).max() <= 2**-50 * ticks.max()
+    assert np.allclose(back["x"].to_numpy(), table["x"].to_numpy(), rtol=1e-12, atol=1e-9)

@@ -4,7 +4,11 @@ Statistics are streamed: mean and variance merge batch by batch (Chan et al.), m
 too; the robust scaler's median and interquartile range come from a uniform row sample
 (exact while the data has no more rows than ``sample_rows``). Scaled columns are float64;
 ``inverse_transform`` restores the original type: integers are rounded back exactly
-(while |x| < 2**53), floats agree to the last few bits.
+(while |x| < 2**53), floats agree to the last few bits. Integers past 2**53 (nanosecond
+timestamps stored as ints, large identifiers) are rounded to the nearest float64 on the way
+in, as :func:`datakiln.schema.numeric_values` does everywhere, and come back within a few
+units in the last place: ``|back - x| <= 2**-50 * |x|`` (under 2 µs for today's
+nanosecond ticks) instead of being refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pyarrow.compute as pc
 
 from datakiln.dataset._sketches import Moments, RowSample
 from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.schema import numeric_values
 from datakiln.transform.base import Transform, register, schema_of, type_from_string
 
 __all__ = ["MinMaxScaler", "RobustScaler", "StandardScaler"]
@@ -25,6 +30,20 @@ __all__ = ["MinMaxScaler", "RobustScaler", "StandardScaler"]
 
 def _is_numeric(dtype: pa.DataType) -> bool:
     return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
+
+
+def _floats(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """``column`` as a float64 Arrow array, nulls kept as nulls (NaN stays NaN).
+
+    The one conversion every scaler uses: :func:`datakiln.schema.numeric_values` rounds
+    integers past 2**53 to the nearest float64 where Arrow's safe cast would refuse them.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_float64(column.type):
+        return column
+    mask = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
+    return pa.array(numeric_values(column), type=pa.float64(), mask=mask)
 
 
 class _Scaler(Transform):
@@ -53,7 +72,7 @@ class _Scaler(Transform):
 
     def _forward(self, table: pa.Table) -> pa.Table:
         for name in self.columns_:
-            values = pc.cast(table[name], pa.float64())
+            values = _floats(table[name])
             scaled = pc.divide(pc.subtract(values, self.center_[name]), self.scale_[name])
             table = table.set_column(table.schema.get_field_index(name), name, scaled)
         return table
@@ -62,7 +81,7 @@ class _Scaler(Transform):
         for name in self.columns_:
             if name not in table.column_names:
                 continue
-            values = pc.add(pc.multiply(pc.cast(table[name], pa.float64()), self.scale_[name]),
+            values = pc.add(pc.multiply(_floats(table[name]), self.scale_[name]),
                             self.center_[name])
             table = table.set_column(table.schema.get_field_index(name), name,
                                      _restore(values, type_from_string(self.types_[name]), name))
@@ -101,8 +120,7 @@ class StandardScaler(_Scaler):
 
     def _fit_batch(self, table: pa.Table) -> None:
         for name in self.columns_:
-            self._moments[name].merge(Moments.of_array(
-                pc.cast(table[name], pa.float64()).combine_chunks()))
+            self._moments[name].merge(Moments.of_array(_floats(table[name])))
 
     def _fit_end(self) -> None:
         self.center_ = {c: m.mean if self.with_mean and m.n else 0.0 for c, m in self._moments.items()}
@@ -130,7 +148,7 @@ class MinMaxScaler(_Scaler):
 
     def _fit_batch(self, table: pa.Table) -> None:
         for name in self.columns_:
-            extremes = pc.min_max(pc.cast(table[name], pa.float64()))
+            extremes = pc.min_max(_floats(table[name]))
             low, high = extremes["min"].as_py(), extremes["max"].as_py()
             if low is not None:
                 seen = self._extremes[name]
@@ -174,7 +192,7 @@ class RobustScaler(_Scaler):
     def _fit_end(self) -> None:
         self.center_, self.scale_ = {}, {}
         for name in self.columns_:
-            values = (pc.cast(self._sample.table[name], pa.float64()).drop_null().to_numpy()
+            values = (_floats(self._sample.table[name]).drop_null().to_numpy()
                       if self._sample.table is not None else np.zeros(0))
             if values.size:
                 q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
