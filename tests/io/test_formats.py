@@ -179,3 +179,17 @@ def test_json_byte_order_mark_and_broken_gzip(tmp_path):
 def test_json_memory_budget_costs_the_file_not_a_block(tmp_path):
     path = _jsonl(tmp_path / "small.jsonl", [json.dumps({"a": i}) for i in range(100)])
     assert sum(b.num_rows for b in datakiln.read(path, memory_budget="2MB").iter_batches()) == 100
+
+
+def test_degenerate_json_lines(tmp_path):
+    (tmp_path / "fields.jsonl").write_text("{}\n{}\n")
+    with pytest.raises(EmptySourceError, match=r"fields.jsonl.*no fields"):
+        datakiln.read(tmp_path / "fields.jsonl")
+    (tmp_path / "open.jsonl").write_text("{")
+    with pytest.raises(EmptySourceError, match=r"open.jsonl.*no record"):
+        datakiln.read(tmp_path / "open.jsonl", on_bad_rows="skip")
+    with pytest.raises(ParseError, match=r"open.jsonl' line 1: invalid JSON"):
+        datakiln.read(tmp_path / "open.jsonl")
+    (tmp_path / "blank.jsonl").write_text('{"a": 1}\n\n\n' + "\n" * 50 + '{"a": 2}\n')
+    ds = datakiln.read(tmp_path / "blank.jsonl", block_bytes=8)
+    assert ds.to_arrow()["a"].to_pylist() == [1, 2] and ds.count() == 2

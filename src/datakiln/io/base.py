@@ -126,7 +126,8 @@ class Source:
 
     def count_rows(self) -> int:
         """Exact number of rows (formats with metadata answer without reading the data)."""
-        with contextlib.closing(self.read_tasks(columns=[self.schema.names[0]])) as tasks:
+        columns = self.schema.names[:1] or None
+        with contextlib.closing(self.read_tasks(columns=columns)) as tasks:
             return sum(task().num_rows for task in tasks)
 
     def __repr__(self) -> str:

@@ -117,6 +117,9 @@ class JsonSource(Source):
             if len(data) == size and b"\n" in data:
                 data = data[: data.rindex(b"\n") + 1]
             sample = self._parse_lines(data, path, None, first_line=1, record=False)
+        if not sample.column_names:
+            raise EmptySourceError(f"{path!r}: the first records have no fields ({{}}), so there "
+                                   "are no columns to read")
         return pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
                           for f in sample.schema])
 
@@ -134,7 +137,8 @@ class JsonSource(Source):
         """Parse newline-delimited records; ``first_line`` is the file line ``data`` starts
         on (found from ``offset`` when needed, on the error path only)."""
         try:
-            return self._arrow_lines(data, schema)
+            return self._arrow_lines(data, schema) if data.strip() else self._no_rows(path,
+                                                                                      schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             failure = exc
         if first_line is None:
@@ -155,10 +159,19 @@ class JsonSource(Source):
             if record:
                 self.stats.record(path, first_line + index, text)
             kept = b"\n".join(line for i, line in enumerate(lines) if i not in dropped)
+            if not kept.strip():
+                return self._no_rows(path, schema)
             try:
                 return self._arrow_lines(kept, schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 failure = exc
+
+    @staticmethod
+    def _no_rows(path: str, schema: pa.Schema | None) -> pa.Table:
+        if schema is None:
+            raise EmptySourceError(f"{path!r}: no record in the first lines is a valid JSON "
+                                   "object to learn the fields from; fix the file")
+        return schema.empty_table()
 
     def _bad_line(self, lines: list[bytes], dropped: set[int], schema: pa.Schema | None,
                   failure: Exception) -> tuple[int, str, type[SourceError] | type[SchemaError]]:
