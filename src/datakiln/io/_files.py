@@ -5,10 +5,13 @@ from __future__ import annotations
 import glob as globlib
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from datakiln._optional import import_optional
@@ -20,7 +23,7 @@ from datakiln.errors import (
     UnsupportedFormatError,
 )
 
-__all__ = ["FORMATS", "FileSet", "detect_format", "newline_ranges", "read_failure",
+__all__ = ["FORMATS", "FileSet", "detect_format", "newline_blocks", "newline_ranges", "read_failure",
            "resolve_files", "uncompressed_size"]
 
 #: format name -> file endings it is recognised by (compression endings are stripped first)
@@ -243,3 +246,35 @@ def newline_ranges(filesystem: pafs.FileSystem, path: str, size: int,
                 end += len(window)
             yield start, end
             start = end
+
+
+def newline_blocks(opener: Callable[[str], Any], path: str,
+                   block_bytes: int) -> Iterator[tuple[int, int, bytes]]:
+    """``(byte offset, line number, text)`` of a stream (a compressed file, decompressed)
+    in pieces of about ``block_bytes`` that each end just after a newline (the last one
+    where the stream ends). The next piece is read on a thread while the caller works."""
+    offset, line, rest = 0, 1, b""
+    try:
+        with opener(path) as stream, ThreadPoolExecutor(1) as ahead:
+            pending = ahead.submit(stream.read, block_bytes)
+            while True:
+                block = pending.result()
+                if block:
+                    pending = ahead.submit(stream.read, block_bytes)
+                data = rest + block
+                if block and b"\n" in data:
+                    cut = data.rindex(b"\n") + 1
+                    data, rest = data[:cut], data[cut:]
+                elif block:
+                    rest = data  # one line longer than a block: read on
+                    continue
+                else:
+                    rest = b""
+                if data:
+                    yield offset, line, data
+                offset += len(data)
+                line += data.count(b"\n")
+                if not block:
+                    return
+    except (OSError, pa.ArrowException) as exc:
+        raise read_failure(path, exc) from exc

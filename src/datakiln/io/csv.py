@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import codecs
 import io
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -30,33 +27,29 @@ from datakiln.errors import (
     ParseError,
     SchemaError,
     SchemaMismatchError,
-    SourceError,
 )
+from datakiln.io._csv_errors import CsvErrorsMixin
 from datakiln.io._files import (
     FileSet,
+    newline_blocks,
     newline_ranges,
     read_failure,
     split_compression,
     uncompressed_size,
 )
-from datakiln.io._lines import (
-    find_line,
-    first_bad_encoding_line,
-    line_at,
-    line_start,
-    split_line,
-    unclosed_quote,
+from datakiln.io._sniff import (
+    DEFAULT_NA_VALUES,
+    CsvDialect,
+    sniff_dialect,
+    split_rows,
+    unique_names,
 )
 from datakiln.io.base import ReadTask, SizeEstimate, Source, apply_pushdown
 from datakiln.units import format_bytes
 
 __all__ = ["DEFAULT_NA_VALUES", "CsvDialect", "CsvSource", "sniff_dialect"]
 
-#: markers read as missing unless ``na_values=`` says otherwise
-DEFAULT_NA_VALUES = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "?")
-_DELIMITERS = (",", "\t", ";", "|")
 _SPLITTABLE_ENCODINGS = {"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1", "cp1252"}
-_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 #: the longest first line looked for when sniffing (a longer one needs ``infer_bytes``)
 _FIRST_LINE_LIMIT = 128 * 1024 * 1024
 _SCAN_BLOCK = 16 * 1024 * 1024
@@ -64,90 +57,7 @@ _BOM = codecs.BOM_UTF8
 _UTF8 = ("utf-8", "utf8", "utf-8-sig")
 
 
-@dataclass(frozen=True)
-class CsvDialect:
-    """What sniffing decided: ``delimiter``, whether there is a ``header`` row, ``trim``."""
-
-    delimiter: str
-    header: bool
-    trim: bool
-    quotechar: str = '"'
-
-
-def _split_lines(lines: list[str], delimiter: str, quotechar: str) -> list[list[str]]:
-    return [split_line(line, delimiter, quotechar) for line in lines]
-
-
-def _guess_delimiter(lines: list[str], quotechar: str) -> str:
-    best, best_score = ",", (-1.0, 0)
-    for delimiter in _DELIMITERS:
-        widths = [len(row) for row in _split_lines(lines, delimiter, quotechar) if row]
-        if not widths:
-            continue
-        mode = max(set(widths), key=widths.count)
-        score = (widths.count(mode) / len(widths) if mode > 1 else 0.0, mode)
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
-
-
-def _looks_like_header(rows: list[list[str]], na_values: set[str]) -> bool:
-    """A first row is a header if it breaks a column's type or never recurs in its column."""
-    if len(rows) < 2:
-        return bool(rows) and not any(_NUMBER.match(v) for v in rows[0])
-    first, rest = rows[0], rows[1:]
-    if any(v.strip() in na_values or _NUMBER.match(v) for v in first):
-        return False
-    for index in range(len(first)):
-        below = [r[index].strip() for r in rest if index < len(r) and r[index].strip() not in na_values]
-        if below and all(_NUMBER.match(v) for v in below):
-            return True  # a text first row above a numeric column
-    seen = [{r[i].strip() for r in rest if i < len(r)} for i in range(len(first))]
-    return len(set(first)) == len(first) and all(v.strip() not in seen[i] for i, v in enumerate(first))
-
-
-def sniff_dialect(
-    text: str,
-    *,
-    delimiter: str | None = None,
-    header: bool | None = None,
-    trim: bool | str = "auto",
-    quotechar: str = '"',
-    na_values: Sequence[str] = DEFAULT_NA_VALUES,
-) -> CsvDialect:
-    """Guess delimiter, header and trimming from the first lines of a file.
-
-    Arguments that are given (not ``None`` / ``"auto"``) are kept as they are.
-
-    >>> sniff_dialect("39, State-gov, ?\\n50, Private, 13\\n")
-    CsvDialect(delimiter=',', header=False, trim=True, quotechar='"')
-    """
-    lines = [line for line in text.splitlines() if line.strip()][:200]
-    if not lines:
-        raise EmptySourceError("the file has no lines to read")
-    if delimiter is None:
-        delimiter = _guess_delimiter(lines, quotechar)
-    rows = _split_lines(lines, delimiter, quotechar)
-    if header is None:
-        header = _looks_like_header(rows[:100], set(na_values))
-    if trim == "auto":
-        trim = any(v != v.strip() and v.strip() for row in rows for v in row)
-    return CsvDialect(delimiter, bool(header), bool(trim), quotechar)
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    result, seen = [], set()
-    for index, name in enumerate(names):
-        name = name.strip() or f"column_{index}"
-        base, n = name, 1
-        while name in seen:
-            name, n = f"{base}_{n}", n + 1
-        seen.add(name)
-        result.append(name)
-    return result
-
-
-class CsvSource(Source):
+class CsvSource(CsvErrorsMixin, Source):
     """Delimited text files (CSV, TSV, ...) that share one set of columns.
 
     Parameters
@@ -266,7 +176,7 @@ class CsvSource(Source):
             ) from exc
 
     def _column_names(self, text: str, names: Sequence[str] | None) -> list[str]:
-        first = next(iter(_split_lines([line for line in text.splitlines() if line.strip()][:1],
+        first = next(iter(split_rows([line for line in text.splitlines() if line.strip()][:1],
                                        self.dialect.delimiter, self.dialect.quotechar)), [])
         if names is not None:
             names = [str(n) for n in names]
@@ -274,15 +184,15 @@ class CsvSource(Source):
                 raise SchemaError(
                     f"{len(names)} names were given but {self.files.paths[0]!r} has "
                     f"{len(first)} fields per line; give one name per field")
-            return _unique_names(names)
+            return unique_names(names)
         if self.dialect.header:
-            return _unique_names([v.strip() for v in first])
+            return unique_names([v.strip() for v in first])
         return [f"column_{i}" for i in range(len(first))]
 
     def _check_other_headers(self, names: Sequence[str] | None) -> None:
         for path in self.files.paths[1:]:
             text = self._sample_text(path, 64 * 1024)
-            first = _split_lines([next(line for line in text.splitlines() if line.strip())],
+            first = split_rows([next(line for line in text.splitlines() if line.strip())],
                                  self.dialect.delimiter, self.dialect.quotechar)[0]
             theirs = [v.strip() for v in first]
             if len(theirs) != len(self.names) or (
@@ -397,52 +307,6 @@ class CsvSource(Source):
             self._locate_skipped(where, data if in_memory else None, offset)
         return self._finish(table)
 
-    def _merged_lines(self, table: pa.Table, lines: int | None, skip_header: bool,
-                      skipped: list[str]) -> bool:
-        """Whether a quote left open merged lines into a value. Without line breaks in
-        values every line is a row, so the cheap test is counting: fewer rows than newlines
-        (or a line break in the last value: the last newline swallowed) needs a look at the
-        values, which also clears blank lines (rows Arrow drops) of suspicion."""
-        if self.newlines_in_values or lines is None:
-            return False
-        if any("\n" in text or "\r" in text for text in skipped):
-            return True  # a merged row with a wrong field count, skipped
-        suspect = table.num_rows + int(skip_header) + len(skipped) != lines or (
-            table.num_rows > 0 and _open_quote_row(table.slice(table.num_rows - 1)) is not None)
-        return suspect and _open_quote_row(table) is not None
-
-    def _drop_open_quote(self, data: bytes, encoding: str, where: str, offset: int,
-                         removed: list[tuple[int | None, str]]) -> bytes:
-        """``data`` without the line whose quote never closes; raises unless skipping."""
-        text = data.decode(encoding, "replace")
-        line = unclosed_quote(text, self.dialect.delimiter, self.dialect.quotechar,
-                              self.escapechar)
-        lines = data.split(b"\n")
-        if line is None or line > len(lines):
-            raise ParseError(f"{where!r}: a quoted value runs over a line break; fix the "
-                             "quoting, or pass newlines_in_values=True if values hold line "
-                             "breaks")
-        start = sum(len(part) + 1 for part in lines[:line - 1])
-        raw = lines[line - 1].decode(encoding, "replace").rstrip("\r")
-        number = line_at(self._open, where, offset + start) if offset else line
-        if self.on_bad_rows == "error":
-            raise ParseError(
-                f"{where!r} line {number}: a quoted value is not closed before the end of the "
-                f"line: {raw[:200]!r}; close the quote (write a quote inside a value as two "
-                "quotes), pass on_bad_rows='skip' to skip and count such rows, or "
-                "newlines_in_values=True if quoted values hold line breaks")
-        removed.append((number, raw))
-        return b"\n".join(lines[:line - 1] + lines[line:])
-
-    def _locate_skipped(self, where: str, data: bytes | None, offset: int) -> None:
-        """Fill in line numbers of skipped-row examples found in this chunk (or file)."""
-        for example in self.stats.examples:
-            if example["line"] is None and example["file"] == where:
-                needle = str(example["text"]).encode("utf-8", "replace")
-                if data is None or line_start(data, needle) >= 0:
-                    example["line"] = find_line(self._open, where, str(example["text"]), data,
-                                                 offset)
-
     def _finish(self, table: pa.Table) -> pa.Table:
         if not self.dialect.trim:
             return table
@@ -455,34 +319,6 @@ class CsvSource(Source):
                                     pa.scalar(None, column.type), column)
             columns.append(column)
         return pa.Table.from_arrays(columns, schema=table.schema)
-
-    def _translate(self, exc: Exception, where: str, data: bytes | None, offset: int,
-                   bad: list[tuple[Any, ...]]) -> SourceError:
-        """Turn an Arrow parse error into a datakiln error naming the file and line."""
-        message = str(exc)
-        if "UTF8" in message and "invalid" in message:
-            line = first_bad_encoding_line(where, self._open)
-            return EncodingError(
-                f"{where!r} line {line}: text is not valid {self.encoding}; pass the file's "
-                "encoding, e.g. encoding='latin-1'")
-        if "CSV parse error" in message and bad:
-            _, text, actual, expected = bad[0]  # Arrow's row number is per block: locate it
-            line = find_line(self._open, where, text, data, offset)
-            return ParseError(
-                f"{where!r} line {line}: expected {expected} fields, found {actual}: {text!r}; "
-                "fix the row, or pass on_bad_rows='skip' to skip and count such rows")
-        if "straddl" in message:
-            return ParseError(
-                f"{where!r} has a line longer than the block Arrow parses at a time (block_bytes="
-                f"{self.block_bytes:,}); pass block_bytes= larger than its longest line")
-        match = re.search(r"In CSV column #(\d+): (.*)", message)
-        if match:
-            column = self.names[int(match.group(1))]
-            return SchemaError(
-                f"{where!r} column {column!r}: {match.group(2)}; its type was inferred from the "
-                f"first rows of the file; pass column_types={{{column!r}: 'string'}} (or the "
-                "right type) to read it")
-        return ParseError(f"{where!r}: {message}")
 
     # -- Source API -------------------------------------------------------------------------
     @property
@@ -543,30 +379,8 @@ class CsvSource(Source):
                      columns: Sequence[str] | None, filter: pc.Expression | None) -> Iterator[ReadTask]:
         """A compressed file, ``block_bytes`` of decompressed text at a time, each cut after
         its last newline and parsed like a byte range of an uncompressed file."""
-        position, rest = 0, b""
-        try:
-            with self._open(path) as stream, ThreadPoolExecutor(1) as ahead:
-                pending = ahead.submit(stream.read, self.block_bytes)  # decompress ahead
-                while True:
-                    block = pending.result()
-                    if block:
-                        pending = ahead.submit(stream.read, self.block_bytes)
-                    data = rest + block
-                    if block and b"\n" in data:
-                        cut = data.rindex(b"\n") + 1
-                        data, rest = data[:cut], data[cut:]
-                    elif block:
-                        rest = data
-                        continue
-                    else:
-                        rest = b""
-                    if data:
-                        yield self._bytes_task(data, path, position, types, columns, filter)
-                    position += len(data)
-                    if not block:
-                        return
-        except (OSError, pa.ArrowException) as exc:
-            raise read_failure(path, exc) from exc
+        for offset, _, data in newline_blocks(self._open, path, self.block_bytes):
+            yield self._bytes_task(data, path, offset, types, columns, filter)
 
     def _bytes_task(self, data: bytes, path: str, offset: int, types: dict[str, pa.DataType],
                     columns: Sequence[str] | None, filter: pc.Expression | None) -> ReadTask:
@@ -675,17 +489,3 @@ def _as_type(name: str, value: Any) -> pa.DataType:
 
 class _NeedsRanges(Exception):
     """Internal: a whole-file parse met a case only byte-range parsing handles."""
-
-
-def _open_quote_row(table: pa.Table) -> int | None:
-    """Index of the first row with a line break in a text value, or ``None``."""
-    first = None
-    for column in table.columns:
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            continue
-        for needle in ("\n", "\r"):
-            hits = pc.match_substring(column, needle)
-            if pc.any(hits).as_py():
-                index = pc.index(hits, True).as_py()
-                first = index if first is None else min(first, index)
-    return first

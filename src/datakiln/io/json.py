@@ -32,6 +32,7 @@ from datakiln.errors import (
 )
 from datakiln.io._files import (
     FileSet,
+    newline_blocks,
     newline_ranges,
     read_failure,
     split_compression,
@@ -209,29 +210,10 @@ class JsonSource(Source):
     def _stream_lines(self, path: str, columns: Sequence[str] | None,
                       filter: pc.Expression | None) -> Iterator[ReadTask]:
         """A compressed JSON Lines file, ``block_bytes`` of decompressed text at a time."""
-        line, rest = 1, b""
-        try:
-            with self._open(path) as stream:
-                while True:
-                    block = stream.read(self.block_bytes)
-                    data = rest + block
-                    if block and b"\n" in data:
-                        cut = data.rindex(b"\n") + 1
-                        data, rest = data[:cut], data[cut:]
-                    elif block:
-                        rest = data
-                        continue
-                    else:
-                        rest = b""
-                    if data.strip():
-                        yield lambda d=data, n=line: apply_pushdown(
-                            self._parse_lines(d, path, self._schema, first_line=n), columns,
-                            filter)
-                    line += data.count(b"\n")
-                    if not block:
-                        return
-        except (OSError, pa.ArrowException) as exc:
-            raise read_failure(path, exc) from exc
+        for _, line, data in newline_blocks(self._open, path, self.block_bytes):
+            if data.strip():
+                yield lambda d=data, n=line: apply_pushdown(
+                    self._parse_lines(d, path, self._schema, first_line=n), columns, filter)
 
     # -- JSON arrays --------------------------------------------------------------------------
     def _array_tables(self, path: str, schema: pa.Schema | None,
