@@ -186,10 +186,10 @@ PER_CLASS_ROWS = 14_000  # with memory_budget="4.2MB" (4 read tasks of 1 MiB) th
 #                         of the budget, so the per-class path runs
 
 
-def _mixed(rows: int = PER_CLASS_ROWS, seed: int = 0) -> pa.Table:
+def _mixed(rows: int = PER_CLASS_ROWS, seed: int = 0, shares: tuple = (0.8, 0.15, 0.05)) -> pa.Table:
     """Three classes; numbers and categories whose spread over the classes differs (VDM matters)."""
     rng = np.random.default_rng(seed)
-    y = rng.choice(3, rows, p=[0.8, 0.15, 0.05])
+    y = rng.choice(3, rows, p=list(shares))
     columns = {"amount": rng.normal(size=rows) + y, "score": rng.normal(size=rows) - 0.5 * y}
     for j in range(4):
         k = 4 + j
@@ -202,6 +202,9 @@ def _mixed(rows: int = PER_CLASS_ROWS, seed: int = 0) -> pa.Table:
 FEATURES = {"smote": ["amount", "score"], "random_over": ["amount", "score"],
             "random_under": ["amount", "score"], "synth": ["amount", "score", "cat0"],
             "smotenc": ["amount", "cat0", "cat1"], "smoten": ["cat0", "cat1", "cat2", "cat3"]}
+
+
+SMALL_MINORITIES = (0.96, 0.028, 0.012)  # SMOTEN holds a class's pairwise distances: 4.2MB fits ~500 rows
 
 
 def _codes(table: pa.Table, names: list[str]) -> np.ndarray:
@@ -222,7 +225,8 @@ def _per_class(table: pa.Table, name: str, tmp_path, seed: int = 5) -> tuple[pa.
 
 @pytest.mark.parametrize("name", ["random_over", "random_under", "smote", "smotenc", "smoten"])
 def test_per_class_path_equals_whole_table_imbalanced_learn(name, tmp_path):
-    table = _mixed().select(FEATURES[name] + ["label"])
+    table = _mixed(shares=SMALL_MINORITIES if name == "smoten" else (0.8, 0.15, 0.05))
+    table = table.select(FEATURES[name] + ["label"])
     out, balancer = _per_class(table, name, tmp_path)
     x, y = _codes(table, FEATURES[name]), table["label"].to_numpy()
     kwargs = {"categorical_features": [1, 2]} if name == "smotenc" else {}
@@ -235,12 +239,12 @@ def test_per_class_path_equals_whole_table_imbalanced_learn(name, tmp_path):
     else:  # the originals first, unchanged, then exactly imbalanced-learn's new rows
         np.testing.assert_array_equal(ours, x_ref)
         np.testing.assert_array_equal(out["label"].to_numpy(), y_ref)
-        assert len(x_ref) - len(x) == balancer.report_.new_rows > 1000
+        assert len(x_ref) - len(x) == balancer.report_.new_rows > 10_000
 
 
 def test_per_class_smoten_uses_the_whole_tables_value_differences(tmp_path):
     """Issue 11 item 8: SMOTEN's metric depends on every class; the per-class path loaded only some."""
-    table = _mixed(8_000, seed=3).select(FEATURES["smoten"] + ["label"])
+    table = _mixed(seed=3, shares=SMALL_MINORITIES).select(FEATURES["smoten"] + ["label"])
     out, _ = _per_class(table, "smoten", tmp_path, seed=0)
     whole = datakiln.balance(table, "label", method="smoten", seed=0).to_arrow()
     differing = sum(a != b for a, b in zip(out.to_pylist(), whole.to_pylist()))
@@ -340,8 +344,8 @@ def test_no_import_cycle_between_balancer_and_the_per_class_path():
 def test_per_class_smoten_in_chunks(tmp_path, monkeypatch):
     from datakiln.balancing import _streaming
 
-    monkeypatch.setattr(_streaming, "NEW_CHUNK", 2_000)  # several calls, each with its own seed
-    table = _mixed(seed=2).select(FEATURES["smoten"] + ["label"])
+    monkeypatch.setattr(_streaming, "NEW_CHUNK", 5_000)  # several calls, each with its own seed
+    table = _mixed(seed=2, shares=SMALL_MINORITIES).select(FEATURES["smoten"] + ["label"])
     out, balancer = _per_class(table, "smoten", tmp_path)
     counts = np.bincount(table["label"].to_numpy())
     assert balancer.report_.counts_after == {str(k): int(counts.max()) for k in range(3)}
@@ -349,3 +353,10 @@ def test_per_class_smoten_in_chunks(tmp_path, monkeypatch):
     new = out.slice(table.num_rows)
     for name in FEATURES["smoten"]:  # only categories seen in training
         assert set(new[name].to_pylist()) <= set(table[name].to_pylist())
+
+
+def test_per_class_smoten_refuses_a_class_whose_distances_exceed_the_budget(tmp_path):
+    table = _mixed(seed=4).select(FEATURES["smoten"] + ["label"])  # a 2,100-row class: 70 MB of distances
+    with pytest.raises(MemoryBudgetError, match=r"SMOTEN compares every pair of rows of a class: "
+                                                r"2,\d{3} rows need about 7\d"):
+        _per_class(table, "smoten", tmp_path)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from datakiln.balancing._codec import FeatureCodec
+from datakiln.errors import MemoryBudgetError
+from datakiln.units import format_bytes
 
 __all__ = ["WholeTableMetric"]
 
@@ -47,18 +49,40 @@ class WholeTableMetric:
         self.metric.n_features_in_ = len(sizes)
         self.metric.n_categories_ = np.array([len(v) for v in self.values])
         self.metric.proba_per_class_ = proba
+        self.budget = budget
+        self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
 
-    def new_rows(self, x_class: np.ndarray, n: int, k_neighbors: int, seed: int | None) -> np.ndarray:
-        """``n`` new rows (feature codes, float64) for the class whose rows are ``x_class``."""
-        from scipy.stats import mode
+    def _find(self, x_class: np.ndarray, k_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the class's rows as imbalanced-learn's ordinal codes, each row's k + 1 nearest rows)."""
         from sklearn.neighbors import NearestNeighbors
-        from sklearn.utils import check_random_state
 
+        rows = len(x_class)
+        need = 16 * rows * rows  # the distance matrix and the neighbour search's copy
+        if self.budget is not None and need > self.budget:
+            raise MemoryBudgetError(
+                f"SMOTEN compares every pair of rows of a class: {rows:,} rows need about "
+                f"{format_bytes(need)}, more than the {format_bytes(self.budget)} memory budget; raise "
+                f"memory_budget, balance a sample, or use random_over or synth for categorical data this "
+                f"large")
         encoded = np.column_stack([np.searchsorted(values, x_class[:, j].astype(np.int64))
                                    for j, values in enumerate(self.values)]).astype(np.int32)
         distance = self.metric.pairwise(encoded)
         finder = NearestNeighbors(n_neighbors=k_neighbors + 1, metric="precomputed").fit(distance)
-        neighbours = finder.kneighbors(distance, return_distance=False)  # each row is its own first
+        return encoded, finder.kneighbors(distance, return_distance=False)  # each row is its own first
+
+    def new_rows(self, x_class: np.ndarray, n: int, k_neighbors: int, seed: int | None,
+                 key: Any = None) -> np.ndarray:
+        """``n`` new rows (feature codes, float64) for the class whose rows are ``x_class``.
+
+        The class's neighbours are found once per ``key`` (a class sampled in several calls
+        reuses them); the rows drawn depend on ``seed`` only.
+        """
+        from scipy.stats import mode
+        from sklearn.utils import check_random_state
+
+        if key is None or key not in self._neighbours:
+            self._neighbours[key] = self._find(x_class, k_neighbors)
+        encoded, neighbours = self._neighbours[key]
         drawn = check_random_state(seed).choice(np.arange(len(encoded)), size=n, replace=True)
         new = np.squeeze(mode(encoded[neighbours[drawn]], axis=1, keepdims=True).mode, axis=1)
         new = new.reshape(n, len(self.values))

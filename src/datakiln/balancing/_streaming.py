@@ -79,7 +79,7 @@ def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balanc
         seed = balancer.seed if len(pieces) == 1 else balancer.seed + index
         if metric is not None:
             k = 5 if balancer.k_neighbors is None else balancer.k_neighbors
-            made = [(metric.new_rows(real_x[real_y == klass], n, k, seed), np.full(n, klass))
+            made = [(metric.new_rows(real_x[real_y == klass], n, k, seed, key=klass), np.full(n, klass))
                     for klass, n in piece.items() if n > 0]
             yield codec.decode(np.vstack([m[0] for m in made]), np.concatenate([m[1] for m in made]))
             continue
