@@ -360,3 +360,30 @@ def test_per_class_smoten_refuses_a_class_whose_distances_exceed_the_budget(tmp_
     with pytest.raises(MemoryBudgetError, match=r"SMOTEN compares every pair of rows of a class: "
                                                 r"2,\d{3} rows need about 7\d"):
         _per_class(table, "smoten", tmp_path)
+
+
+
+def test_in_memory_smoten_checks_its_distances_against_the_budget():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [1500, 900, 600])
+    table = pa.table({"colour": rng.choice(["red", "blue", "green"], len(y)),
+                      "size": rng.choice(["S", "M", "L"], len(y)), "label": y})
+    with pytest.raises(MemoryBudgetError, match="SMOTEN compares every pair of rows of a class: 900 rows"):
+        Balancer("smoten", memory_budget="2MB").fit_resample(table, "label")
+    balancer = Balancer("smoten", memory_budget="64MB")
+    assert balancer.fit_resample(table, "label").count() == 3 * 1500
+    assert balancer.report_.path == "in memory"
+
+
+def test_auto_lists_smoten_beyond_the_budget_as_an_error_row():
+    from datakiln.balancing._auto import score_methods
+    from datakiln.balancing._codec import FeatureCodec
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], [1500, 900])
+    table = pa.table({"colour": rng.choice(["red", "blue"], len(y)), "label": y})
+    codec = FeatureCodec(table.schema, "label").fit(datakiln.from_arrow(table))
+    x, labels = codec.encode(table)
+    rows = score_methods(codec, Balancer("auto", memory_budget="2MB"), x, labels, x, labels,
+                         candidates=("smote",))  # all categorical: SMOTEN
+    assert "SMOTEN compares every pair of rows" in rows[0]["error"]

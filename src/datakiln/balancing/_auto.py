@@ -22,7 +22,7 @@ from datakiln.balancing._report import check_classes
 from datakiln.balancing.methods import METHODS
 from datakiln.clean.base import sample_table
 from datakiln.dataset.dataset import Dataset
-from datakiln.errors import InvalidArgumentError
+from datakiln.errors import InvalidArgumentError, MemoryBudgetError
 
 __all__ = ["compare_methods", "score_methods"]
 
@@ -70,7 +70,7 @@ def score_methods(codec: FeatureCodec, balancer: Any, x: np.ndarray, y: np.ndarr
             continue
         try:
             train_x, train_y = _resample(name, balancer, codec, x, y)
-        except ValueError as exc:
+        except (ValueError, MemoryBudgetError) as exc:  # a class too small for k, too large for SMOTEN
             rows.append({"method": name, "error": str(exc)})
             continue
         model = HistGradientBoostingClassifier(categorical_features=mask, random_state=balancer.seed)

@@ -21,7 +21,17 @@ from datakiln.balancing._codec import FeatureCodec
 from datakiln.errors import MemoryBudgetError
 from datakiln.units import format_bytes
 
-__all__ = ["WholeTableMetric"]
+__all__ = ["WholeTableMetric", "check_distance_memory"]
+
+
+def check_distance_memory(rows: int, budget: int | None) -> None:
+    """SMOTEN holds a class's pairwise distances (and the neighbour search a copy): 16 bytes × rows²."""
+    need = 16 * rows * rows
+    if budget is not None and need > budget:
+        raise MemoryBudgetError(
+            f"SMOTEN compares every pair of rows of a class: {rows:,} rows need about "
+            f"{format_bytes(need)}, more than the {format_bytes(budget)} memory budget; raise "
+            f"memory_budget, balance a sample, or use random_over or synth for categorical data this large")
 
 
 class WholeTableMetric:
@@ -56,14 +66,7 @@ class WholeTableMetric:
         """(the class's rows as imbalanced-learn's ordinal codes, each row's k + 1 nearest rows)."""
         from sklearn.neighbors import NearestNeighbors
 
-        rows = len(x_class)
-        need = 16 * rows * rows  # the distance matrix and the neighbour search's copy
-        if self.budget is not None and need > self.budget:
-            raise MemoryBudgetError(
-                f"SMOTEN compares every pair of rows of a class: {rows:,} rows need about "
-                f"{format_bytes(need)}, more than the {format_bytes(self.budget)} memory budget; raise "
-                f"memory_budget, balance a sample, or use random_over or synth for categorical data this "
-                f"large")
+        check_distance_memory(len(x_class), self.budget)
         encoded = np.column_stack([np.searchsorted(values, x_class[:, j].astype(np.int64))
                                    for j, values in enumerate(self.values)]).astype(np.int32)
         distance = self.metric.pairwise(encoded)

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from datakiln.balancing._codec import FeatureCodec, bytes_per_row
 from datakiln.balancing._copies import copy_shares
-from datakiln.balancing._report import BalanceReport, check_classes, check_neighbours, counts, reread
+from datakiln.balancing._report import BalanceReport, check_classes, counts, reread
 from datakiln.balancing._smoten import WholeTableMetric
 from datakiln.balancing.methods import Method
 from datakiln.dataset.dataset import Dataset
@@ -62,7 +62,7 @@ def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balanc
     With no more than ``NEW_CHUNK`` new rows in all, one call makes them, with the seed: the
     same rows as a whole-table call. Beyond that each call takes the seed plus its number.
     """
-    check_neighbours(method, codec, y, strategy, balancer.k_neighbors)
+    balancer.check_neighbours(method, codec, y)  # class sizes against k (and SMOTEN's distances)
     growing = [k for k, n in strategy.items() if n > 0]
     positions = np.flatnonzero(np.isin(y, growing))
     other = np.flatnonzero(~np.isin(y, growing))[:1]

@@ -140,7 +140,8 @@ class Balancer:
                        k_neighbors=self.k_neighbors, **(self.options or {}))
 
     def check_neighbours(self, method: Method, codec: FeatureCodec, y: np.ndarray) -> None:
-        """A clear error when a class that must grow has no more rows than ``k_neighbors``."""
+        """A clear error when a class that must grow has no more rows than ``k_neighbors``, or
+        (SMOTEN) more than its pairwise distances can hold in the memory budget."""
         if method.takes_k:
             from imblearn.utils import check_sampling_strategy
 
@@ -149,6 +150,12 @@ class Balancer:
             except ValueError:  # a strategy the sampler will refuse itself, with its own message
                 return
             check_neighbours(method, codec, y, strategy, self.k_neighbors)
+            budget = parse_bytes(self.memory_budget)
+            if method.name == "smoten" and budget is not None:
+                from datakiln.balancing._smoten import check_distance_memory
+
+                found = np.bincount(y)
+                check_distance_memory(max(int(found[k]) for k, n in strategy.items() if n > 0), budget)
 
     def _unchanged(self, dataset: Dataset, codec: FeatureCodec) -> BalanceReport:
         found = counts(codec, codec.all_labels(dataset))
