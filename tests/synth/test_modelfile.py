@@ -326,3 +326,20 @@ def test_unreadable_schema_bytes_are_refused(copula_file, tmp_path):
         load(repack(tmp_path / "m.kiln", payload, members, {"__schema__": garbage}))
     with pytest.raises(ModelFormatError, match="__schema__.*uint8"):
         load(repack(tmp_path / "m.kiln", payload, members, {"__schema__": garbage.astype(np.float64)}))
+
+
+@pytest.mark.parametrize("text", [b"{\"state\": " + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                                  b"{\"rows\": " + b"9" * 5000 + b"}", b"\xff\xfe not utf-8", b"[1, 2"])
+def test_unreadable_model_json_is_refused(copula_file, tmp_path, text):
+    import hashlib
+
+    manifest, _, members = unpack(copula_file)
+    members["model.json"] = text
+    manifest["members"]["model.json"] = hashlib.sha256(text).hexdigest()
+    manifest.setdefault("sizes", {})["model.json"] = len(text)
+    with zipfile.ZipFile(tmp_path / "m.kiln", "w") as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(ModelFormatError, match="model.json is not valid JSON"):
+        load(tmp_path / "m.kiln")

@@ -129,7 +129,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelData:
         raise ModelFormatError(f"cannot read the model file {where!r}: {exc.strerror or exc}") from exc
     try:
         payload = json.loads(contents.pop("model.json").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
         raise ModelFormatError(f"{where!r}: model.json is not valid JSON ({exc})") from exc
     check_payload(payload, where)
     arrays = {}
@@ -148,7 +148,7 @@ def _manifest(archive: zipfile.ZipFile, where: str) -> dict[str, Any]:
         manifest = json.loads(read_member(archive, "manifest.json", None, 0, where))
     except KeyError as exc:
         raise ModelFormatError(f"{where!r} is a zip file but not a datakiln model (no manifest)") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise ModelFormatError(f"{where!r}: the manifest is damaged ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != "datakiln.model":
         raise ModelFormatError(f"{where!r} is not a datakiln model file")
