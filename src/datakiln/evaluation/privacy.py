@@ -1,17 +1,24 @@
 """Privacy risk: how close synthetic rows come to the real rows they were learned from.
 
-- **exact copies**: the share of all synthetic rows equal to some training row (64-bit
-  row hashes over the compared columns, streamed; a holdout's own share is the baseline).
+- **exact copies**: the share of all synthetic rows equal to some training row in *every*
+  column the two tables share (``exact_copy_columns``): compared columns, identifiers, PII
+  and free text alike, text hashed exactly as it is (64-bit row hashes, streamed; a
+  holdout's own share is the baseline). A synthetic row that keeps a real label but has a
+  new message is not a copy.
 - **distance to closest record** (DCR): for sampled synthetic rows and holdout rows, the
   distance to the nearest training row (Gower-like: numbers scaled to the real range, a
-  category mismatch counts 1). ``dcr_share_closer_than_holdout`` is the share of synthetic
+  category mismatch counts 1) over the compared columns only (``distance_columns``):
+  identifiers, PII and free text have no meaningful distance here and are left out, so a
+  DCR of 0 means "equal on the compared columns", not "a copy" (the exact-copy rate and
+  the text check say that). ``dcr_share_closer_than_holdout`` is the share of synthetic
   rows closer to the training data than the holdout's median DCR: about 0.5 when the
   synthetic rows are no closer than unseen real rows, towards 1 when they copy.
-- **nearest-neighbour distance ratio** (NNDR): closest / second-closest training distance.
-- **membership inference**: an attacker scores candidate rows by their distance to the
-  nearest synthetic row; the AUC of telling training rows from holdout rows (0.5: no
-  signal).
-- **free-text copies**: for every text column (which the row checks above leave out), the
+- **nearest-neighbour distance ratio** (NNDR): closest / second-closest training distance
+  (same columns as DCR).
+- **membership inference**: an attacker scores candidate rows by their distance (same
+  columns as DCR) to the nearest synthetic row; the AUC of telling training rows from
+  holdout rows (0.5: no signal).
+- **free-text copies**: for every text column (which the distance checks leave out), the
   share of synthetic non-null values equal to a training value verbatim (a holdout's share
   is the baseline); a column above 1% (and twice the baseline) is flagged.
 - **tiny training tables**: below :data:`~datakiln.synth.base.MIN_TRAINING_ROWS` rows a
@@ -38,7 +45,7 @@ from datakiln.evaluation._columns import RowEncoder
 from datakiln.evaluation._stats import bootstrap_interval, proportion_interval, take_rows
 from datakiln.synth.base import MIN_TRAINING_ROWS
 
-__all__ = ["exact_copies", "privacy_risk", "text_copies", "training_hashes"]
+__all__ = ["copy_columns", "exact_copies", "privacy_risk", "row_copies", "text_copies", "training_hashes"]
 
 NOTICE = ("Distance-based checks are heuristics: passing them is no proof of privacy. Only a "
           "mechanism with a guarantee (e.g. differential privacy) bounds what can be learned.")
@@ -64,6 +71,32 @@ def exact_copies(dataset: Dataset, columns: list[str], train: np.ndarray, memory
         if on_progress is not None:
             on_progress(n)
     return copies, rows
+
+
+def copy_columns(real: Dataset, synthetic: Dataset) -> list[str]:
+    """Every column the synthetic data shares with the real data, in the real order.
+
+    The exact-copy check hashes all of them (text, identifiers and PII included), so a
+    row counts as a copy only when every shared value matches.
+    """
+    return [name for name in real.columns if name in synthetic.columns]
+
+
+def row_copies(real: Dataset, synthetic: Dataset, holdout: Dataset | None, memory_budget: int | None,
+               on_progress: Callable[[int], None] | None = None,
+               ) -> tuple[list[str], tuple[int, int], tuple[int, int] | None]:
+    """Exact row copies over :func:`copy_columns`: (columns, synthetic copies, holdout copies).
+
+    Copies are ``(rows equal to a training row, rows)``; the holdout's (``None`` without a
+    holdout, or one lacking a shared column) is the baseline: real rows repeat too.
+    """
+    columns = copy_columns(real, synthetic)
+    train = training_hashes(real, columns, memory_budget)
+    copies = exact_copies(synthetic, columns, train, memory_budget, on_progress)
+    held = None
+    if holdout is not None and all(name in holdout.columns for name in columns):
+        held = exact_copies(holdout, columns, train, memory_budget)
+    return columns, copies, held
 
 
 def _value_hashes(table: pa.Table, name: str) -> np.ndarray:
@@ -139,9 +172,11 @@ def _histogram(values: dict[str, np.ndarray]) -> dict[str, Any]:
 def privacy_risk(encoder: RowEncoder, train: pa.Table, synthetic: pa.Table, holdout: pa.Table | None,
                  copies: tuple[int, int], holdout_copies: tuple[int, int] | None, *,
                  rows: int = 5_000, seed: int = 0, text: dict[str, dict[str, Any]] | None = None,
-                 training_rows: int | None = None) -> dict[str, Any]:
+                 training_rows: int | None = None, copy_columns: list[str] | None = None) -> dict[str, Any]:
     """The privacy section from row samples of train, synthetic and (optional) holdout.
 
+    ``copies`` / ``holdout_copies`` come from :func:`row_copies` over ``copy_columns``
+    (default: the encoder's columns); distances use the encoder's (compared) columns.
     ``text`` is :func:`text_copies`' result; ``training_rows`` the size of the whole
     training table (default: the sample's), below ``MIN_TRAINING_ROWS`` flagged as tiny.
     """
@@ -159,6 +194,8 @@ def privacy_risk(encoder: RowEncoder, train: pa.Table, synthetic: pa.Table, hold
         "train_rows": train.num_rows, "query_rows": len(queries), "notice": NOTICE,
         "training_rows": train.num_rows if training_rows is None else int(training_rows),
         "text_copies": dict(text or {}),
+        "exact_copy_columns": list(encoder.columns if copy_columns is None else copy_columns),
+        "distance_columns": list(encoder.columns),
     }
     out["small_training"] = out["training_rows"] < MIN_TRAINING_ROWS
     histograms = {"synthetic": dcr}
@@ -220,14 +257,24 @@ def _flags(result: dict[str, Any]) -> list[str]:
                          f"verbatim training texts (a holdout's rate: {text_baseline:.1%})")
     baseline = result.get("holdout_exact_copy_rate") or 0.0
     rate = result.get("exact_copy_rate") or 0.0
+    shared = result.get("exact_copy_columns") or []
     if rate > max(0.01, 2 * baseline):
-        flags.append(f"{rate:.1%} of synthetic rows are exact copies of training rows "
-                     f"(a holdout's rate: {baseline:.1%})")
+        flags.append(f"{rate:.1%} of synthetic rows are exact copies of training rows (equal in all "
+                     f"{len(shared)} shared columns; a holdout's rate: {baseline:.1%})")
+    left_out = [name for name in shared if name not in (result.get("distance_columns") or shared)]
+    scope = f" on the compared columns ({_names(left_out)} left out)" if left_out else ""
     share = result.get("dcr_share_closer_than_holdout")
     if share is not None and share > 0.6:
         flags.append(f"{share:.0%} of synthetic rows are closer to the training data than the median "
-                     f"holdout row (about 50% expected)")
+                     f"holdout row{scope} (about 50% expected)")
     membership = result.get("membership_auc")
     if membership is not None and membership > 0.6:
-        flags.append(f"a distance-based membership attack reaches AUC {membership:.2f} (0.5: no signal)")
+        flags.append(f"a distance-based membership attack{scope} reaches AUC {membership:.2f} "
+                     f"(0.5: no signal)")
     return flags
+
+
+def _names(columns: list[str], shown: int = 3) -> str:
+    """The first few names quoted, then a count of the rest."""
+    named = ", ".join(repr(c) for c in columns[:shown])
+    return named + (f" and {len(columns) - shown} more" if len(columns) > shown else "")

@@ -24,7 +24,7 @@ from datakiln.errors import EmptySourceError, InvalidArgumentError
 from datakiln.evaluation._columns import RowEncoder, column_roles, jsonable
 from datakiln.evaluation.detection import detection_auc
 from datakiln.evaluation.fidelity import both, fidelity_scores, first_pass
-from datakiln.evaluation.privacy import exact_copies, privacy_risk, text_copies, training_hashes
+from datakiln.evaluation.privacy import privacy_risk, row_copies, text_copies
 from datakiln.evaluation.utility import ml_utility
 from datakiln.io.write import write_text_atomic
 from datakiln.units import parse_bytes
@@ -162,13 +162,12 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         utility = ml_utility(encoder, real_sample, synth_sample, holdout_sample, target, rows=rows, seed=seed)
     privacy_section = None
     if privacy:
-        hashes = training_hashes(real_ds, names, budget)
-        copies = exact_copies(synth_ds, names, hashes, budget, on_progress)
-        holdout_copies = exact_copies(holdout_ds, names, hashes, budget) if holdout_ds is not None else None
+        # a row is a copy only if every shared column matches, text included (not just `names`)
+        shared, copies, holdout_copies = row_copies(*whole, budget, on_progress)
         text = text_copies(whole[0], whole[1], texts, budget, holdout=whole[2])
         privacy_section = privacy_risk(encoder, real_sample, synth_sample, holdout_sample, copies,
                                        holdout_copies, rows=min(rows, 5_000), seed=seed, text=text,
-                                       training_rows=real_first.rows)
+                                       training_rows=real_first.rows, copy_columns=shared)
     info = {"real_rows": real_first.rows, "synthetic_rows": synth_first.rows,
             "holdout_rows": None if holdout_ds is None else holdout_first.rows,
             "sample_rows": rows, "seed": seed, "compared_columns": names, "skipped_columns": roles.skipped,
