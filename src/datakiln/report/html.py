@@ -32,6 +32,7 @@ td:first-child,th:first-child{text-align:left}th.sorted-asc::after{content:" ▲
 .flag{background:#fdecea;border-left:4px solid #b3261e;padding:8px 12px;margin:8px 0}
 .ok{background:#e8f5ec;border-left:4px solid #1f7a3a;padding:8px 12px;margin:8px 0}
 .note{background:#fff8e5;border-left:4px solid #a66500;padding:8px 12px;margin:8px 0}
+.small{font-size:12px;margin:4px 0 0}
 """
 
 _SORT_JS = """
@@ -113,6 +114,9 @@ def _cards(report: dict[str, Any]) -> str:
                    _grade(fidelity.get("column_shapes"), 0.9, 0.75), "KS / TV complement"),
              _card("Pair trends", _fmt(fidelity.get("column_pair_trends")),
                    _grade(fidelity.get("column_pair_trends"), 0.85, 0.7), "correlation / contingency")]
+    if _has_non_finite(fidelity) and fidelity.get("non_finite_values") is not None:
+        cards.append(_card("NaN / ±inf", _fmt(fidelity["non_finite_values"]),
+                           _grade(fidelity["non_finite_values"], 0.95, 0.85), "share similarity"))
     if fidelity.get("detection_auc") is not None:
         cards.append(_card("Detection AUC", _fmt(fidelity["detection_auc"]),
                            _grade(fidelity["detection_auc"], 0.6, 0.75, higher_is_better=False),
@@ -130,25 +134,63 @@ def _cards(report: dict[str, Any]) -> str:
     return '<div class="cards">' + "".join(cards) + "</div>"
 
 
+_SPECIAL = ("NaN", "+inf", "-inf")
+
+
+def _has_non_finite(fidelity: dict[str, Any]) -> bool:
+    """Whether any column holds NaN or ±inf on either side."""
+    return any(share for c in fidelity["columns"] for side in ("non_finite_real", "non_finite_synthetic")
+               for share in (c.get(side) or {}).values())
+
+
+def _non_finite_cell(shares: dict[str, float] | None) -> str:
+    """'NaN 4.0% · +inf 19.0%' (the classes present; 0 when none), sorted by their total."""
+    if shares is None:
+        return "<td>—</td>"
+    present = [f"{name} {shares[name]:.1%}" for name in _SPECIAL if shares.get(name)]
+    total = sum(shares.get(name) or 0.0 for name in _SPECIAL)
+    return f'<td data-v="{total}">{_esc(" · ".join(present) or "0")}</td>'
+
+
+def _note(text: str | None) -> str:
+    return f'<p class="muted small">{_esc(text)}</p>' if text else ""
+
+
 def _columns_section(fidelity: dict[str, Any]) -> str:
+    non_finite = _has_non_finite(fidelity)
     rows = []
     for c in fidelity["columns"]:
+        extra = (_non_finite_cell(c.get("non_finite_real")) + _non_finite_cell(c.get("non_finite_synthetic"))
+                 + _cell(c.get("non_finite_similarity")) if non_finite else "")
         rows.append(f"<tr><td>{_esc(c['column'])}</td><td>{_esc(c['role'])}</td><td>{_esc(c['metric'])}</td>"
                     f"{_cell(c['score'])}{_cell(c['missing_real'], True)}{_cell(c['missing_synthetic'], True)}"
-                    f"{_cell(c['coverage'])}</tr>")
+                    f"{extra}{_cell(c['coverage'])}</tr>")
+    extra_heads = ("<th>NaN / ±inf (real)</th><th>NaN / ±inf (synthetic)</th><th>NaN / ±inf similarity</th>"
+                   if non_finite else "")
     table = ('<table class="sortable" id="columns"><thead><tr><th>column</th><th>role</th><th>metric</th>'
-             "<th>shape score</th><th>missing (real)</th><th>missing (synthetic)</th><th>coverage</th>"
-             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+             f"<th>shape score</th><th>missing (real)</th><th>missing (synthetic)</th>{extra_heads}"
+             "<th>coverage</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    notes = "".join(f"<li><b>{_esc(c['column'])}</b>: {_esc(c['note'])}</li>"
+                    for c in fidelity["columns"] if c.get("note"))
+    notes = f'<ul class="muted small" id="column-notes">{notes}</ul>' if notes else ""
     panels = []
     for c in fidelity["columns"]:
         plot = plots.distribution(c, _datetime_unit(c.get("type")))
         panels.append(f'<div class="panel"><h3><span>{_esc(c["column"])}</span>'
-                      f'<span class="{_grade(c["score"], 0.9, 0.75)}">{_fmt(c["score"])}</span></h3>{plot}</div>')
+                      f'<span class="{_grade(c["score"], 0.9, 0.75)}">{_fmt(c["score"])}</span></h3>{plot}'
+                      f'{_note(c.get("note"))}</div>')
     legend = (f'<p class="legend"><span style="background:{plots.REAL}"></span>real'
               f'<span style="background:{plots.SYNTH}"></span>synthetic</p>')
+    overall = [f"missing-value similarity {_fmt(fidelity.get('missing_values'))}"]
+    if fidelity.get("non_finite_values") is not None:
+        overall.append(f"NaN / ±inf similarity {_fmt(fidelity['non_finite_values'])}")
+    explain = (" NaN / ±inf: shares of all rows (finite values alone enter the shape score); their "
+               "similarity is the TV complement over NaN, +inf, −inf and the rest." if non_finite else "")
     return ("<h2>Columns</h2><p class='muted'>Shape score: KS complement (continuous) or TV complement "
-            "(categories), SDMetrics' definitions; 1 is a perfect match. Click a header to sort.</p>"
-            + table + "<h2>Distributions</h2>" + legend + '<div class="grid">' + "".join(panels) + "</div>")
+            "(categories), SDMetrics' definitions; 1 is a perfect match. Click a header to sort."
+            f"{explain}</p><p class='muted' id='overall-shares'>{_esc('; '.join(overall))}</p>"
+            + table + notes + "<h2>Distributions</h2>" + legend + '<div class="grid">' + "".join(panels)
+            + "</div>")
 
 
 def _pairs_section(fidelity: dict[str, Any]) -> str:
@@ -174,9 +216,11 @@ def _utility_section(utility: dict[str, Any] | None) -> str:
     metrics = (["accuracy", "macro_f1", "minority_f1", "roc_auc"] if utility["task"] == "classification"
                else ["r2", "mae"])
     header = "".join(f"<th>{m}</th>" for m in metrics)
-    rows = []
+    rows, errors = [], []
     for name in ("real", "synthetic", "augmented"):
         model = utility.get(name) or {}
+        if model.get("error"):
+            errors.append(f"train on {name}: {model['error']}")
         cells = "".join(f"<td data-v='{model.get(m)}'>{_fmt(model.get(m))}{_interval(model.get(m + '_interval'))}"
                         f"</td>" for m in metrics)
         rows.append(f"<tr><td>train on {name}</td><td>{model.get('trained_rows', '—')}</td>{cells}</tr>")
@@ -186,7 +230,9 @@ def _utility_section(utility: dict[str, Any] | None) -> str:
             "Brackets: 95% bootstrap intervals.</p>"
             f'<table class="sortable" id="utility"><thead><tr><th>model</th><th>rows</th>{header}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
-            f"<p>Synthetic / real {utility['headline_metric']}: {_fmt(utility.get('synthetic_to_real_ratio'))}; "
+            + "".join(_note(e) for e in errors)
+            + (f'<div class="note" id="utility-note">{_esc(utility["note"])}</div>' if utility.get("note") else "")
+            + f"<p>Synthetic / real {utility['headline_metric']}: {_fmt(utility.get('synthetic_to_real_ratio'))}; "
             f"gain from augmenting: {_fmt(utility.get('augmentation_gain'))}.</p>")
 
 
@@ -195,10 +241,14 @@ def _privacy_section(privacy: dict[str, Any] | None) -> str:
         return ""
     flags = "".join(f'<div class="flag">{_esc(f)}</div>' for f in privacy["flags"]) or \
         '<div class="ok">No privacy heuristic raised a flag.</div>'
-    facts = [("exact copies of training rows", _fmt(privacy.get("exact_copy_rate"), percent=True)
+    shared, distance = privacy.get("exact_copy_columns"), privacy.get("distance_columns")
+    left_out = [c for c in shared or [] if distance is not None and c not in distance]
+    copy_scope = f" (equal in all {len(shared)} shared columns)" if shared else ""
+    distance_scope = f" (compared columns; {', '.join(left_out)} left out)" if left_out else ""
+    facts = [(f"exact copies of training rows{copy_scope}", _fmt(privacy.get("exact_copy_rate"), percent=True)
               + _interval(privacy.get("exact_copy_interval"), percent=True)),
              ("holdout rows that equal a training row", _fmt(privacy.get("holdout_exact_copy_rate"), percent=True)),
-             ("share of synthetic rows closer than the median holdout row",
+             (f"share of synthetic rows closer than the median holdout row{distance_scope}",
               _fmt(privacy.get("dcr_share_closer_than_holdout"), percent=True)
               + _interval(privacy.get("dcr_share_interval"), percent=True)),
              ("median distance to closest record: synthetic / holdout",
@@ -207,16 +257,38 @@ def _privacy_section(privacy: dict[str, Any] | None) -> str:
               f"{_fmt(privacy.get('nndr_synthetic_median'))} / {_fmt(privacy.get('nndr_holdout_median'))}"),
              ("membership-inference AUC (0.5: no signal)", _fmt(privacy.get("membership_auc"))
               + _interval(privacy.get("membership_interval")))]
+    if privacy.get("training_rows") is not None:
+        tiny = (' <span class="poor">(tiny: a synthesizer replays so few rows)</span>'
+                if privacy.get("small_training") else "")
+        facts.append(("training rows", f"{privacy['training_rows']:,}{tiny}"))
     table = ('<table id="privacy"><tbody>' + "".join(f"<tr><td>{_esc(k)}</td><td>{v}</td></tr>" for k, v in facts)
              + "</tbody></table>")
     hist = privacy.get("dcr_histogram") or {}
     series = {k: v for k, v in hist.items() if k != "edges"}
     plot = plots.histogram(hist["edges"], series, x_label="distance to closest training row") if series else ""
     legend = (f'<p class="legend"><span style="background:{plots.SYNTH}"></span>synthetic → train'
-              f'<span style="background:{plots.HOLDOUT}"></span>holdout → train</p>')
+              + (f'<span style="background:{plots.HOLDOUT}"></span>holdout → train' if "holdout" in series
+                 else "") + "</p>")
     return ("<h2>Privacy risk</h2>" + flags + f'<div class="note">{_esc(privacy["notice"])}</div>'
             + '<div class="grid"><div>' + table + '</div><div class="panel"><h3>Distance to closest '
-            "training record</h3>" + plot + legend + "</div></div>")
+            "training record</h3>" + plot + legend + "</div></div>" + _text_copies(privacy.get("text_copies")))
+
+
+def _text_copies(found: dict[str, dict[str, Any]] | None) -> str:
+    """The per-text-column verbatim-copy table (nothing when the data has no text column)."""
+    if not found:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_esc(name)}</td>{_cell(c.get('values'))}{_cell(c.get('copies'))}"
+        f"{_cell(c.get('share'), True)}{_cell(c.get('holdout_share'), True)}"
+        f"<td class=\"{'poor' if c.get('flagged') else 'good'}\">{'flagged' if c.get('flagged') else 'no flag'}"
+        f"</td></tr>" for name, c in found.items())
+    return ("<h3>Free-text columns</h3><p class='muted'>Synthetic non-null values equal to a training "
+            "value verbatim, per text column (a holdout's share is the baseline: real texts repeat "
+            "too); flagged above 1% and twice the baseline.</p>"
+            '<table class="sortable" id="text-copies"><thead><tr><th>text column</th><th>values checked</th>'
+            "<th>verbatim copies</th><th>share</th><th>holdout share</th><th>flag</th></tr></thead><tbody>"
+            + rows + "</tbody></table>")
 
 
 def render_report(report: dict[str, Any], *, title: str = "datakiln evaluation") -> str:
