@@ -193,3 +193,28 @@ def test_degenerate_json_lines(tmp_path):
     (tmp_path / "blank.jsonl").write_text('{"a": 1}\n\n\n' + "\n" * 50 + '{"a": 2}\n')
     ds = datakiln.read(tmp_path / "blank.jsonl", block_bytes=8)
     assert ds.to_arrow()["a"].to_pylist() == [1, 2] and ds.count() == 2
+
+
+def test_null_lines_in_json_lines_are_bad_records_not_a_crash(tmp_path):
+    """pyarrow reads a `null` line as a row of nulls and segfaults on a block of only such
+    lines; run in a child process so that a crash fails this test instead of the suite."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "nulls.jsonl"
+    path.write_text('{"a": 1}\nnull\n\nnull\n{"a": 4}\n')
+    child = (
+        "import sys, datakiln\n"
+        "from datakiln.errors import ParseError\n"
+        "try:\n"
+        "    datakiln.read(sys.argv[1], block_bytes=8).to_arrow()\n"
+        "except ParseError as exc:\n"
+        "    print('ParseError', exc)\n"
+        "ds = datakiln.read(sys.argv[1], block_bytes=8, on_bad_rows='skip')\n"
+        "print(ds.to_arrow()['a'].to_pylist(), ds.stats['bad_rows'])\n")
+    out = subprocess.run([sys.executable, "-c", child, str(path)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert "nulls.jsonl' line 2: a record must be a JSON object, found null" in lines[0]
+    assert lines[1] == "[1, 4] 2"

@@ -44,6 +44,7 @@ from datakiln.io.base import ReadTask, SizeEstimate, Source, apply_pushdown
 __all__ = ["JsonSource"]
 
 _ARRAY_CHUNK_ROWS = 65_536
+_NULL_LINE = re.compile(rb"\n[ \t\r]*null")
 _HINT_SKIP = "fix the record, or pass on_bad_rows='skip' to skip and count such records"
 
 
@@ -126,6 +127,11 @@ class JsonSource(Source):
 
     # -- JSON Lines ---------------------------------------------------------------------------
     def _arrow_lines(self, data: bytes, schema: pa.Schema | None) -> pa.Table:
+        if _NULL_LINE.search(data) or data.removeprefix(codecs.BOM_UTF8).lstrip().startswith(
+                b"null"):
+            # Arrow reads a `null` line as a row of nulls, and crashes (pyarrow 26) on a
+            # block of only such lines: refuse it as the bad record it is
+            raise pa.ArrowInvalid("a line holds null, not a JSON object")
         options = pajson.ParseOptions(explicit_schema=schema,
                                       unexpected_field_behavior="error" if schema else "infer")
         return pajson.read_json(io.BytesIO(data), parse_options=options,
@@ -185,8 +191,8 @@ class JsonSource(Source):
                 return index, f"invalid JSON ({exc.msg})" if isinstance(
                     exc, json.JSONDecodeError) else f"invalid JSON ({exc})", ParseError
             if not isinstance(value, dict):
-                return index, f"a record must be a JSON object, found {type(value).__name__}", \
-                    ParseError
+                found = "null" if value is None else type(value).__name__
+                return index, f"a record must be a JSON object, found {found}", ParseError
         # every line is an object: find the first one Arrow rejects by bisecting prefixes
         low, high = 0, len(candidates)
         while high - low > 1:
