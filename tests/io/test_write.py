@@ -298,3 +298,26 @@ def test_every_writing_command_takes_overwrite_and_never_replaces_its_input(tmp_
                                  "--overwrite"])
     assert result.exit_code == 0, result.output
     assert datakiln.read(tmp_path / "clean.csv").count() == 50
+
+
+def test_the_output_mark_is_not_carried_into_tables_read(tmp_path):
+    table = pa.table({"a": [1, 2, 3]}).replace_schema_metadata({"note": "kept"})
+    datakiln.from_arrow(table).write(tmp_path / "own.parquet")
+    assert b"datakiln.output" in pq.read_metadata(tmp_path / "own.parquet").metadata
+    back = datakiln.read(tmp_path / "own.parquet").to_arrow()
+    assert b"datakiln.output" not in (back.schema.metadata or {})
+    # a footer without the stored Arrow schema (other writers, older pyarrow) puts every key
+    # into the schema read: the mark must still stay out, and other keys stay in
+    writer = pq.ParquetWriter(tmp_path / "bare.parquet", table.schema, store_schema=False)
+    writer.write_table(table)
+    writer.add_key_value_metadata({"datakiln.output": '{"version": 1}', "origin": "elsewhere"})
+    writer.close()
+    for read in (lambda d: d.to_arrow(), lambda d: next(iter(d.iter_batches())),
+                 lambda d: d.select(["a"]).to_arrow()):
+        metadata = read(datakiln.read(tmp_path / "bare.parquet")).schema.metadata or {}
+        assert b"datakiln.output" not in metadata and metadata.get(b"origin") == b"elsewhere"
+    # so a table read from datakiln's output and written by pyarrow is not taken for datakiln's
+    pq.write_table(datakiln.read(tmp_path / "bare.parquet").to_arrow(), tmp_path / "mine.parquet")
+    with pytest.raises(OutputExistsError, match="did not write"):
+        datakiln.from_arrow(table).write(tmp_path / "mine.parquet")
+    assert pq.read_table(tmp_path / "mine.parquet").num_rows == 3

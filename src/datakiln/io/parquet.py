@@ -14,6 +14,7 @@ import pyarrow.dataset as pads
 
 from datakiln.errors import ParseError, SchemaMismatchError
 from datakiln.io._files import FileSet
+from datakiln.io._output import PARQUET_MARK
 from datakiln.io.base import ReadTask, SizeEstimate, Source
 
 __all__ = ["ParquetSource", "open_arrow_dataset"]
@@ -39,6 +40,21 @@ def open_arrow_dataset(files: FileSet, format: str, partitioning: str | None) ->
     return dataset
 
 
+def _without_mark(dataset: pads.Dataset) -> pads.Dataset:
+    """``dataset`` with datakiln's output mark left out of its schema metadata.
+
+    The mark (``datakiln.output``) says a file is datakiln's own output; carried into the
+    tables read, a table then written with pyarrow directly would wear it too, and datakiln
+    would take that file for its own (and replace it without ``overwrite=True``).
+    """
+    metadata = dataset.schema.metadata
+    if not metadata or PARQUET_MARK.encode() not in metadata:
+        return dataset
+    kept = {k: v for k, v in metadata.items() if k != PARQUET_MARK.encode()}
+    schema = dataset.schema.with_metadata(kept) if kept else dataset.schema.remove_metadata()
+    return dataset.replace_schema(schema)
+
+
 def _describe(schema: pa.Schema) -> str:
     return "[" + ", ".join(f"{f.name}: {f.type}" for f in schema) + "]"
 
@@ -51,7 +67,7 @@ class ParquetSource(Source):
         self.files = files
         self.name = files.base or (files.paths[0] if len(files.paths) == 1
                                    else f"{len(files.paths)} Parquet files")
-        self.dataset = open_arrow_dataset(files, "parquet", partitioning)
+        self.dataset = _without_mark(open_arrow_dataset(files, "parquet", partitioning))
 
     @property
     def schema(self) -> pa.Schema:
