@@ -39,9 +39,6 @@ def test_evaluation_sanity_on_the_adult_sample(adult_sample, adult_sample_test):
     assert unseen.privacy["exact_copy_rate"] == 0.0  # the test rows are other people
 
 
-@pytest.mark.xfail(strict=True, reason="evaluation/detection.py: every row of a table has a twin in "
-                   "its copy, the classifier learns the twin's opposite label, and max(auc, 1 - auc) "
-                   "reports that reliably-wrong 0.07 as 0.93 (owner: evaluation)")
 def test_a_table_is_not_detectable_from_itself(adult_sample):
     same = datakiln.evaluate(adult_sample, adult_sample, privacy=False, seed=0)
     assert same.fidelity["detection_auc"] < 0.65

@@ -149,6 +149,8 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
     if detection:
         result = detection_auc(encoder, real_sample, synth_sample, rows=min(rows, 20_000), seed=seed)
         fidelity["detection_auc"], fidelity["detection_interval"] = result["auc"], result["interval"]
+        fidelity["detection_auc_measured"] = result["measured"]
+        fidelity["detection_note"] = result["note"]
         fidelity["detection_rows"] = result["rows"]
     holdout_sample = None
     if holdout_ds is not None:
