@@ -94,3 +94,36 @@ def test_sms_spam_copula_sample_has_no_row_copies():
     assert report.privacy["exact_copy_rate"] == 0.0  # 9ae0d08's label-only hash: 100%
     copied = datakiln.evaluate(table, table.slice(0, 500), detection=False, sample_rows=2_000)
     assert copied.privacy["exact_copy_rate"] == 1.0
+
+
+def _people(n: int = 200, id_start: int = 0, mail: str = "real") -> pa.Table:
+    return pa.table({"id": list(range(id_start, id_start + n)),
+                     "email": [f"{mail}.person{i}@example.org" for i in range(n)],
+                     "age": [20 + i % 50 for i in range(n)],
+                     "plan": ["gold" if i % 3 == 0 else "basic" for i in range(n)]})
+
+
+def test_memorised_rows_behind_new_ids_and_fake_pii_are_still_copies():
+    """Synthesizers regenerate identifiers and fake PII: hashing them hid memorised rows."""
+    real = _people()
+    synthetic = _people(id_start=10_000, mail="fake")  # every other value memorised
+    metadata = {"id": "identifier", "email": "pii"}
+    privacy = datakiln.evaluate(real, synthetic, detection=False, metadata=metadata).privacy
+    assert privacy["exact_copy_columns"] == ["age", "plan"]
+    assert privacy["exact_copy_rate"] == 1.0
+    assert privacy["text_copies"]["id"] == {**privacy["text_copies"]["id"], "kind": "identifier",
+                                            "copies": 0}
+    assert privacy["text_copies"]["email"]["copies"] == 0
+
+
+def test_a_real_pii_value_in_synthetic_rows_is_flagged():
+    real = _people()
+    leaked = _people(id_start=10_000, mail="fake").to_pydict()
+    leaked["email"][:20] = real["email"].to_pylist()[:20]  # 10% real addresses
+    leaked["age"] = [(a + 7) % 90 for a in leaked["age"]]  # rows themselves are not copies
+    privacy = datakiln.evaluate(real, pa.table(leaked), detection=False,
+                                metadata={"id": "identifier", "email": "pii"}).privacy
+    found = privacy["text_copies"]["email"]
+    assert (found["kind"], found["copies"], found["values"]) == ("pii", 20, 200)
+    assert found["flagged"]
+    assert any("pii column 'email' are verbatim training values" in f for f in privacy["flags"])

@@ -1,10 +1,15 @@
 """Privacy risk: how close synthetic rows come to the real rows they were learned from.
 
 - **exact copies**: the share of all synthetic rows equal to some training row in *every*
-  column the two tables share (``exact_copy_columns``): compared columns, identifiers, PII
-  and free text alike, text hashed exactly as it is (64-bit row hashes, streamed; a
-  holdout's own share is the baseline). A synthetic row that keeps a real label but has a
+  column the two tables share (``exact_copy_columns``) except identifiers and PII, which
+  synthesizers regenerate or fake by design (keeping them in the hash would hide a memorised
+  row behind its new id); free text is hashed exactly as it is (64-bit row hashes, streamed;
+  a holdout's own share is the baseline). A synthetic row that keeps a real label but has a
   new message is not a copy.
+- **verbatim values** (``text_copies``): per free-text, identifier and PII column, the share
+  of synthetic values equal to a training value of that column, with a holdout's share as
+  the baseline: a real e-mail address or message in a synthetic row is a leak whatever the
+  other columns say.
 - **distance to closest record** (DCR): for sampled synthetic rows and holdout rows, the
   distance to the nearest training row (Gower-like: numbers scaled to the real range, a
   category mismatch counts 1) over the compared columns only (``distance_columns``):
@@ -30,7 +35,7 @@ with a proof, such as differential privacy).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,24 +78,25 @@ def exact_copies(dataset: Dataset, columns: list[str], train: np.ndarray, memory
     return copies, rows
 
 
-def copy_columns(real: Dataset, synthetic: Dataset) -> list[str]:
-    """Every column the synthetic data shares with the real data, in the real order.
+def copy_columns(real: Dataset, synthetic: Dataset, regenerated: Sequence[str] = ()) -> list[str]:
+    """The columns the synthetic data shares with the real data, in the real order, less
+    ``regenerated`` (identifier and PII columns, checked value by value instead).
 
-    The exact-copy check hashes all of them (text, identifiers and PII included), so a
-    row counts as a copy only when every shared value matches.
+    The exact-copy check hashes all of them (free text included), so a row counts as a copy
+    only when every one of these values matches.
     """
-    return [name for name in real.columns if name in synthetic.columns]
+    return [name for name in real.columns if name in synthetic.columns and name not in regenerated]
 
 
 def row_copies(real: Dataset, synthetic: Dataset, holdout: Dataset | None, memory_budget: int | None,
-               on_progress: Callable[[int], None] | None = None,
+               on_progress: Callable[[int], None] | None = None, regenerated: Sequence[str] = (),
                ) -> tuple[list[str], tuple[int, int], tuple[int, int] | None]:
     """Exact row copies over :func:`copy_columns`: (columns, synthetic copies, holdout copies).
 
     Copies are ``(rows equal to a training row, rows)``; the holdout's (``None`` without a
     holdout, or one lacking a shared column) is the baseline: real rows repeat too.
     """
-    columns = copy_columns(real, synthetic)
+    columns = copy_columns(real, synthetic, regenerated)
     train = training_hashes(real, columns, memory_budget)
     copies = exact_copies(synthetic, columns, train, memory_budget, on_progress)
     held = None
@@ -119,16 +125,19 @@ def _copied_values(dataset: Dataset, name: str, train: np.ndarray,
     return hits, values
 
 
-def text_copies(real: Dataset, synthetic: Dataset, columns: list[str], memory_budget: int | None,
-                holdout: Dataset | None = None) -> dict[str, dict[str, Any]]:
-    """Per free-text column: non-null values of ``synthetic`` equal to a training value verbatim.
+def text_copies(real: Dataset, synthetic: Dataset, columns: list[str] | dict[str, str],
+                memory_budget: int | None, holdout: Dataset | None = None) -> dict[str, dict[str, Any]]:
+    """Per free-text, identifier or PII column: non-null values of ``synthetic`` equal to a
+    training value of that column verbatim.
 
-    Returns ``{column: {"copies", "values", "share", "holdout_share"}}`` (the holdout's
+    ``columns`` is a list of names or ``{name: kind}``. Returns
+    ``{column: {"kind", "copies", "values", "share", "holdout_share"}}`` (the holdout's
     share of values found in the training data is the baseline: real messages repeat too).
     Columns the synthetic data lacks (a synthesizer with ``text="drop"``) are skipped.
     """
+    kinds = dict(columns) if isinstance(columns, dict) else dict.fromkeys(columns, "text")
     out: dict[str, dict[str, Any]] = {}
-    for name in columns:
+    for name, kind in kinds.items():
         if name not in synthetic.columns:
             continue
         parts = list(real.select([name])._tables(lambda t, n=name: np.unique(_value_hashes(t, n)),
@@ -139,8 +148,8 @@ def text_copies(real: Dataset, synthetic: Dataset, columns: list[str], memory_bu
         if holdout is not None and name in holdout.columns:
             held, held_values = _copied_values(holdout, name, train, memory_budget)
             baseline = held / held_values if held_values else None
-        out[name] = {"copies": copies, "values": values, "share": copies / values if values else 0.0,
-                     "holdout_share": baseline}
+        out[name] = {"kind": kind, "copies": copies, "values": values,
+                     "share": copies / values if values else 0.0, "holdout_share": baseline}
     return out
 
 
@@ -253,8 +262,9 @@ def _flags(result: dict[str, Any]) -> list[str]:
         text_baseline = found.get("holdout_share") or 0.0
         found["flagged"] = found["share"] > max(0.01, 2 * text_baseline)
         if found["flagged"]:
-            flags.append(f"{found['share']:.1%} of the synthetic values of text column {name!r} are "
-                         f"verbatim training texts (a holdout's rate: {text_baseline:.1%})")
+            flags.append(f"{found['share']:.1%} of the synthetic values of {found.get('kind', 'text')} "
+                         f"column {name!r} are verbatim training values (a holdout's rate: "
+                         f"{text_baseline:.1%})")
     baseline = result.get("holdout_exact_copy_rate") or 0.0
     rate = result.get("exact_copy_rate") or 0.0
     shared = result.get("exact_copy_columns") or []

@@ -275,18 +275,18 @@ def _privacy_section(privacy: dict[str, Any] | None) -> str:
 
 
 def _text_copies(found: dict[str, dict[str, Any]] | None) -> str:
-    """The per-text-column verbatim-copy table (nothing when the data has no text column)."""
+    """The verbatim-copy table per free-text, identifier or PII column (nothing without one)."""
     if not found:
         return ""
     rows = "".join(
-        f"<tr><td>{_esc(name)}</td>{_cell(c.get('values'))}{_cell(c.get('copies'))}"
+        f"<tr><td>{_esc(name)}</td><td>{_esc(c.get('kind', 'text'))}</td>{_cell(c.get('values'))}{_cell(c.get('copies'))}"
         f"{_cell(c.get('share'), True)}{_cell(c.get('holdout_share'), True)}"
         f"<td class=\"{'poor' if c.get('flagged') else 'good'}\">{'flagged' if c.get('flagged') else 'no flag'}"
         f"</td></tr>" for name, c in found.items())
-    return ("<h3>Free-text columns</h3><p class='muted'>Synthetic non-null values equal to a training "
-            "value verbatim, per text column (a holdout's share is the baseline: real texts repeat "
-            "too); flagged above 1% and twice the baseline.</p>"
-            '<table class="sortable" id="text-copies"><thead><tr><th>text column</th><th>values checked</th>'
+    return ("<h3>Free-text, identifier and PII columns</h3><p class='muted'>Synthetic non-null values "
+            "equal to a training value of the same column verbatim (a holdout's share is the "
+            "baseline: real values repeat too); flagged above 1% and twice the baseline.</p>"
+            '<table class="sortable" id="text-copies"><thead><tr><th>column</th><th>kind</th><th>values checked</th>'
             "<th>verbatim copies</th><th>share</th><th>holdout share</th><th>flag</th></tr></thead><tbody>"
             + rows + "</tbody></table>")
 
