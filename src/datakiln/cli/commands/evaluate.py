@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from datakiln.cli._common import BudgetOption, console, esc, friendly_errors, progress_bar, seed_option
+from datakiln.errors import InvalidArgumentError
 
 
 def summary_table(report: Any, title: str) -> Table:
@@ -38,6 +39,27 @@ def summary_table(report: Any, title: str) -> Table:
     return table
 
 
+_DATABASE_OPTIONS = ("table", "query")
+
+
+def _options_for(path: str, options: dict[str, Any],
+                 inputs: tuple[tuple[str, str | None], ...]) -> dict[str, Any]:
+    """The read options that apply to ``path``: ``--table`` / ``--query`` go to database URLs
+    only, file options (``--delimiter``, ``--format`` ...) to files only (``--schema`` to both),
+    so a database ``--real`` can be judged against a Parquet ``--synthetic``."""
+    from datakiln.io._sqlconn import is_database_url
+
+    given = [k for k in _DATABASE_OPTIONS if options.get(k) is not None]
+    if given and not any(p and is_database_url(p) for _, p in inputs):
+        raise InvalidArgumentError(
+            f"--{given[0]} reads a database, but no input is a database URL (e.g. "
+            "'postgresql://user@host/db', 'sqlite:///file.db'); drop it to read files")
+    if is_database_url(path):
+        return {k: v for k, v in options.items()
+                if k in (*_DATABASE_OPTIONS, "schema") and v is not None}
+    return {k: v for k, v in options.items() if k not in _DATABASE_OPTIONS}
+
+
 def evaluate_command(
     real: str = typer.Option(..., "--real", help="The real (training) data: file, directory, glob or URL."),
     synthetic: str = typer.Option(..., "--synthetic", help="The synthetic or augmented data to judge."),
@@ -59,9 +81,9 @@ def evaluate_command(
     import datakiln
 
     with friendly_errors():
-        options = read_kwargs or {}
-        tables = {name: datakiln.read(path, **options) if path else None
-                  for name, path in (("real", real), ("synthetic", synthetic), ("holdout", holdout))}
+        inputs = (("real", real), ("synthetic", synthetic), ("holdout", holdout))
+        tables = {name: datakiln.read(path, **_options_for(path, read_kwargs or {}, inputs)) if path
+                  else None for name, path in inputs}
         total = sum(2 * t.count() for t in tables.values() if t is not None)
         with progress_bar("evaluating", total) as advance:
             report = datakiln.evaluate(tables["real"], tables["synthetic"], holdout=tables["holdout"],
