@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import codecs
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -256,7 +257,8 @@ class CsvSource(CsvErrorsMixin, Source):
     # -- parsing ----------------------------------------------------------------------------
     def _parse(self, data: bytes | Any, encoding: str, *, skip_header: bool, where: str,
                types: Mapping[str, pa.DataType] | None, offset: int = 0,
-               record: bool = True, lines: int | None = None) -> pa.Table:
+               record: bool = True,
+               lines: Callable[[], int | None] | None = None) -> pa.Table:
         """Parse CSV bytes (or a file) into a finished table; ``record`` counts skipped rows.
 
         Bytes get a final newline when they lack one, are parsed again as one Arrow block
@@ -264,7 +266,8 @@ class CsvSource(CsvErrorsMixin, Source):
         (which Arrow would silently run on into the next lines) is an error naming the line,
         or a skipped row under ``on_bad_rows="skip"``. A file handle instead raises
         :class:`_NeedsRanges` in those cases, so :meth:`read_all` reads by byte ranges;
-        it passes the file's newline count as ``lines`` (``None`` when it holds no quote).
+        it passes ``lines``, a callable giving the file's newline count (``None`` when it
+        holds no quote).
         """
         read_options = self._read_options(skip_header=skip_header)
         if encoding != self.encoding:
@@ -293,8 +296,10 @@ class CsvSource(CsvErrorsMixin, Source):
             except OSError as exc:
                 raise read_failure(where, exc) from exc
             if in_memory:
-                lines = data.count(b"\n") if self.dialect.quotechar.encode() in data else None
-            if not self._merged_lines(table, lines, skip_header, skipped):
+                newlines = data.count(b"\n") if self.dialect.quotechar.encode() in data else None
+            else:
+                newlines = lines() if lines is not None else None
+            if not self._merged_lines(table, newlines, skip_header, skipped):
                 break
             if not in_memory:
                 raise _NeedsRanges
@@ -440,32 +445,37 @@ class CsvSource(CsvErrorsMixin, Source):
     def read_all(self, columns: Sequence[str] | None = None,
                  filter: pc.Expression | None = None) -> pa.Table:
         """Whole files through Arrow's multi-threaded reader (fastest way to materialise);
-        files it cannot take whole (see :meth:`_parse`) are read by byte ranges."""
+        files it cannot take whole (see :meth:`_parse`) are read by byte ranges. The
+        newlines the open-quote test needs are counted on a thread while Arrow parses."""
         if not all(self._splittable(p) for p in self.files.paths):
             return super().read_all(columns, filter)
         self.stats.reset()
         tables = []
-        quote = self.dialect.quotechar.encode()
         try:
-            for path in self.files.paths:
+            for path, size in zip(self.files.paths, self.files.sizes):
                 with self.files.filesystem.open_input_file(path) as handle:
-                    lines, quoted, last = 0, False, b""
-                    while block := handle.read(_SCAN_BLOCK):
-                        lines += block.count(b"\n")
-                        quoted = quoted or quote in block
-                        last = block[-1:]
-                    if last not in (b"\n", b"\r"):
+                    if size == 0 or handle.read_at(1, size - 1) not in (b"\n", b"\r"):
                         raise _NeedsRanges  # no final newline: the ranges add it
-                    handle.seek(0)
+                with ThreadPoolExecutor(1) as counter, \
+                        self.files.filesystem.open_input_file(path) as handle:
+                    lines = counter.submit(self._quoted_lines, path)
                     table = self._parse(handle, self.encoding, skip_header=self.dialect.header,
-                                        where=path, types=self._types(),
-                                        lines=lines if quoted else None)
+                                        where=path, types=self._types(), lines=lines.result)
                 tables.append(apply_pushdown(table, columns, filter))
         except _NeedsRanges:
             return super().read_all(columns, filter)
         except OSError as exc:
             raise read_failure(self.files.paths[len(tables)], exc) from exc
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _quoted_lines(self, path: str) -> int | None:
+        """Newlines in ``path``, or ``None`` when it holds no quote (nothing to check)."""
+        quote, lines, quoted = self.dialect.quotechar.encode(), 0, False
+        with self.files.filesystem.open_input_file(path) as handle:
+            while block := handle.read(_SCAN_BLOCK):
+                lines += block.count(b"\n")
+                quoted = quoted or quote in block
+        return lines if quoted else None
 
     def _read_head(self, rows: int) -> pa.Table:
         text = self._sample_text(self.files.paths[0], 1024 * 1024)
