@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,16 @@ class BalanceReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The report as JSON; written atomically to ``path`` when given."""
-        from datakiln.io.write import write_text_atomic
+    def to_json(self, path: str | os.PathLike[str] | None = None, *, overwrite: bool = False,
+                inputs: Iterable[str | os.PathLike[str]] = ()) -> str:
+        """The report as JSON (first key ``"datakiln": {"kind": "balance-report", ...}``);
+        written atomically to ``path`` when given: an existing file only if it is a datakiln
+        report or with ``overwrite=True``, never one of ``inputs``."""
+        from datakiln.io.write import report_marker, write_text_atomic
 
-        text = json.dumps(self.to_dict(), indent=2, default=str)
+        text = json.dumps({**report_marker("balance-report"), **self.to_dict()}, indent=2, default=str)
         if path is not None:
-            write_text_atomic(path, text)
+            write_text_atomic(path, text, overwrite=overwrite, inputs=inputs)
         return text
 
 

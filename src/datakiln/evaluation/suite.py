@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from datakiln.evaluation.detection import detection_auc
 from datakiln.evaluation.fidelity import both, fidelity_scores, first_pass
 from datakiln.evaluation.privacy import privacy_risk, row_copies, text_copies
 from datakiln.evaluation.utility import ml_utility
-from datakiln.io.write import write_text_atomic
+from datakiln.io.write import report_marker, write_text_atomic
 from datakiln.units import parse_bytes
 
 __all__ = ["EvaluationReport", "evaluate"]
@@ -46,18 +46,32 @@ class EvaluationReport:
         """The report as JSON-ready data (``fidelity``, ``utility``, ``privacy``, ``info``)."""
         return jsonable(asdict(self))
 
-    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
-        """The report as JSON text; written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2,
+                overwrite: bool = False, inputs: Iterable[str | os.PathLike[str]] = ()) -> str:
+        """The report as JSON text (first key ``"datakiln": {"kind": "evaluation-report",
+        "version"}``); written atomically to ``path`` when given.
+
+        An existing file at ``path`` is replaced only if it is a datakiln report or with
+        ``overwrite=True``; a path among ``inputs`` (the evaluated files) is always refused
+        with :class:`~datakiln.errors.OutputExistsError`.
+        """
+        text = json.dumps({**report_marker("evaluation-report"), **self.to_dict()}, indent=indent,
+                          allow_nan=False)
         if path is not None:
-            write_text_atomic(path, text)
+            write_text_atomic(path, text, overwrite=overwrite, inputs=inputs)
         return text
 
-    def to_html(self, path: str | os.PathLike[str], *, title: str = "datakiln evaluation") -> Path:
-        """Write a self-contained HTML report (no network needed to view it); returns the path."""
+    def to_html(self, path: str | os.PathLike[str], *, title: str = "datakiln evaluation",
+                overwrite: bool = False, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+        """Write a self-contained HTML report (no network needed to view it); returns the path.
+
+        Replaces an existing file only as :meth:`to_json` does (datakiln's own report, or
+        ``overwrite=True``; never one of ``inputs``).
+        """
         from datakiln.report.html import render_report
 
-        return write_text_atomic(path, render_report(self.to_dict(), title=title))
+        return write_text_atomic(path, render_report(self.to_dict(), title=title), overwrite=overwrite,
+                                 inputs=inputs)
 
     def summary(self) -> dict[str, float | None]:
         """The headline numbers: fidelity score, detection AUC, utility ratio, privacy flags."""

@@ -7,7 +7,16 @@ mark it leaves:
   (path and size) with a format version; the directory is datakiln's own while it holds
   nothing the manifest does not list (readers skip the name, as they skip ``_SUCCESS``);
 - a **Parquet file** carries the key ``datakiln.output`` in its footer metadata. CSV and
-  JSON Lines files cannot carry a mark, so an existing one is never taken for datakiln's.
+  JSON Lines files cannot carry a mark, so an existing one is never taken for datakiln's;
+- a **JSON report** (evaluation, balance, clean, a saved transform) starts with the key
+  ``"datakiln": {"kind": ..., "version": ...}`` (:func:`report_marker`); an **HTML report**
+  carries ``<meta name="generator" content="datakiln ...">`` in its head
+  (:func:`is_own_report` recognises both);
+- a **model file** is a zip whose ``manifest.json`` says ``"format": "datakiln.model"``
+  (recognised by :mod:`datakiln.synth.modelfile`).
+
+Single-file writers other than datasets (reports, model files) follow the same table with
+their own recogniser (the ``is_own`` argument of :func:`check_target` and :func:`commit`).
 
 What happens at the output path (:func:`check_target`):
 
@@ -62,7 +71,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,14 +83,20 @@ try:
 except ImportError:  # Windows: no flock; temporaries there are never taken for stale
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST", "PARQUET_MARK", "TempOutput", "check_inputs", "check_target", "commit",
-           "recover", "source_inputs", "test_pause", "write_manifest"]
+__all__ = ["MANIFEST", "PARQUET_MARK", "REPORT_KEY", "TempOutput", "check_inputs", "check_target",
+           "commit", "generator_meta", "is_own_parquet", "is_own_report", "recover", "report_marker",
+           "source_inputs", "test_pause", "write_manifest"]
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "_datakiln.json"
 MANIFEST_VERSION = 1
 PARQUET_MARK = "datakiln.output"
+REPORT_KEY = "datakiln"
+_REPORT_BYTES = 64 * 1024 * 1024  # a larger JSON file is not parsed: not taken for a report
+_HEAD_BYTES = 64 * 1024  # an HTML report's generator tag is in its head
+_GENERATOR = re.compile(rb"""<meta\s+name=["']generator["']\s+content=["']datakiln[\s"'/>]""",
+                        re.IGNORECASE)
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 _AT_FDCWD = -100
 _LEGACY_AGE_S = 3600.0  # temporaries of datakiln < this layout carry no pid: removed when idle 1 h
@@ -168,6 +183,7 @@ def _foreign_entries(directory: Path, limit: int = 5) -> list[str]:
 
 
 def _is_own_parquet(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file datakiln wrote (its footer mark)."""
     try:
         import pyarrow.parquet as pq
 
@@ -177,22 +193,61 @@ def _is_own_parquet(path: Path) -> bool:
     return PARQUET_MARK.encode() in metadata
 
 
-def inspect_target(target: Path) -> Found:
-    """Classify what lies at ``target`` (symbolic links count as foreign files)."""
+is_own_parquet = _is_own_parquet
+
+
+def report_marker(kind: str) -> dict[str, dict[str, str]]:
+    """The first key of a JSON report datakiln writes: ``{"datakiln": {"kind", "version"}}``.
+
+    >>> text = json.dumps({**report_marker("evaluation-report"), **data})  # doctest: +SKIP
+    """
+    from datakiln import __version__
+
+    return {REPORT_KEY: {"kind": kind, "version": __version__}}
+
+
+def generator_meta() -> str:
+    """The ``<meta name="generator">`` tag that marks an HTML report as datakiln's."""
+    from datakiln import __version__
+
+    return f'<meta name="generator" content="datakiln {__version__}">'
+
+
+def is_own_report(path: Path) -> bool:
+    """Whether ``path`` is a JSON or HTML report datakiln wrote (:func:`report_marker`,
+    :func:`generator_meta`); unreadable or oversized files are not."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(_HEAD_BYTES)
+            if _GENERATOR.search(head):
+                return True
+            if not head.lstrip().startswith(b"{") or os.fstat(stream.fileno()).st_size > _REPORT_BYTES:
+                return False
+            data = json.loads(head + stream.read())
+    except (OSError, ValueError, RecursionError):
+        return False
+    marker = data.get(REPORT_KEY) if isinstance(data, dict) else None
+    return isinstance(marker, dict) and isinstance(marker.get("kind"), str)
+
+
+def inspect_target(target: Path, is_own: Callable[[Path], bool] = _is_own_parquet) -> Found:
+    """Classify what lies at ``target`` (symbolic links count as foreign files); ``is_own``
+    recognises datakiln's own file output (default: a marked Parquet file)."""
     if not os.path.lexists(target):
         return Found("absent")
     if target.is_symlink() or not target.is_dir():
         return Found("own_file" if target.is_file() and not target.is_symlink()
-                     and _is_own_parquet(target) else "foreign_file")
+                     and is_own(target) else "foreign_file")
     if not any(os.scandir(target)):
         return Found("empty_dir")
     foreign = _foreign_entries(target)
     return Found("foreign_dir", foreign) if foreign else Found("own_dir")
 
 
-def check_target(target: Path, *, directory: bool, overwrite: bool) -> Found:
+def check_target(target: Path, *, directory: bool, overwrite: bool,
+                 is_own: Callable[[Path], bool] = _is_own_parquet) -> Found:
     """Raise :class:`OutputExistsError` unless the output may be written at ``target``."""
-    found = inspect_target(target)
+    found = inspect_target(target, is_own)
     shown = str(target)
     if found.kind in ("empty_dir", "foreign_dir") and not directory:
         raise OutputExistsError(
@@ -211,9 +266,10 @@ def check_target(target: Path, *, directory: bool, overwrite: bool) -> Found:
             "replaces an output directory as a whole. Write to a new sub-directory instead")
     if found.kind == "foreign_file" and not overwrite:
         raise OutputExistsError(
-            f"{shown!r} already exists and datakiln did not write it (it recognises only its own "
-            "Parquet files and output directories); pass overwrite=True (--overwrite) to "
-            "replace it, or choose another path")
+            f"{shown!r} already exists and datakiln did not write it (it replaces only its own "
+            "output, recognised by a mark: Parquet files, output directories, model files, JSON "
+            "and HTML reports); pass overwrite=True (--overwrite) to replace it, or choose "
+            "another path")
     return found
 
 
@@ -363,11 +419,12 @@ def _renameat2(source: Path, destination: Path, flags: int) -> bool:
     raise OSError(code, os.strerror(code), str(source), None, str(destination))
 
 
-def commit(temp: TempOutput, *, directory: bool, overwrite: bool) -> None:
+def commit(temp: TempOutput, *, directory: bool, overwrite: bool,
+           is_own: Callable[[Path], bool] = _is_own_parquet) -> None:
     """Put ``temp`` in place of its target, atomically (see the module docstring)."""
     target = temp.target
     test_pause("commit")
-    found = check_target(target, directory=directory, overwrite=overwrite)
+    found = check_target(target, directory=directory, overwrite=overwrite, is_own=is_own)
     if found.kind == "absent":
         try:
             done = _renameat2(temp.path, target, _RENAME_NOREPLACE)

@@ -6,6 +6,11 @@ a mix. datakiln replaces only its own earlier output (a directory with its manif
 ``_datakiln.json``, a Parquet file with its footer mark); a file it did not write needs
 ``overwrite=True``; a directory holding files it did not write, or an input, is refused
 (:mod:`datakiln.io._output` has the rules, the commit and the clean-up after killed writers).
+
+Reports and model files follow the same rules through :func:`write_file_atomic` and
+:func:`write_text_atomic`: an existing file is replaced only if datakiln wrote it (a JSON
+report's ``"datakiln"`` marker key, an HTML report's generator tag, a model file's
+manifest) or with ``overwrite=True``, and never when it is one of ``inputs``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import json
 import logging
 import os
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +31,33 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from datakiln.errors import InvalidArgumentError, SchemaError, UnsupportedFormatError, WriteError
+from datakiln.errors import (
+    InvalidArgumentError,
+    OutputExistsError,
+    SchemaError,
+    UnsupportedFormatError,
+    WriteError,
+)
 from datakiln.io._output import (
     PARQUET_MARK,
     TempOutput,
     check_inputs,
     check_target,
     commit,
+    generator_meta,
+    is_own_parquet,
+    is_own_report,
     recover,
+    report_marker,
     source_inputs,
     test_pause,
     write_manifest,
 )
 
 log = logging.getLogger(__name__)
-__all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "recover_output",
-           "source_inputs", "write_tables"]
+__all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "generator_meta",
+           "is_own_report", "recover_output", "report_marker", "source_inputs", "write_file_atomic",
+           "write_tables", "write_text_atomic"]
 
 #: put back or remove what killed writers of a target left (see :func:`datakiln.io._output.recover`)
 recover_output = recover
@@ -170,13 +185,14 @@ def _target(path: str | os.PathLike[str]) -> Path:
 
 
 def _prepare(target: Path, *, directory: bool, overwrite: bool,
-             inputs: Iterable[str | os.PathLike[str]]) -> TempOutput:
+             inputs: Iterable[str | os.PathLike[str]],
+             is_own: Callable[[Path], bool] = is_own_parquet) -> TempOutput:
     """Check the target, tidy after killed writers, and open a locked temporary output."""
     check_inputs(target, inputs)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         recover(target)
-        check_target(target, directory=directory, overwrite=overwrite)
+        check_target(target, directory=directory, overwrite=overwrite, is_own=is_own)
         return TempOutput(target, directory=directory)
     except OSError as exc:
         if isinstance(exc, WriteError):
@@ -185,12 +201,17 @@ def _prepare(target: Path, *, directory: bool, overwrite: bool,
 
 
 def check_output(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = (),
-                 directory: bool = False, overwrite: bool = False) -> None:
+                 directory: bool = False, overwrite: bool = False,
+                 is_own: Callable[[Path], bool] = is_own_parquet) -> None:
     """Raise :class:`~datakiln.errors.OutputExistsError` now if writing ``path`` will be
-    refused (checked again when written); lets long jobs fail before the work."""
+    refused (checked again when written); lets long jobs fail before the work. ``is_own``
+    recognises datakiln's own file (a marked Parquet file; :func:`is_own_report` for
+    reports)."""
     target = _target(path)
     check_inputs(target, inputs)
-    check_target(target, directory=directory, overwrite=overwrite)
+    if is_own is not is_own_parquet:
+        _refuse_directory(target)
+    check_target(target, directory=directory, overwrite=overwrite, is_own=is_own)
 
 
 def write_tables(
@@ -282,18 +303,49 @@ def write_tables(
     return result
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
-    target = Path(path)
-    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+def _refuse_directory(target: Path) -> None:
+    if target.is_dir():
+        raise OutputExistsError(f"the output {str(target)!r} is a directory; a report or model file "
+                                f"is one file: name a file inside it, e.g. {str(target / 'report.json')!r}")
+
+
+def write_file_atomic(path: str | os.PathLike[str], write: Callable[[Path], None], *,
+                      is_own: Callable[[Path], bool], overwrite: bool = False,
+                      inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Write one file atomically: ``write(temporary_path)`` fills it, a rename puts it at ``path``.
+
+    An existing file at ``path`` is replaced only if ``is_own(path)`` says datakiln wrote it,
+    or with ``overwrite=True``; a directory there, or a ``path`` that is one of ``inputs``
+    (or contains one), raises :class:`~datakiln.errors.OutputExistsError` before anything is
+    written, whatever ``overwrite`` says. Returns the absolute path written.
+    """
+    target = _target(path)
+    check_inputs(target, inputs)
+    _refuse_directory(target)
+    temp = _prepare(target, directory=False, overwrite=overwrite, inputs=inputs, is_own=is_own)
     try:
-        recover(target.absolute())
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, target)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
+        write(temp.path)
+        commit(temp, directory=False, overwrite=overwrite, is_own=is_own)
+    except BaseException as exc:
+        temp.discard()
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
+        raise
     return target
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool = False,
+                      inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Write a report ``text`` (UTF-8) to ``path`` atomically; returns ``path``.
+
+    The text should carry datakiln's mark (a JSON object starting with
+    :func:`report_marker`, or HTML with :func:`generator_meta`): an existing file is
+    replaced only when it carries the mark or with ``overwrite=True``, never when it is one
+    of ``inputs`` (see :func:`write_file_atomic`).
+    """
+    write_file_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"),
+                      is_own=is_own_report, overwrite=overwrite, inputs=inputs)
+    return Path(path)
 
 
 class MultiWriter:

@@ -10,6 +10,7 @@ import html
 import re
 from typing import Any
 
+from datakiln.io._output import generator_meta
 from datakiln.report import plots
 
 __all__ = ["render_report"]
@@ -306,5 +307,6 @@ def render_report(report: dict[str, Any], *, title: str = "datakiln evaluation")
             + _utility_section(report.get("utility")) + _privacy_section(report.get("privacy")))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            + generator_meta() +  # marks the file as datakiln's (replaced without --overwrite)
             f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>{body}</main>"
             f"<script>{_SORT_JS}</script></body></html>")

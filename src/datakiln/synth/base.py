@@ -18,7 +18,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -158,15 +158,22 @@ class Synthesizer:
         for start in range(0, table.num_rows, batch_rows):
             yield table.slice(start, batch_rows)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted model to ``path`` (a ``.kiln`` model file), atomically."""
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
+             inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+        """Write the fitted model to ``path`` (a ``.kiln`` model file), atomically.
+
+        An existing file at ``path`` is replaced only if it is a datakiln model file, or
+        with ``overwrite=True``; a path among ``inputs`` (e.g. the training files) is always
+        refused with :class:`~datakiln.errors.OutputExistsError`.
+        """
         if not hasattr(self, "schema_"):
             raise InvalidArgumentError(f"{type(self).__name__} is not fitted yet; nothing to save")
         state, arrays = self._to_state()
         schema = self.schema_.serialize().to_pybytes()
         payload = {"params": self.get_params(), "state": state, "state_version": self._state_version}
         write_model(path, ModelData(type(self).__name__, payload,
-                                    {**arrays, "__schema__": np.frombuffer(schema, dtype=np.uint8)}))
+                                    {**arrays, "__schema__": np.frombuffer(schema, dtype=np.uint8)}),
+                    overwrite=overwrite, inputs=inputs)
 
     # -- for subclasses ---------------------------------------------------------------------
     def _fit(self, data: Any) -> None:  # pragma: no cover - abstract

@@ -18,7 +18,9 @@ before anything is inflated (against the manifest's declared ``sizes``, a total 
 bounded reader; every ``.npy`` header is parsed first (plain numeric dtypes only, the data
 length matching the shape: never pickle, nothing executed); ``model.json`` must be plain
 JSON with finite numbers; each model then validates its own fields when it is rebuilt.
-Writes are atomic (temporary file, then rename).
+Writes are atomic (temporary file, then rename) and replace only datakiln's own model file
+(:func:`is_own_model`: a zip whose manifest says ``"format": "datakiln.model"``): any other
+file at the path needs ``overwrite=True``, and an input of the fit is never replaced.
 """
 
 from __future__ import annotations
@@ -28,16 +30,17 @@ import io
 import json
 import os
 import re
-import uuid
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from datakiln.errors import ModelFormatError, WriteError
+from datakiln.errors import ModelFormatError
+from datakiln.io.write import write_file_atomic
 from datakiln.synth._validate import (
     MAX_RATIO,
     MAX_TOTAL_BYTES,
@@ -47,9 +50,11 @@ from datakiln.synth._validate import (
     read_member,
 )
 
-__all__ = ["FORMAT_VERSION", "MAX_RATIO", "MAX_TOTAL_BYTES", "ModelData", "read_model", "write_model"]
+__all__ = ["FORMAT_VERSION", "MAX_RATIO", "MAX_TOTAL_BYTES", "ModelData", "is_own_model", "read_model",
+           "write_model"]
 
 FORMAT_VERSION = 1
+_MANIFEST_BYTES = 1024 * 1024  # a larger manifest is not read when asking whether a file is ours
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -68,11 +73,31 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_model(path: str | os.PathLike[str], data: ModelData) -> Path:
-    """Write ``data`` to ``path`` atomically; returns the path."""
+def is_own_model(path: Path) -> bool:
+    """Whether ``path`` is a model file datakiln wrote (its manifest's format name); only the
+    small manifest is read, never the arrays."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("manifest.json")
+            if info.file_size > _MANIFEST_BYTES:
+                return False
+            manifest = json.loads(archive.read(info))
+    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile, EOFError, zlib.error,
+            NotImplementedError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == "datakiln.model"
+
+
+def write_model(path: str | os.PathLike[str], data: ModelData, *, overwrite: bool = False,
+                inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the absolute path.
+
+    An existing file at ``path`` is replaced only if it is a datakiln model file or with
+    ``overwrite=True``; a directory there, or a path among ``inputs`` (the files the model
+    learned from), raises :class:`~datakiln.errors.OutputExistsError`.
+    """
     from datakiln import __version__
 
-    target = Path(path).expanduser().absolute()
     members: dict[str, bytes] = {"model.json": json.dumps(data.payload, indent=1, allow_nan=False,
                                                           ensure_ascii=False).encode("utf-8")}
     for name, array in data.arrays.items():
@@ -86,18 +111,15 @@ def write_model(path: str | os.PathLike[str], data: ModelData) -> Path:
     manifest = {"format": "datakiln.model", "version": FORMAT_VERSION, "model": data.model,
                 "datakiln": __version__, "members": {n: _digest(b) for n, b in members.items()},
                 "sizes": {n: len(b) for n, b in members.items()}}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+
+    def write(temp: Path) -> None:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("manifest.json", json.dumps(manifest, indent=1))
             for name, content in members.items():
                 archive.writestr(name, content)
-        os.replace(temp, target)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write model file {str(target)!r}: {exc}") from exc
-    return target
+
+    return write_file_atomic(Path(path).expanduser(), write, is_own=is_own_model, overwrite=overwrite,
+                             inputs=inputs)
 
 
 def read_model(path: str | os.PathLike[str]) -> ModelData:

@@ -170,11 +170,13 @@ class Transform:
             setattr(transform, name, value)
         return transform
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted transform as JSON, atomically."""
-        from datakiln.io.write import write_text_atomic
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write the fitted transform as JSON, atomically; an existing file only if datakiln
+        wrote it (its ``"datakiln"`` marker key) or with ``overwrite=True``."""
+        from datakiln.io.write import report_marker, write_text_atomic
 
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
+        text = json.dumps({**report_marker("transform"), **self.to_dict()}, indent=1)
+        write_text_atomic(path, text, overwrite=overwrite)
 
 
 def load(path: str | os.PathLike[str]) -> Transform:

@@ -52,9 +52,9 @@ def balance_command(
                                        "(two classes; imbalanced-learn's float sampling_strategy)."),
     seed: int = seed_option("Random state of the sampler."),
     overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace an output file datakiln did not write (its own "
-                                   "earlier output is replaced anyway; a directory holding "
-                                   "other files never is)."),
+                                   help="Replace an output or --json file datakiln did not write "
+                                   "(its own earlier output is replaced anyway; a directory "
+                                   "holding other files, or an input, never is)."),
     k_neighbors: int | None = typer.Option(None, "--k-neighbors", min=1,
                                            help="Neighbours of the SMOTE family (default 5); every class "
                                            "that grows needs more rows than this."),
@@ -71,16 +71,20 @@ def balance_command(
     """
     import datakiln
     from datakiln.balancing import Balancer
+    from datakiln.io.write import check_output, is_own_report, source_inputs
 
     with friendly_errors():
         dataset = datakiln.read(data, **(read_kwargs or {}))
+        inputs = source_inputs(dataset.source)
+        if report_path:  # refused now, not after the work
+            check_output(report_path, inputs=inputs, overwrite=overwrite, is_own=is_own_report)
         balancer = Balancer(method, sampling_strategy="auto" if ratio is None else ratio, seed=seed,
                             memory_budget=memory_budget, k_neighbors=k_neighbors)
         with progress_bar(f"balancing ({method})", None):
             result = balancer.fit_resample(dataset, target, output=out, overwrite=overwrite)
         report = balancer.report_
         if report_path:
-            report.to_json(report_path)
+            report.to_json(report_path, overwrite=overwrite, inputs=inputs)
     for table in report_tables(report):
         console.print(table)
     copies = ("—" if report.exact_copy_share is None else

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -26,9 +25,9 @@ def clean(
     report: str = typer.Option(None, "--report", help="Write the cleaning report as JSON here."),
     to: str = typer.Option("parquet", "--to", help="Output format: parquet, csv, jsonl."),
     overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace an output file datakiln did not write (its own "
-                                   "earlier output is replaced anyway; a directory holding "
-                                   "other files never is)."),
+                                   help="Replace an output or --report file datakiln did not write "
+                                   "(its own earlier output is replaced anyway; a directory "
+                                   "holding other files, or an input, never is)."),
     memory_budget: str = BudgetOption,
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
@@ -43,11 +42,17 @@ def clean(
 
       kiln clean raw.parquet -o clean.parquet --config clean.yaml
     """
+    import json
+
     import datakiln
     from datakiln.clean import Cleaner
+    from datakiln.io.write import check_output, is_own_report, report_marker, source_inputs, write_text_atomic
 
     with friendly_errors():
         dataset = datakiln.read(data, **(read_kwargs or {}))
+        inputs = source_inputs(dataset.source)
+        if report:  # refused now, not after the work
+            check_output(report, inputs=inputs, overwrite=overwrite, is_own=is_own_report)
         cleaner = Cleaner.from_config(config) if config else Cleaner()
         cleaner.memory_budget = memory_budget
         cleaner.fit(dataset)
@@ -68,5 +73,8 @@ def clean(
     console.print(table)
     console.print(f"wrote {esc(out)}")
     if report:
-        Path(report).write_text(result.to_json(), encoding="utf-8")
+        with friendly_errors():
+            text = json.dumps({**report_marker("clean-report"), **result.to_dict()}, indent=2,
+                              ensure_ascii=False, default=str)
+            write_text_atomic(report, text, overwrite=overwrite, inputs=inputs)
         console.print(f"report: {esc(report)}")

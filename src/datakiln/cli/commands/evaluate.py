@@ -67,6 +67,9 @@ def evaluate_command(
     target: str | None = typer.Option(None, "--target", help="Column to predict for the ML utility section."),
     html: str | None = typer.Option(None, "--html", help="Write the HTML report here."),
     json_path: str | None = typer.Option(None, "--json", help="Write every score as JSON here."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace a --json/--html file datakiln did not write (its "
+                                   "own earlier report is replaced anyway; an input never is)."),
     sample_rows: int = typer.Option(50_000, "--sample-rows", help="Rows sampled per table for detection, "
                                     "utility and privacy."),
     seed: int = seed_option("Seed of the samples and models."),
@@ -79,20 +82,25 @@ def evaluate_command(
     --target income --html report.html
     """
     import datakiln
+    from datakiln.io.write import check_output, is_own_report, source_inputs
 
     with friendly_errors():
         inputs = (("real", real), ("synthetic", synthetic), ("holdout", holdout))
         tables = {name: datakiln.read(path, **_options_for(path, read_kwargs or {}, inputs)) if path
                   else None for name, path in inputs}
+        read = [p for t in tables.values() if t is not None for p in source_inputs(t.source)]
+        for path in (json_path, html):  # refused now, not after the work
+            if path:
+                check_output(path, inputs=read, overwrite=overwrite, is_own=is_own_report)
         total = sum(2 * t.count() for t in tables.values() if t is not None)
         with progress_bar("evaluating", total) as advance:
             report = datakiln.evaluate(tables["real"], tables["synthetic"], holdout=tables["holdout"],
                                        target=target, sample_rows=sample_rows, seed=seed,
                                        memory_budget=memory_budget, on_progress=advance)
         if json_path:
-            report.to_json(json_path)
+            report.to_json(json_path, overwrite=overwrite, inputs=read)
         if html:
-            report.to_html(html)
+            report.to_html(html, overwrite=overwrite, inputs=read)
     console.print(summary_table(report, f"{synthetic} against {real} ({report.info['seconds']:.1f} s)"))
     for flag in (report.privacy or {}).get("flags", []):
         console.print(f"[bold red]privacy flag:[/] {esc(flag)}")

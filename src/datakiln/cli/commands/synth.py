@@ -51,6 +51,9 @@ def fit(
                                        "frequencies."),
     min_category_count: int = typer.Option(1, "--min-category-count", help="Withhold values seen fewer "
                                            "times than this: samples show one '(other)' value instead."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace a file at --out that is not a datakiln model file "
+                                   "(an earlier model is replaced anyway; an input never is)."),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Fit a synthesizer (two streaming passes for the copula) and save it.
@@ -62,12 +65,16 @@ def fit(
     from pathlib import Path
 
     import datakiln
+    from datakiln.io.write import check_output, source_inputs
     from datakiln.synth import GaussianCopula, SmallTrainingWarning
+    from datakiln.synth.modelfile import is_own_model
 
     with friendly_errors():
         if model not in MODELS:
             raise InvalidArgumentError(f"--model must be one of {MODELS}, got {model!r}")
         dataset = datakiln.read(data, **(read_kwargs or {}))
+        inputs = source_inputs(dataset.source)
+        check_output(out, inputs=inputs, overwrite=overwrite, is_own=is_own_model)  # before the fit
         started = time.perf_counter()
         with progress_bar("fitting (2 passes)", None) as advance, warnings.catch_warnings():
             warnings.simplefilter("ignore", SmallTrainingWarning)  # printed below, from the summary
@@ -75,7 +82,7 @@ def fit(
                                     pii=pii, text=text, max_categories=max_categories,
                                     min_category_count=min_category_count).fit(dataset, on_progress=advance)
         seconds = time.perf_counter() - started
-        fitted.save(out)
+        fitted.save(out, overwrite=overwrite, inputs=inputs)
     table = Table(title=esc(f"{type(fitted).__name__} fitted on {data} in {seconds:.2f} s"),
                   title_justify="left")
     for name in ("column", "treated as", "missing share", "notes"):
