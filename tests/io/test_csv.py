@@ -334,3 +334,13 @@ def test_an_existing_name_with_glob_characters_is_read_literally(tmp_path):
     (tmp_path / "s1.csv").write_text("a\n9\n")  # what the pattern s[1].csv would match
     assert datakiln.read(literal).to_arrow()["a"].to_pylist() == [1, 2]
     assert datakiln.read(str(tmp_path / "s[0-9].csv")).to_arrow()["a"].to_pylist() == [9]
+
+
+def test_an_open_quote_that_breaks_the_field_count_is_named_as_such(tmp_path):
+    path = tmp_path / "merged.csv"
+    path.write_text('a,b,c\n1,"x\n2,y\n3,4,5\n')  # once "expected 3 fields, found 2: '1,\"x\\n2,y\\n'"
+    with pytest.raises(ParseError, match=r"merged.csv' line 2: a quoted value is not closed"):
+        datakiln.read(path).to_arrow()
+    ds = datakiln.read(path, on_bad_rows="skip")
+    assert ds.to_arrow().to_pydict() == {"a": [3], "b": [4], "c": [5]}
+    assert [(e["line"], e["text"]) for e in ds.stats["examples"]] == [(2, '1,"x'), (3, "2,y")]

@@ -90,6 +90,12 @@ class CsvErrorsMixin:
                 "encoding, e.g. encoding='latin-1'")
         if "CSV parse error" in message and bad:
             _, text, actual, expected = bad[0]  # Arrow's row number is per block: locate it
+            if data is not None and not self.newlines_in_values and (
+                    "\n" in text or "\r" in text):
+                try:  # the row ran over a line break: a quote left open is the cause
+                    self._drop_open_quote(data, self.encoding, where, offset, [])
+                except ParseError as error:
+                    return error
             line = find_line(self._open, where, text, data, offset)
             return ParseError(
                 f"{where!r} line {line}: expected {expected} fields, found {actual}: {text!r}; "

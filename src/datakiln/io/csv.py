@@ -276,6 +276,7 @@ class CsvSource(CsvErrorsMixin, Source):
         if in_memory and data and data[-1:] not in (b"\n", b"\r"):
             data += b"\n"
         removed: list[tuple[int | None, str]] = []
+        original = data
         while True:
             bad: list[tuple[Any, ...]] = []
             skipped: list[str] = []
@@ -305,11 +306,11 @@ class CsvSource(CsvErrorsMixin, Source):
                 raise _NeedsRanges
             data = self._drop_open_quote(data, encoding, where, offset, removed)
         if record:
-            for text in skipped:
-                self.stats.record(where, None, text)
             for line, text in removed:
                 self.stats.record(where, line, text)
-            self._locate_skipped(where, data if in_memory else None, offset)
+            for text in skipped:
+                self.stats.record(where, None, text)
+            self._locate_skipped(where, original if in_memory else None, offset)
         return self._finish(table)
 
     def _finish(self, table: pa.Table) -> pa.Table:
