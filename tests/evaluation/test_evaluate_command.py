@@ -38,3 +38,12 @@ def test_table_and_query_go_to_the_database_input_only(tmp_path):
     result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "synthetic.parquet"),
                                  "--synthetic", str(tmp_path / "synthetic.parquet"), "--table", "people"])
     assert result.exit_code == 2 and "no input is a database URL" in result.output
+
+
+def test_a_copy_reads_as_undetectable_with_a_note(tmp_path):
+    pq.write_table(_rows(300, 0), tmp_path / "real.parquet")
+    result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real.parquet"), "--synthetic",
+                                 str(tmp_path / "real.parquet"), "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    line = next(row for row in result.output.splitlines() if "detection AUC" in row)
+    assert "0.500" in line and "below chance" in result.output

@@ -102,6 +102,8 @@ def evaluate_command(
         if html:
             report.to_html(html, overwrite=overwrite, inputs=read)
     console.print(summary_table(report, f"{synthetic} against {real} ({report.info['seconds']:.1f} s)"))
+    if report.fidelity.get("detection_note"):
+        console.print(f"[yellow]detection:[/] {esc(report.fidelity['detection_note'])}")
     for flag in (report.privacy or {}).get("flags", []):
         console.print(f"[bold red]privacy flag:[/] {esc(flag)}")
     for label, path in (("JSON", json_path), ("HTML report", html)):
