@@ -99,3 +99,16 @@ def test_utility_note_is_shown(report, page):
 def test_exact_copy_scope_is_stated(page):
     text = re.sub(r"\s+", " ", _text(page))
     assert "exact copies of training rows (equal in all 5 shared columns)" in text
+
+
+def test_a_below_chance_detection_shows_the_measured_auc_and_note():
+    from datakiln.report.html import render_report
+
+    report = datakiln.evaluate(pa.table({"x": list(range(300)), "c": ["a", "b", "c"] * 100}),
+                               pa.table({"x": list(range(300)), "c": ["a", "b", "c"] * 100}),
+                               privacy=False)
+    fidelity = report.fidelity
+    assert fidelity["detection_auc"] == 0.5 and fidelity["detection_auc_measured"] < 0.5
+    html = render_report(report.to_dict())
+    assert f"measured {fidelity['detection_auc_measured']:.3f}" in html
+    assert fidelity["detection_note"][:40].replace("'", "&#x27;") in html

@@ -121,7 +121,10 @@ def _cards(report: dict[str, Any]) -> str:
     if fidelity.get("detection_auc") is not None:
         cards.append(_card("Detection AUC", _fmt(fidelity["detection_auc"]),
                            _grade(fidelity["detection_auc"], 0.6, 0.75, higher_is_better=False),
-                           "0.5 = indistinguishable"))
+                           "0.5 = indistinguishable"
+                           + (f" · measured {_fmt(fidelity['detection_auc_measured'])}: "
+                              + (fidelity.get("detection_note") or "below chance")
+                              if fidelity.get("detection_note") else "")))
     if utility:
         metric = utility["headline_metric"]
         real, synth = (utility.get("real") or {}).get(metric), (utility.get("synthetic") or {}).get(metric)
