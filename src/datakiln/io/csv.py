@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 
 from datakiln.errors import (
     EmptySourceError,
@@ -457,11 +458,16 @@ class CsvSource(CsvErrorsMixin, Source):
                 with self.files.filesystem.open_input_file(path) as handle:
                     if size == 0 or handle.read_at(1, size - 1) not in (b"\n", b"\r"):
                         raise _NeedsRanges  # no final newline: the ranges add it
-                with ThreadPoolExecutor(1) as counter, \
-                        self.files.filesystem.open_input_file(path) as handle:
+                # fsspec files may share one position between handles: count first there
+                ahead = isinstance(self.files.filesystem, pafs.LocalFileSystem)
+                with ThreadPoolExecutor(1) as counter:
                     lines = counter.submit(self._quoted_lines, path)
-                    table = self._parse(handle, self.encoding, skip_header=self.dialect.header,
-                                        where=path, types=self._types(), lines=lines.result)
+                    if not ahead:
+                        lines.result()
+                    with self.files.filesystem.open_input_file(path) as handle:
+                        table = self._parse(handle, self.encoding, where=path,
+                                            skip_header=self.dialect.header,
+                                            types=self._types(), lines=lines.result)
                 tables.append(apply_pushdown(table, columns, filter))
         except _NeedsRanges:
             return super().read_all(columns, filter)
