@@ -344,3 +344,25 @@ def test_an_open_quote_that_breaks_the_field_count_is_named_as_such(tmp_path):
     ds = datakiln.read(path, on_bad_rows="skip")
     assert ds.to_arrow().to_pydict() == {"a": [3], "b": [4], "c": [5]}
     assert [(e["line"], e["text"]) for e in ds.stats["examples"]] == [(2, '1,"x'), (3, "2,y")]
+
+
+@pytest.mark.parametrize(
+    ("text", "header"),
+    [
+        (",age,city\n0,30,x\n1,40,y\n", True),  # pandas' to_csv: the index column has no name
+        ("a,,b,\n1,2,3,4\n5,6,7,8\n", True),
+        ("1,,x\n2,3,y\n", False),  # a data row with a missing value
+        (",,\n1,2,3\n", False),
+    ],
+)
+def test_header_with_empty_names(text, header):
+    assert sniff_dialect(text).header is header
+
+
+def test_pandas_index_csv_reads_its_header(tmp_path):
+    path = tmp_path / "frame.csv"
+    path.write_text(",age,city\n0,30,x\n1,40,y\n2,50,z\n")
+    table = datakiln.read(path).to_arrow()
+    assert table.column_names == ["column_0", "age", "city"]
+    assert table["age"].to_pylist() == [30, 40, 50]
+    assert table.num_rows == 3

@@ -50,14 +50,18 @@ def _looks_like_header(rows: list[list[str]], na_values: set[str]) -> bool:
     if len(rows) < 2:
         return bool(rows) and not any(_NUMBER.match(v) for v in rows[0])
     first, rest = rows[0], rows[1:]
-    if any(v.strip() in na_values or _NUMBER.match(v) for v in first):
+    # a header may leave a name empty (pandas' to_csv writes ",a,b" for its index): judge the
+    # named cells only; a missing-value marker or a number among them means a data row
+    named = [i for i, v in enumerate(first) if v.strip()]
+    if not named or any(first[i].strip() in na_values or _NUMBER.match(first[i]) for i in named):
         return False
-    for index in range(len(first)):
+    for index in named:
         below = [r[index].strip() for r in rest if index < len(r) and r[index].strip() not in na_values]
         if below and all(_NUMBER.match(v) for v in below):
             return True  # a text first row above a numeric column
-    seen = [{r[i].strip() for r in rest if i < len(r)} for i in range(len(first))]
-    return len(set(first)) == len(first) and all(v.strip() not in seen[i] for i, v in enumerate(first))
+    seen = {i: {r[i].strip() for r in rest if i < len(r)} for i in named}
+    names = [first[i].strip() for i in named]
+    return len(set(names)) == len(names) and all(first[i].strip() not in seen[i] for i in named)
 
 
 def sniff_dialect(
