@@ -366,3 +366,25 @@ def test_pandas_index_csv_reads_its_header(tmp_path):
     assert table.column_names == ["column_0", "age", "city"]
     assert table["age"].to_pylist() == [30, 40, 50]
     assert table.num_rows == 3
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "cp037"])
+def test_encoding_that_is_not_ascii_compatible_is_refused(tmp_path, encoding):
+    path = tmp_path / "wide.csv"
+    path.write_bytes("a,b\n1,2\n".encode(encoding))
+    with pytest.raises(InvalidArgumentError, match=f"encoding '{encoding}' is not supported.*iconv"):
+        datakiln.read(path, encoding=encoding).to_arrow()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_utf16_byte_order_mark_is_named(tmp_path, encoding):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("a,b\n1,2\n".encode("utf-16"))
+    with pytest.raises(EncodingError, match="excel.csv' starts with a UTF-16 byte-order mark"):
+        datakiln.read(path, encoding=encoding).to_arrow()
+
+
+def test_utf8_sig_encoding_reads(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("a,b\n1,2\n".encode("utf-8-sig"))
+    assert datakiln.read(path, encoding="utf-8-sig").to_arrow().column_names == ["a", "b"]

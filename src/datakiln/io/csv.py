@@ -57,6 +57,7 @@ _FIRST_LINE_LIMIT = 128 * 1024 * 1024
 _SCAN_BLOCK = 16 * 1024 * 1024
 _BOM = codecs.BOM_UTF8
 _UTF8 = ("utf-8", "utf8", "utf-8-sig")
+_ASCII_PROBE = 'a,;|\t"\r\n'
 
 
 class CsvSource(CsvErrorsMixin, Source):
@@ -120,6 +121,13 @@ class CsvSource(CsvErrorsMixin, Source):
             codecs.lookup(encoding)
         except LookupError as exc:
             raise InvalidArgumentError(f"unknown encoding {encoding!r}") from exc
+        probe = _ASCII_PROBE.encode(encoding, "replace").removeprefix(_BOM)  # utf-8-sig
+        if probe != _ASCII_PROBE.encode("ascii"):
+            # lines are found by their b"\n" bytes, which UTF-16/32 and EBCDIC do not write
+            raise InvalidArgumentError(
+                f"encoding {encoding!r} is not supported for CSV: datakiln reads encodings that "
+                "write plain ASCII as ASCII (utf-8, latin-1, cp1252, shift_jis ...); convert the "
+                f"file first, e.g. `iconv -f {encoding} -t utf-8 in.csv > out.csv`")
         self.files = files
         self.name = files.paths[0] if len(files.paths) == 1 else f"{len(files.paths)} CSV files"
         self.encoding = encoding
@@ -168,6 +176,11 @@ class CsvSource(CsvErrorsMixin, Source):
             raise EmptySourceError(f"{path!r} is empty: there is no header and no row to read")
         if len(data) >= size and b"\n" in data:
             data = data[: data.rindex(b"\n") + 1]
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise EncodingError(
+                f"{path!r} starts with a UTF-16 byte-order mark: it is UTF-16 (or UTF-32) text, "
+                "which datakiln does not read as CSV; convert it first, e.g. "
+                "`iconv -f utf-16 -t utf-8 in.csv > out.csv`")
         try:
             return data.decode(self.encoding)
         except UnicodeDecodeError as exc:
