@@ -177,3 +177,26 @@ def test_library_functions_count_by_name_and_version(small, tmp_path):
     stamp = _stamp(target)
     small.map_batches(labelled).cache(target)
     assert _stamp(target) == stamp  # dedent's own globals (a compiled regex) are not inspected
+
+
+def test_a_value_fixed_in_place_is_not_served_stale(tmp_path):
+    """One label fixed in a Parquet file keeps its size and footer (same statistics); the
+    content fingerprint cannot see it, so the cache also checks the files' stamps."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 20_000)
+    source, target = tmp_path / "s.parquet", tmp_path / "c.arrow"
+    pq.write_table(pa.table({"label": labels}), source)
+    before = datakiln.read(source)
+    assert before.cache(target).to_arrow()["label"].to_numpy().sum() == labels.sum()
+    fixed = labels.copy()
+    fixed[10_000] = 1 - fixed[10_000]
+    size = source.stat().st_size
+    pq.write_table(pa.table({"label": fixed}), source)
+    after = datakiln.read(source)
+    assert source.stat().st_size == size and after.fingerprint == before.fingerprint  # unseen
+    assert after.cache(target).to_arrow()["label"].to_numpy().sum() == fixed.sum()
+    stamp = _stamp(target)
+    datakiln.read(source).cache(target)
+    assert _stamp(target) == stamp  # untouched files: reused

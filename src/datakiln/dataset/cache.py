@@ -2,8 +2,11 @@
 
 ``Dataset.cache(path)`` streams the rows into an uncompressed Arrow IPC file (record
 batches of 1,048,576 rows) with a ``<path>.json`` sidecar holding the source fingerprint.
-Calling it again with unchanged content reuses the file. The file is memory-mapped on
-read, so random access (the loader's exact shuffle) touches only the pages it needs.
+Calling it again with unchanged content reuses the file; a cache of files also needs the
+files' paths, sizes and modification times unchanged (a value edited in place can leave
+the hashed footer or samples as they were), so touching or moving them rebuilds it.
+The file is memory-mapped on read, so random access (the loader's exact shuffle) touches
+only the pages it needs.
 
 The cache key is the dataset's content fingerprint (:mod:`datakiln.dataset._identity`):
 file contents, table buffers, and the code, defaults, closure values and globals of every
@@ -53,6 +56,18 @@ def _refuse_foreign(dataset: Dataset, target: Path, sidecar: Path) -> None:
             "choose another path, or remove that file yourself if it is expendable")
 
 
+def _file_stamp(dataset: Dataset) -> str | None:
+    """Paths, sizes and modification times of the source files (None for other sources).
+
+    The content fingerprint hashes a Parquet footer, or a file's head, tail and samples: a
+    value changed in place (one label fixed) can leave those bytes and the size unchanged.
+    So a cache of files is reused only while the files also keep the paths, sizes and
+    modification times it was built from; any change rebuilds it (never stale rows)."""
+    files = getattr(dataset.source, "files", None)
+    stamp = getattr(files, "fingerprint", None)
+    return stamp() if callable(stamp) else None
+
+
 def cache_key(dataset: Dataset, key: str | None = None) -> str:
     """The fingerprint a cache of ``dataset`` is stored under (see the module docstring)."""
     if key is not None:
@@ -85,7 +100,7 @@ def cache_dataset(dataset: Dataset, path: str | os.PathLike[str], *, key: str | 
         if not refresh:
             raise
         fingerprint = f"refreshed:{dataset._fingerprint(strict=False)}"  # never reused unasked
-    meta = {"version": CACHE_VERSION, "fingerprint": fingerprint}
+    meta = {"version": CACHE_VERSION, "fingerprint": fingerprint, "files": _file_stamp(dataset)}
     sidecar = _sidecar(target)
     _refuse_foreign(dataset, target, sidecar)
     if not refresh and target.exists() and sidecar.exists():
