@@ -135,9 +135,21 @@ class RowEncoder:
         names = [c for c in self.columns if c not in exclude]
         if not names:
             raise InvalidArgumentError("no columns are left to learn from")
-        matrix = np.column_stack([self.codes(table, c) if self.roles[c] == "discrete" else numbers(table[c])
-                                  for c in names])
+        matrix = np.column_stack([self.codes(table, c) if self.roles[c] == "discrete"
+                                  else self._finite(table, c) for c in names])
         return matrix, np.array([self.roles[c] == "discrete" for c in names])
+
+    def _finite(self, table: pa.Table, name: str) -> np.ndarray:
+        """A continuous column's numbers with ±inf placed just past the real range.
+
+        HistGradientBoosting bins features by quantiles, which turn ±inf into NaN thresholds
+        (and numpy RuntimeWarnings on the user's terminal); past the range they stay apart
+        from every finite value, the same for real and synthetic tables. NaN stays missing.
+        """
+        raw = numbers(table[name])
+        low, width = self.scale[name]
+        return np.where(np.isposinf(raw), low + 2.0 * width + 1.0,
+                        np.where(np.isneginf(raw), low - width - 1.0, raw))
 
     def embedding(self, table: pa.Table) -> np.ndarray:
         """Rows in a space where Euclidean distance is Gower-like (see the module docstring).
