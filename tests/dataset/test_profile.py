@@ -129,3 +129,23 @@ def test_profile_of_50_million_rows_within_1gb(tmp_path):
     result = _profile_in_child(path, "1GB")
     assert result["rows"] == 50_000_000
     assert result["peak"] < 1_000_000_000, result
+
+
+def test_pandas_category_and_timedelta_columns_profile(tmp_path):
+    """pandas' category dtype (a Parquet dictionary column) and Timedelta (duration) are
+    ordinary data: Arrow's value_counts/count_distinct/min_max have no kernel for them."""
+    rng = np.random.default_rng(0)
+    n = 3000  # over 200 rows, and a many-valued dictionary column that is sampled, not counted
+    frame = pd.DataFrame({
+        "c": pd.Categorical(rng.choice(["a", "b", "c"], n)),
+        "many": pd.Categorical([f"v{i}" for i in range(n)]),
+        "d": pd.to_timedelta(np.arange(n), unit="s"),
+    })
+    frame.to_parquet(tmp_path / "t.parquet")
+    profile = {c.name: c for c in datakiln.read(tmp_path / "t.parquet").profile().columns}
+    assert dict(profile["c"].top_values) == frame["c"].value_counts().to_dict()
+    assert profile["c"].distinct == 3 and profile["c"].distinct_exact
+    assert (profile["c"].min, profile["c"].max) == ("a", "c")
+    assert profile["many"].distinct == pytest.approx(n, rel=0.05)
+    assert (profile["d"].min, profile["d"].max) == (pd.Timedelta(0), pd.Timedelta(seconds=n - 1))
+    assert profile["d"].nulls == 0

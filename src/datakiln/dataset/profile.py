@@ -167,6 +167,25 @@ def _ticks(array: pa.Array) -> pa.Array:
     return pc.cast(array, pa.int64())
 
 
+def _decoded(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A dictionary column (pandas' category dtype in Parquet) as its plain values: Arrow's
+    counting and extreme kernels have no dictionary variant."""
+    if pa.types.is_dictionary(column.type):
+        return pc.cast(column, column.type.value_type)
+    return column
+
+
+def _extremes(values: pa.Array) -> tuple[Any, Any]:
+    """Exact (min, max) as Python values; durations through their int64 ticks (Arrow's
+    min_max has no duration kernel)."""
+    if pa.types.is_duration(values.type):
+        ticks = pc.min_max(pc.cast(values, pa.int64()))
+        return tuple(pa.scalar(ticks[k].as_py(), pa.int64()).cast(values.type).as_py()
+                     for k in ("min", "max"))
+    extremes = pc.min_max(values)
+    return extremes["min"].as_py(), extremes["max"].as_py()
+
+
 def _as_number_array(array: pa.Array, mode: str) -> pa.Array:
     """Numbers as float64 (temporal values as their integer ticks), nulls kept."""
     if mode == "time":
@@ -227,7 +246,7 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
     """
     states = {}
     for name, (mode, exact_counts) in plan.items():
-        column = table.column(name).combine_chunks()
+        column = _decoded(table.column(name).combine_chunks())
         state = _ColumnState(nulls=column.null_count)
         numeric = mode in ("number", "time")
         if exact_counts:
@@ -249,11 +268,11 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
             state.distinct.add_hashes(hash_values(column), floors.get(name))
         # exact extremes for text and time (float64 cannot carry every nanosecond tick)
         if mode != "number" and len(column) > column.null_count and not pa.types.is_null(column.type):
-            extremes = pc.min_max(distinct if exact_counts else column)
-            state.low, state.high = extremes["min"].as_py(), extremes["max"].as_py()
+            state.low, state.high = _extremes(distinct if exact_counts else column)
         states[name] = state
     sampled = [n for n, (mode, exact) in plan.items() if mode in ("number", "time") or not exact]
-    return table.num_rows, states, table.select(sampled)
+    kept = table.select(sampled)
+    return table.num_rows, states, pa.table([_decoded(c) for c in kept.columns], names=sampled)
 
 
 def _plan(dataset: Dataset) -> dict[str, tuple[str, bool]]:
@@ -261,7 +280,7 @@ def _plan(dataset: Dataset) -> dict[str, tuple[str, bool]]:
     head = dataset._inference_sample()
     plan = {}
     for column in dataset.arrow_schema:
-        values = head.column(column.name).drop_null()
+        values = _decoded(head.column(column.name)).drop_null()
         few = len(values) < 200 or pc.count_distinct(values).as_py() <= 0.2 * len(values)
         plan[column.name] = (_mode(column.type), few)
     return plan
