@@ -112,3 +112,13 @@ def test_too_few_rows_without_stratify_says_so():
 def test_negative_seed_is_refused(kwargs):
     with pytest.raises(InvalidArgumentError, match="seed must be a whole number"):
         split(pa.table({"a": list(range(20))}), (0.5, 0.5), seed=-1, **kwargs)
+
+
+@pytest.mark.parametrize(("rows", "expected"), [(3, [1, 1, 1]), (5, [3, 1, 1]), (12, [10, 1, 1])])
+def test_few_rows_still_give_every_split_one(rows, expected):
+    # 3 rows at 0.8/0.1/0.1 were dealt 3/0/0: empty validation and test files, no message
+    table = pa.table({"x": list(range(rows)), "y": ["a"] * rows})
+    result = datakiln.split(table, fractions=(0.8, 0.1, 0.1), seed=0)
+    assert [result[name].count() for name in ("train", "validation", "test")] == expected
+    strat = datakiln.split(table, fractions=(0.8, 0.1, 0.1), stratify="y", seed=0)
+    assert [strat[name].count() for name in ("train", "validation", "test")] == expected

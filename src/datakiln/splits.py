@@ -62,11 +62,20 @@ class SplitResult:
 
 
 def _allocate(n: int, fractions: np.ndarray) -> np.ndarray:
-    """Largest-remainder whole numbers of rows per split, summing to ``n``."""
+    """Largest-remainder whole numbers of rows per split, summing to ``n``.
+
+    When ``n`` is at least the number of splits with a positive fraction, each of them gets
+    a row (3 rows at 0.8/0.1/0.1 are 1/1/1, not 3/0/0), taken from the largest split.
+    """
     exact = fractions * n
     counts = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: n - counts.sum()]] += 1
+    wanted = fractions > 0
+    if n >= int(wanted.sum()):
+        for index in np.nonzero(wanted & (counts == 0))[0]:
+            counts[int(np.argmax(counts))] -= 1
+            counts[index] = 1
     return counts
 
 
