@@ -202,3 +202,22 @@ def test_balance_json_output(tmp_path, files):
         assert code == 0, output
     assert json.loads((tmp_path / "r.json").read_text())["datakiln"]["kind"] == "balance-report"
     _no_temporaries(tmp_path)
+
+
+def test_two_outputs_of_one_command_at_one_path_are_refused(tmp_path, files):
+    """-o X --report X --overwrite replaced the cleaned rows just written by the report (exit
+    0), and --json X --html X left only the HTML: both outputs are datakiln's own."""
+    real, synthetic, _ = files
+    same = tmp_path / "same.parquet"
+    runs = [
+        ("clean", real, "-o", same, "--report", same, "--overwrite"),
+        ("balance", real, "-o", same, "--target", "y", "--method", "random_over", "--json",
+         tmp_path / "." / "same.parquet", "--overwrite"),
+        ("evaluate", "--real", real, "--synthetic", synthetic, "--json", tmp_path / "r.json",
+         "--html", tmp_path / "r.json"),
+    ]
+    for args in runs:
+        code, output = _kiln(*args)
+        assert code == 2 and "both name" in output and "own path" in output, output
+    assert not same.exists() and not (tmp_path / "r.json").exists()  # refused before any work
+    assert real.read_text().startswith('"x","k","y"')

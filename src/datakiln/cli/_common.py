@@ -113,6 +113,28 @@ def read_options(names: str | None, header: bool | None, delimiter: str | None,
 _TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
 
 
+def distinct_outputs(**outputs: str | None) -> None:
+    """Refuse two outputs of one command at one path (``--report`` = ``-o``): the later
+    write would replace the earlier one, with ``--overwrite`` even the data just written.
+
+    Keyword names are the option names with ``_`` for ``-`` (``json=path``)."""
+    import os
+
+    from datakiln.errors import InvalidArgumentError
+
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        where = os.path.realpath(os.path.expanduser(os.fspath(path)))
+        name = "--" + option.rstrip("_").replace("_", "-")
+        if where in seen:
+            raise InvalidArgumentError(
+                f"{seen[where]} and {name} both name {os.fspath(path)!r}; the second write would "
+                "replace the first: give each output its own path")
+        seen[where] = name
+
+
 def esc(value: Any) -> str:
     """``value`` as text that rich prints literally (user paths, column names, data values).
 

@@ -7,7 +7,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from datakiln.cli._common import BudgetOption, console, esc, friendly_errors, progress_bar, seed_option
+from datakiln.cli._common import (
+    BudgetOption,
+    console,
+    distinct_outputs,
+    esc,
+    friendly_errors,
+    progress_bar,
+    seed_option,
+)
 
 
 def report_tables(report: Any) -> list[Table]:
@@ -76,6 +84,7 @@ def balance_command(
     with friendly_errors():
         dataset = datakiln.read(data, **(read_kwargs or {}))
         inputs = source_inputs(dataset.source)
+        distinct_outputs(out=out, json=report_path)
         if report_path:  # refused now, not after the work
             check_output(report_path, inputs=inputs, overwrite=overwrite, is_own=is_own_report)
         balancer = Balancer(method, sampling_strategy="auto" if ratio is None else ratio, seed=seed,

@@ -10,6 +10,7 @@ from rich.table import Table
 from datakiln.cli._common import (
     BudgetOption,
     console,
+    distinct_outputs,
     esc,
     friendly_errors,
     progress_bar,
@@ -51,6 +52,7 @@ def clean(
     with friendly_errors():
         dataset = datakiln.read(data, **(read_kwargs or {}))
         inputs = source_inputs(dataset.source)
+        distinct_outputs(out=out, report=report)
         if report:  # refused now, not after the work
             check_output(report, inputs=inputs, overwrite=overwrite, is_own=is_own_report)
         cleaner = Cleaner.from_config(config) if config else Cleaner()

@@ -7,7 +7,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from datakiln.cli._common import BudgetOption, console, esc, friendly_errors, progress_bar, seed_option
+from datakiln.cli._common import (
+    BudgetOption,
+    console,
+    distinct_outputs,
+    esc,
+    friendly_errors,
+    progress_bar,
+    seed_option,
+)
 from datakiln.errors import InvalidArgumentError
 
 
@@ -89,6 +97,7 @@ def evaluate_command(
         tables = {name: datakiln.read(path, **_options_for(path, read_kwargs or {}, inputs)) if path
                   else None for name, path in inputs}
         read = [p for t in tables.values() if t is not None for p in source_inputs(t.source)]
+        distinct_outputs(json=json_path, html=html)
         for path in (json_path, html):  # refused now, not after the work
             if path:
                 check_output(path, inputs=read, overwrite=overwrite, is_own=is_own_report)
