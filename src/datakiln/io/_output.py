@@ -377,10 +377,13 @@ def recover(target: str | os.PathLike[str]) -> list[str]:
 
 # -- manifest and commit --------------------------------------------------------------------
 
-def write_manifest(directory: Path, files: Iterable[Path], *, format: str, rows: int | None) -> None:
-    """Write ``_datakiln.json`` listing ``files`` (paths inside ``directory``)."""
+def write_manifest(directory: Path, files: Iterable[Path], *, format: str, rows: int | None,
+                   extra: dict[str, Any] | None = None) -> None:
+    """Write ``_datakiln.json`` listing ``files`` (paths inside ``directory``); ``extra``
+    adds keys (``partition_schema``: the types of hive partition columns)."""
     listed = [{"path": os.path.relpath(f, directory), "bytes": f.stat().st_size} for f in files]
-    data = {"datakiln_output": MANIFEST_VERSION, "format": format, "rows": rows, "files": listed}
+    data = {"datakiln_output": MANIFEST_VERSION, "format": format, "rows": rows, "files": listed,
+            **(extra or {})}
     (directory / MANIFEST).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 

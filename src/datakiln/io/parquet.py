@@ -6,7 +6,10 @@ and row groups are decoded; row counts come from file metadata without reading d
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,13 +17,52 @@ import pyarrow.dataset as pads
 
 from datakiln.errors import ParseError, SchemaMismatchError
 from datakiln.io._files import FileSet
-from datakiln.io._output import PARQUET_MARK
+from datakiln.io._output import MANIFEST, PARQUET_MARK
 from datakiln.io.base import ReadTask, SizeEstimate, Source
 
-__all__ = ["ParquetSource", "open_arrow_dataset"]
+__all__ = ["ParquetSource", "open_arrow_dataset", "partition_schema_entry"]
+
+PARTITION_SCHEMA = "partition_schema"
 
 
-def open_arrow_dataset(files: FileSet, format: str, partitioning: str | None) -> pads.Dataset:
+def _parsable(dtype: pa.DataType) -> pa.DataType:
+    """The type a hive partition column is read back as: its own where Arrow parses the
+    directory text exactly, else its dictionary's value type, else text."""
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    if (pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_integer(dtype)
+            or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype) or pa.types.is_date(dtype)
+            or pa.types.is_timestamp(dtype) or pa.types.is_time(dtype)):
+        return dtype
+    return pa.string()
+
+
+def partition_schema_entry(schema: pa.Schema, keys: Sequence[str]) -> dict[str, Any]:
+    """The manifest entry that keeps hive partition columns' types (``{}`` without keys).
+
+    A ``key=value`` directory holds text only: without it a string code ``"007"`` read back
+    as the integer 7 (merged with ``"7"``), and dates and booleans as strings."""
+    if not keys:
+        return {}
+    fields = pa.schema([pa.field(k, _parsable(schema.field(k).type)) for k in keys])
+    return {PARTITION_SCHEMA: base64.b64encode(fields.serialize().to_pybytes()).decode("ascii")}
+
+
+def _recorded_partitioning(files: FileSet) -> pads.Partitioning | None:
+    """Hive partitioning with the types datakiln's manifest recorded, or None."""
+    if not files.base:
+        return None
+    try:
+        with files.filesystem.open_input_stream(f"{files.base.rstrip('/')}/{MANIFEST}") as stream:
+            text = json.loads(stream.read().decode("utf-8")).get(PARTITION_SCHEMA)
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text, validate=True)))
+    except (OSError, ValueError, TypeError, AttributeError, pa.ArrowInvalid):
+        return None  # no manifest, or none of datakiln's: Arrow infers the types
+    return pads.partitioning(schema, flavor="hive")
+
+
+def open_arrow_dataset(files: FileSet, format: str,
+                       partitioning: str | pads.Partitioning | None) -> pads.Dataset:
     """An Arrow dataset over ``files``; files whose schemas disagree raise a clear error."""
     try:
         dataset = pads.dataset(list(files.paths), filesystem=files.filesystem, format=format,
@@ -67,7 +109,8 @@ class ParquetSource(Source):
         self.files = files
         self.name = files.base or (files.paths[0] if len(files.paths) == 1
                                    else f"{len(files.paths)} Parquet files")
-        self.dataset = _without_mark(open_arrow_dataset(files, "parquet", partitioning))
+        recorded = _recorded_partitioning(files) if partitioning == "hive" else None
+        self.dataset = _without_mark(open_arrow_dataset(files, "parquet", recorded or partitioning))
 
     @property
     def schema(self) -> pa.Schema:

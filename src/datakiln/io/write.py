@@ -53,6 +53,7 @@ from datakiln.io._output import (
     test_pause,
     write_manifest,
 )
+from datakiln.io.parquet import partition_schema_entry
 
 log = logging.getLogger(__name__)
 __all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "generator_meta",
@@ -283,7 +284,8 @@ def write_tables(
             writer.close()
         files = [p for s in shards.values() for p in s.files]
         if as_directory:
-            write_manifest(temp, files, format=format, rows=result.rows)
+            write_manifest(temp, files, format=format, rows=result.rows,
+                           extra=partition_schema_entry(schema, keys))
         commit(temp_output, directory=as_directory, overwrite=overwrite)
     except BaseException as exc:
         for writer in shards.values():
