@@ -287,3 +287,24 @@ def test_version_2_model_files_still_load(tmp_path):
         del component["nonfinite"]
     write_model(path, data)
     assert load(path).sample(2_000, seed=3).equals(model.sample(2_000, seed=3))
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("seed", -1), ("seed", "abc"), ("seed", 1.5), ("grid", 10**9), ("grid", 2.5e3),
+    ("max_components", 0), ("min_component_rows", -1), ("sample_rows", None),
+])
+def test_bad_settings_are_clear_errors_before_any_work(setting, value):
+    # seed=-1 / 'abc' were raw numpy errors; grid=10**9 was killed for memory
+    table = pa.table({"a": np.arange(100.0), "b": ["x", "y"] * 50})
+    with pytest.raises(InvalidArgumentError, match=f"{setting} must be a whole number"):
+        GaussianCopula(**{setting: value}).fit(table)
+
+
+@pytest.mark.parametrize("seed", [-1, "x", 2.5])
+def test_bad_sample_seed_is_a_clear_error(seed):
+    model = GaussianCopula().fit(pa.table({"a": np.arange(100.0)}))
+    with pytest.raises(InvalidArgumentError, match="seed must be None, a whole number >= 0"):
+        model.sample(5, seed=seed)
+    with pytest.raises(InvalidArgumentError, match="seed must be None"):
+        next(model.sample_batches(5, seed=seed))
+    assert model.sample(3, seed=np.random.default_rng(1)).num_rows == 3

@@ -174,6 +174,12 @@ def test_the_fuzz_baseline_is_sane(tmp_path):
     (("state", "components", 1, "columns"), ["age"]),
     (("params", "pii"), "keep"),
     (("params", "threads"), 0),
+    # settings used when a loaded model is fitted again: a raw TypeError / ValueError, or a
+    # 7 TiB allocation for grid=10**12
+    (("params", "seed"), "abc"),
+    (("params", "seed"), -5),
+    (("params", "grid"), 10**12),
+    (("params", "max_components"), 0),
 ])
 def test_edits_that_broke_sampling_are_refused_at_load(path, value, tmp_path):
     payload, members = _original()

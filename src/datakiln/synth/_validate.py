@@ -35,8 +35,8 @@ import pyarrow as pa
 
 from datakiln.errors import ModelFormatError
 
-__all__ = ["MAX_RATIO", "MAX_TOTAL_BYTES", "check_copula_state", "check_payload", "check_schema",
-           "load_array", "read_member"]
+__all__ = ["MAX_GRID", "MAX_RATIO", "MAX_TOTAL_BYTES", "check_copula_state", "check_payload", "check_schema",
+           "load_array", "read_member", "settings_problem"]
 
 MAX_TOTAL_BYTES = 2 * 1024**3
 """Most bytes all members of a model file may inflate to together (2 GiB)."""
@@ -204,7 +204,29 @@ def _value_range(dtype: pa.DataType) -> tuple[float, float]:
     return -np.inf, np.inf
 
 
+#: the most quantile grid points per column (8 bytes each, per component): a finer grid adds
+#: nothing a sample can show, and a typo such as grid=10**9 would allocate terabytes
+MAX_GRID = 65_537
+_SETTINGS = (("seed", 0, 2**63 - 1), ("grid", 3, MAX_GRID), ("sample_rows", 10, 2**62),
+             ("max_components", 1, 1_000_000), ("min_component_rows", 1, 2**62))
+
+
+def settings_problem(model: Any) -> str | None:
+    """What is wrong with a synthesizer's whole-number settings (seed, grid, sizes), or None."""
+    for name, low, high in _SETTINGS:
+        if not hasattr(model, name):
+            continue
+        value = getattr(model, name)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
+            bounds = f">= {low:,}" if high >= 2**62 else f"in {low:,}..{high:,}"
+            return f"{name} must be a whole number {bounds}, got {value!r:.40}"
+    return None
+
+
 def _check_params(model: Any) -> None:
+    problem = settings_problem(model)
+    if problem is not None:
+        raise ModelFormatError(f"model parameter {problem}")
     for name in ("pii", "text"):
         if hasattr(model, name) and getattr(model, name) not in ("fake", "drop"):
             raise ModelFormatError(f"model parameter {name!r} must be 'fake' or 'drop', got "

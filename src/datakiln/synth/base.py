@@ -112,11 +112,16 @@ class Synthesizer:
         log.info("fitted %s in %.2f s", type(self).__name__, time.perf_counter() - started)
         return self
 
-    def _check_sample_args(self, n: int, conditions: dict[str, Any] | None) -> None:
+    def _check_sample_args(self, n: int, conditions: dict[str, Any] | None, seed: Any = None) -> None:
         if not hasattr(self, "schema_"):
             raise InvalidArgumentError(f"{type(self).__name__} is not fitted yet; call fit first")
         if not isinstance(n, (int, np.integer)) or n < 0:
             raise InvalidArgumentError(f"n must be a whole number >= 0, got {n!r}")
+        generator = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+        if seed is not None and not isinstance(seed, generator) and (
+                not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+            raise InvalidArgumentError(f"seed must be None, a whole number >= 0 or a numpy Generator, "
+                                       f"got {seed!r:.40}")
         unknown = sorted(set(conditions or {}) - set(self.schema_.names))
         if unknown:
             raise InvalidArgumentError(f"conditions name unknown columns {unknown}; the columns "
@@ -127,7 +132,7 @@ class Synthesizer:
     def sample(self, n: int, conditions: dict[str, Any] | None = None,
                seed: int | None = None) -> pa.Table:
         """``n`` new rows with the training schema; ``conditions`` fix or bound columns."""
-        self._check_sample_args(n, conditions)
+        self._check_sample_args(n, conditions, seed)
         log.info("sampling %s rows from %s (conditions on: %s)", f"{int(n):,}", type(self).__name__,
                  ", ".join(conditions or {}) or "none")
         table = self._sample(int(n), dict(conditions or {}), np.random.default_rng(seed))
@@ -137,7 +142,7 @@ class Synthesizer:
     def sample_batches(self, n: int, batch_rows: int = 100_000, conditions: dict[str, Any] | None = None,
                        seed: int | None = None) -> Iterator[pa.Table]:
         """The rows of ``sample(n, conditions, seed)`` as tables of ``batch_rows`` rows (bounded memory)."""
-        self._check_sample_args(n, conditions)
+        self._check_sample_args(n, conditions, seed)
         if batch_rows < 1:
             raise InvalidArgumentError(f"batch_rows must be at least 1, got {batch_rows!r}")
         schema = self.output_schema()

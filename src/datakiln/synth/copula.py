@@ -55,6 +55,7 @@ from datakiln.synth._fakes import PLACEHOLDER_PATTERN, placeholder_collisions
 from datakiln.synth._mixture import choose_by, order_categories
 from datakiln.synth._sampling import CHUNK_ROWS, CopulaSampling
 from datakiln.synth._stats import Stats, quantiles
+from datakiln.synth._validate import settings_problem
 from datakiln.synth._vocab import Categories, build_vocabulary, check_vocabulary_state
 from datakiln.synth.base import MIN_TRAINING_ROWS, SmallTrainingWarning, Synthesizer, register
 from datakiln.synth.constraints import (
@@ -155,8 +156,9 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         if self.text not in ("fake", "drop"):
             raise InvalidArgumentError(f"text must be 'fake' (placeholder text of matching lengths) or "
                                        f"'drop', got {self.text!r}")
-        if self.grid < 3 or self.sample_rows < 10:
-            raise InvalidArgumentError("grid must be at least 3 and sample_rows at least 10")
+        problem = settings_problem(self)
+        if problem is not None:
+            raise InvalidArgumentError(problem)
         for name in ("max_categories", "min_category_count"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
