@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from datakiln.errors import InvalidArgumentError
 
@@ -83,7 +84,7 @@ def _typed(clause: str, name: str, value: str, dtype: pa.DataType) -> object:
                                        f"({dtype}), got {part.strip()!r}; write {example}")
         if temporal:
             try:
-                parsed[-1] = pa.array([check]).cast(dtype)[0].as_py()
+                parsed[-1] = _temporal(check, dtype)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise InvalidArgumentError(f"--where {clause!r}: {part.strip()!r} is not {kind} for "
                                            f"column {name!r}; write {example}") from exc
@@ -95,6 +96,18 @@ def _typed(clause: str, name: str, value: str, dtype: pa.DataType) -> object:
                                    f"{parts[0].strip()} is above high end {parts[1].strip()}); write "
                                    f"{name}={parts[1].strip()}..{parts[0].strip()}")
     return (low, high)
+
+
+def _temporal(text: Any, dtype: pa.DataType) -> object:
+    """``text`` as a value of the temporal ``dtype``; for a zone-aware timestamp column, a
+    time without an offset ('2024-01-31', '2024-01-31 08:00') is read in the column's zone."""
+    try:
+        return pa.array([text]).cast(dtype)[0].as_py()
+    except pa.ArrowInvalid:
+        if not (pa.types.is_timestamp(dtype) and dtype.tz):
+            raise
+        naive = pa.array([text]).cast(pa.timestamp(dtype.unit))  # no offset in the text
+        return pc.assume_timezone(naive, dtype.tz)[0].as_py()
 
 
 def _greater(low: Any, high: Any) -> bool:

@@ -213,8 +213,12 @@ class CopulaSampling:
                     self.roles_[name] == "numeric" and not isinstance(value, (tuple, list))):
                 columns[name] = pa.array([value] * n).cast(dtype)  # a fixed value, exactly
             elif self.roles_[name] == "numeric":  # a range: guaranteed, not just likely
-                low, high = (pa.scalar(v).cast(dtype) for v in value)
-                columns[name] = pc.max_element_wise(pc.min_element_wise(columns[name], high), low)
+                # zone-aware timestamps clamp on their UTC ticks (Arrow's element-wise
+                # min/max have no kernel for a zone); the zone is put back after
+                plain = pa.timestamp(dtype.unit) if pa.types.is_timestamp(dtype) else dtype
+                low, high = (pa.scalar(v).cast(dtype).cast(plain) for v in value)
+                clamped = pc.min_element_wise(columns[name].cast(plain), high)
+                columns[name] = pc.max_element_wise(clamped, low).cast(dtype)
             elif value is not None and value in self.pool_[name]["values"]:  # a pooled category, exactly
                 columns[name] = pa.array([value] * n).cast(dtype)
         return columns
