@@ -169,3 +169,14 @@ def test_cleaning_memory_stays_within_budget_on_data_larger_than_it(tmp_path):
     assert result["dropped"] == 60_000
     assert result["rows"] == 2_940_000
     assert result["growth"] < 60_000_000, result
+
+
+def test_repair_keeps_codes_with_leading_zeros_as_text():
+    """The default clean parsed zip codes as numbers: "00501" and "501" both became 501
+    (five distinct codes became three) and ids "000001" lost their zeros."""
+    codes = ["00501", "501", "02134", "2134", "90210"] * 40
+    table = pa.table({"zip": codes, "id": [f"{i:06d}" for i in range(200)],
+                      "n": [str(i) for i in range(200)], "x": [f"{i / 7:.3f}" for i in range(200)]})
+    out = Cleaner([RepairTypes()]).fit_transform(table).to_arrow()
+    assert out["zip"].to_pylist() == codes and out["id"].to_pylist()[:2] == ["000000", "000001"]
+    assert out["n"].type == pa.int64() and out["x"].type == pa.float64()  # "0.143" is a number

@@ -18,6 +18,7 @@ __all__ = ["RepairTypes"]
 
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _INTEGER = r"^\s*[-+]?\d+\s*$"
+_LEADING_ZERO = r"^\s*[-+]?0\d"  # "007", "02134": a code whose zeros carry meaning
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y",
                  "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S")
 SHARE = 0.95
@@ -38,7 +39,8 @@ class RepairTypes(Step):
     numbers, dates : bool
         Convert text columns where at least 95 % of the values in the first 10,000 rows
         parse as numbers (dates in a common format); values that do not parse become null
-        and are counted.
+        and are counted. A column with a value such as ``"007"`` (a leading zero) holds
+        codes and stays text: as numbers ``"00501"`` and ``"501"`` would become equal.
     case : bool
         Map case variants of a category (``"male"``, ``"Male "``) to its most frequent form.
     ranges : dict, optional
@@ -73,7 +75,9 @@ class RepairTypes(Step):
             if len(values) == 0:
                 continue
             looks_numeric = pc.match_substring_regex(values, _NUMBER)
-            if self.numbers and _share(looks_numeric) >= SHARE:
+            # codes with leading zeros stay text: as numbers "00501" and "501" would merge
+            coded = pc.any(pc.match_substring_regex(values, _LEADING_ZERO)).as_py()
+            if self.numbers and not coded and _share(looks_numeric) >= SHARE:
                 numbers = values.filter(looks_numeric)
                 kind = "int" if _share(pc.match_substring_regex(numbers, _INTEGER)) >= 1.0 else "float"
                 self.conversions_[field.name] = (kind, None)
