@@ -387,3 +387,36 @@ def test_auto_lists_smoten_beyond_the_budget_as_an_error_row():
     rows = score_methods(codec, Balancer("auto", memory_budget="2MB"), x, labels, x, labels,
                          candidates=("smote",))  # all categorical: SMOTEN
     assert "SMOTEN compares every pair of rows" in rows[0]["error"]
+
+
+def _class_counts(dataset, column="b"):
+    return {d["values"]: d["counts"] for d in pc.value_counts(dataset.to_arrow()[column]).to_pylist()}
+
+
+@pytest.mark.parametrize(("method", "strategy", "expected"), [
+    ("smote", {"y": 50}, {"x": 180, "y": 50}),
+    ("random_over", {"y": 60}, {"x": 180, "y": 60}),
+    ("random_under", {"x": 30}, {"x": 30, "y": 20}),
+    ("synth", {"y": 40}, {"x": 180, "y": 40}),
+])
+def test_dict_sampling_strategy_names_classes_by_their_values(method, strategy, expected):
+    # the samplers see class codes, so {'y': 50} was "The {'y'} target class is not present"
+    table = pa.table({"a": np.arange(200.0), "b": ["x"] * 180 + ["y"] * 20})
+    assert _class_counts(datakiln.balance(table, "b", method=method, sampling_strategy=strategy)) == expected
+
+
+def test_dict_sampling_strategy_with_integer_classes_and_unknown_class():
+    table = pa.table({"a": np.arange(200.0), "b": [5] * 180 + [3] * 20})
+    balanced = datakiln.balance(table, "b", method="random_over", sampling_strategy={3: 70})
+    assert _class_counts(balanced) == {5: 180, 3: 70}
+    with pytest.raises(InvalidArgumentError, match=r"names the class 7, which the target 'b' does not have; "
+                                                   r"its classes are \[3, 5\]"):
+        datakiln.balance(table, "b", sampling_strategy={7: 70})
+
+
+def test_dict_sampling_strategy_on_the_per_class_streaming_path(tmp_path):
+    rows = 20_000
+    table = pa.table({"a": np.arange(float(rows)), "b": ["x"] * (rows - 2_000) + ["y"] * 2_000})
+    balanced = datakiln.balance(table, "b", method="random_over", sampling_strategy={"y": 5_000},
+                                memory_budget="2MB", output=tmp_path / "out.parquet")
+    assert _class_counts(balanced) == {"x": 18_000, "y": 5_000}

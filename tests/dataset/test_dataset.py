@@ -102,3 +102,11 @@ def test_memory_budget_too_small_for_one_task(tmp_path):
     ds = datakiln.read(tmp_path / "t.parquet", memory_budget="100kB")
     with pytest.raises(MemoryBudgetError, match="raise the budget"):
         list(ds.iter_batches())
+
+
+def test_read_task_over_budget_names_the_fourfold_need():
+    # "needs about 260.0 kB but the memory budget is 1.0 MB" read as a contradiction: a task
+    # is counted four times (raw, decoded, temporaries)
+    table = pa.table({"a": [float(i) for i in range(20_000)], "b": ["x"] * 20_000})
+    with pytest.raises(MemoryBudgetError, match=r"needs about 1\.0 MB \(260\.0 kB of data"):
+        list(datakiln.from_arrow(table)._tables(memory_budget=1_000_000))

@@ -73,6 +73,29 @@ class FeatureCodec:
         """The target's classes in code order."""
         return list(self.labels_encoder.categories_[self.target])
 
+    def strategy(self, sampling_strategy: Any) -> Any:
+        """``sampling_strategy`` with the target's classes turned into the codes samplers see.
+
+        A dict (class -> rows) and a list (classes to clean) name classes by their values;
+        ``None`` names the null class. Strings, floats and callables pass through unchanged.
+        """
+        if not isinstance(sampling_strategy, (dict, list, tuple)):
+            return sampling_strategy
+        codes = {label: code for code, label in enumerate(self.classes)}
+        codes.setdefault(None, len(self.classes))
+
+        def code(label: Any) -> int:
+            try:
+                return codes[label.item() if isinstance(label, np.generic) else label]
+            except (KeyError, TypeError):
+                raise InvalidArgumentError(
+                    f"sampling_strategy names the class {label!r}, which the target {self.target!r} does "
+                    f"not have; its classes are {self.classes[:20]}") from None
+
+        if isinstance(sampling_strategy, dict):
+            return {code(label): rows for label, rows in sampling_strategy.items()}
+        return [code(label) for label in sampling_strategy]
+
     def labels(self, table: pa.Table) -> np.ndarray:
         """Target codes (the null class, if any, is the last code)."""
         codes = self.labels_encoder.transform(table.select([self.target]))[self.target]

@@ -109,7 +109,7 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
     y = codec.all_labels(dataset, budget)
     check_classes(codec, y)
     kind = "over-sampling" if method is None else method.kind
-    strategy = check_sampling_strategy(balancer.sampling_strategy, y, kind)
+    strategy = check_sampling_strategy(codec.strategy(balancer.sampling_strategy), y, kind)
     keep: np.ndarray | None = None
     new_parts: Iterator[pa.Table] = iter(())
     sample: dict[str, Any] = {}  # the first new rows and their real class rows, for the copy shares

@@ -35,7 +35,7 @@ def synthesize_batches(dataset: Dataset, codec: FeatureCodec, balancer: Any, y: 
 
     from datakiln.synth import GaussianCopula
 
-    strategy = check_sampling_strategy(balancer.sampling_strategy, y, "over-sampling")
+    strategy = check_sampling_strategy(codec.strategy(balancer.sampling_strategy), y, "over-sampling")
     classes = len(codec.classes) + 1
     if classes > 256:
         raise InvalidArgumentError(f"method='synth' fits one copula per class; {classes} classes are too "

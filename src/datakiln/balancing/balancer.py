@@ -135,7 +135,8 @@ class Balancer:
 
     def make_sampler(self, method: Method, codec: FeatureCodec, strategy: Any = None) -> Any:
         """The imbalanced-learn sampler for ``method`` with this Balancer's settings."""
-        return sampler(method, sampling_strategy=self.sampling_strategy if strategy is None else strategy,
+        return sampler(method, sampling_strategy=codec.strategy(self.sampling_strategy) if strategy is None
+                       else strategy,
                        seed=self.seed, categorical=list(np.flatnonzero(codec.categorical_mask)),
                        k_neighbors=self.k_neighbors, **(self.options or {}))
 
@@ -146,7 +147,7 @@ class Balancer:
             from imblearn.utils import check_sampling_strategy
 
             try:
-                strategy = check_sampling_strategy(self.sampling_strategy, y, method.kind)
+                strategy = check_sampling_strategy(codec.strategy(self.sampling_strategy), y, method.kind)
             except ValueError:  # a strategy the sampler will refuse itself, with its own message
                 return
             check_neighbours(method, codec, y, strategy, self.k_neighbors)

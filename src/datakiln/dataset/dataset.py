@@ -285,7 +285,8 @@ class Dataset:
         slots = int(budget // (4 * task_bytes))
         if slots < 1:
             raise MemoryBudgetError(
-                f"one read task of {self._source.name!r} needs about {format_bytes(task_bytes)} "
+                f"one read task of {self._source.name!r} needs about {format_bytes(4 * task_bytes)} "
+                f"({format_bytes(task_bytes)} of data, held raw and decoded with its temporaries) "
                 f"but the memory budget is {format_bytes(budget)}; raise the budget or rewrite "
                 "the data in smaller pieces (kiln convert --rows-per-file / smaller row groups)")
         return min(threads, slots), min(threads + 2, slots)
