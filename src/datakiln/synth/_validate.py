@@ -207,7 +207,7 @@ def _value_range(dtype: pa.DataType) -> tuple[float, float]:
 #: the most quantile grid points per column (8 bytes each, per component): a finer grid adds
 #: nothing a sample can show, and a typo such as grid=10**9 would allocate terabytes
 MAX_GRID = 65_537
-_SETTINGS = (("seed", 0, 2**63 - 1), ("grid", 3, MAX_GRID), ("sample_rows", 10, 2**62),
+_SETTINGS = (("seed", 0, 2**32 - 1), ("grid", 3, MAX_GRID), ("sample_rows", 10, 2**62),
              ("max_components", 1, 1_000_000), ("min_component_rows", 1, 2**62))
 
 
