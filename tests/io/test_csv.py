@@ -388,3 +388,15 @@ def test_utf8_sig_encoding_reads(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes("a,b\n1,2\n".encode("utf-8-sig"))
     assert datakiln.read(path, encoding="utf-8-sig").to_arrow().column_names == ["a", "b"]
+
+
+def test_codes_with_leading_zeros_stay_text(tmp_path):
+    """Zip codes read as int64 turned "00501" and "501" into the same value 501."""
+    path = tmp_path / "z.csv"
+    path.write_text("zip,n,account\n00501,1,-0042\n501,2,17\n02134,3,5\n")
+    table = datakiln.read(path).to_arrow()
+    assert table["zip"].to_pylist() == ["00501", "501", "02134"]
+    assert table["account"].to_pylist() == ["-0042", "17", "5"]
+    assert table["n"].type == pa.int64()  # plain integers stay numbers
+    forced = datakiln.read(path, column_types={"zip": "int64"}).to_arrow()
+    assert forced["zip"].to_pylist() == [501, 501, 2134]  # asked for explicitly

@@ -260,13 +260,27 @@ class CsvSource(CsvErrorsMixin, Source):
         data = text.encode("utf-8")
         sample = self._parse(data, "utf-8", skip_header=self.dialect.header,
                              where=self.files.paths[0], types=types, record=False)
+        codes = self._zero_led_codes(data, sample.schema, types)
         fields = []
         for field in sample.schema:
-            dtype = field.type
+            dtype = pa.string() if field.name in codes else field.type
             if pa.types.is_null(dtype):
                 dtype = pa.string()  # nothing seen yet: keep text so later values still parse
             fields.append(pa.field(field.name, types.get(field.name, dtype)))
         return pa.schema(fields)
+
+    def _zero_led_codes(self, data: bytes, schema: pa.Schema,
+                        forced: Mapping[str, pa.DataType]) -> set[str]:
+        """Integer-looking columns of the sample holding a value with a leading zero ("00501",
+        "007"): codes, kept as text (as integers "00501" and "501" would become equal)."""
+        integers = {f.name: pa.string() for f in schema
+                    if pa.types.is_integer(f.type) and f.name not in forced}
+        if not integers:
+            return set()
+        text = self._parse(data, "utf-8", skip_header=self.dialect.header,
+                           where=self.files.paths[0], types=integers, record=False)
+        return {name for name in integers
+                if pc.any(pc.match_substring_regex(text[name], r"^\s*[-+]?0\d")).as_py()}
 
     # -- parsing ----------------------------------------------------------------------------
     def _parse(self, data: bytes | Any, encoding: str, *, skip_header: bool, where: str,
