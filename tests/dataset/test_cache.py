@@ -200,3 +200,27 @@ def test_a_value_fixed_in_place_is_not_served_stale(tmp_path):
     stamp = _stamp(target)
     datakiln.read(source).cache(target)
     assert _stamp(target) == stamp  # untouched files: reused
+
+
+def test_a_function_of_the_callers_own_module_enters_the_key(small, tmp_path, monkeypatch):
+    """``import helpers; helpers.scale(x)``: the module counted by its name only, so editing
+    helpers.py served the old rows from the cache."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # a .pyc of the same second would stay
+    source = "import pyarrow.compute as pc\nFACTOR = {}\n\ndef scale(x):\n    return pc.multiply(x, FACTOR)\n"
+    (tmp_path / "dk_helpers.py").write_text(source.format(2))
+    helpers = importlib.import_module("dk_helpers")
+    try:
+        def through_module(t):
+            return pa.table({"a": helpers.scale(t["a"])})
+
+        target = tmp_path / "c.arrow"
+        assert small.map_batches(through_module).cache(target).head(2)["a"][1].as_py() == 2
+        (tmp_path / "dk_helpers.py").write_text(source.format(3))
+        helpers = importlib.reload(helpers)  # as a new process would import it
+        assert small.map_batches(through_module).cache(target).head(2)["a"][1].as_py() == 3
+    finally:
+        sys.modules.pop("dk_helpers", None)

@@ -11,7 +11,8 @@ data or the operations differ:
 - **Tables in memory**: a SHA-256 of their Arrow IPC serialisation (every buffer), kept
   per table object (tables are immutable).
 - **Functions** given to ``map_batches``: their byte code and constants, default
-  arguments, closure values and the globals they read, recursively. A value that cannot
+  arguments, closure values and the globals they read, recursively (a module of the
+  caller's own counts by the attributes the function may read from it). A value that cannot
   be identified (an open connection, a fitted model, a random generator) raises
   :class:`Unidentifiable`; the cache then asks for ``key=``. Functions of installed
   libraries and the standard library count by their module, name and the library's
@@ -213,21 +214,49 @@ def _callable_text(fn: Any, seen: frozenset[int]) -> str:
     seen = seen | {id(fn)}
     parts = [name, _code_text(fn.__code__), value_identity(fn.__defaults__, seen),
              value_identity(fn.__kwdefaults__, seen)]
+    names = sorted(set(_code_names(fn.__code__)))
     for variable, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
         try:
-            parts.append(f"{variable}={value_identity(cell.cell_contents, seen)}")
+            parts.append(f"{variable}={_read_value_text(cell.cell_contents, names, seen)}")
         except ValueError:  # an empty cell (a name bound later)
             parts.append(f"{variable}=<empty>")
         except Unidentifiable as exc:
             raise Unidentifiable(f"{exc.what} in the closure variable {variable!r} of {name}") from None
     space = fn.__globals__
-    for global_name in sorted(set(_code_names(fn.__code__))):
+    for global_name in names:
         if global_name in space:
             try:
-                parts.append(f"{global_name}:={value_identity(space[global_name], seen)}")
+                parts.append(f"{global_name}:={_read_value_text(space[global_name], names, seen)}")
             except Unidentifiable as exc:
                 raise Unidentifiable(f"{exc.what} in the global {global_name!r} read by {name}") from None
     return "fn(" + ",".join(parts) + ")"
+
+
+def _read_value_text(value: Any, names: list[str], seen: frozenset[int]) -> str:
+    """A global or closure value a function reads (``names``: the names its code uses)."""
+    if isinstance(value, types.ModuleType):
+        return _module_text(value, names, seen)
+    return value_identity(value, seen)
+
+
+def _is_library_module(module: types.ModuleType) -> bool:
+    path = getattr(module, "__file__", None)
+    return not path or os.path.realpath(path).startswith(_LIBRARY_ROOTS)
+
+
+def _module_text(module: types.ModuleType, names: list[str], seen: frozenset[int]) -> str:
+    """A module a function reads: a library by name and version; the caller's own module
+    also by the attributes the function may read from it (``helpers.scale(x)``: the code
+    and globals of ``scale``), since editing that module changes the result."""
+    if _is_library_module(module) or id(module) in seen:
+        top = module.__name__.split(".", 1)[0]
+        return f"module:{module.__name__}=={getattr(sys.modules.get(top), '__version__', '')}"
+    seen = seen | {id(module)}
+    attributes = []
+    for attribute in names:  # co_names holds attribute names too: an over-approximation
+        if attribute in vars(module):
+            attributes.append(f"{attribute}={_read_value_text(vars(module)[attribute], names, seen)}")
+    return f"module:{module.__name__}{{" + ",".join(attributes) + "}"
 
 
 def value_identity(value: Any, seen: frozenset[int] = frozenset()) -> str:
