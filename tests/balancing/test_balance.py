@@ -420,3 +420,20 @@ def test_dict_sampling_strategy_on_the_per_class_streaming_path(tmp_path):
     balanced = datakiln.balance(table, "b", method="random_over", sampling_strategy={"y": 5_000},
                                 memory_budget="2MB", output=tmp_path / "out.parquet")
     assert _class_counts(balanced) == {"x": 18_000, "y": 5_000}
+
+
+@pytest.mark.parametrize("method", ["smote", "synth"])
+def test_a_continuous_target_is_refused_by_name(method):
+    # every class of one row: SMOTEN crashed with "max() arg is an empty sequence" and
+    # imbalanced-learn's "could represent a regression problem" warning leaked
+    rng = np.random.default_rng(0)
+    table = pa.table({"a": rng.normal(size=60), "c": rng.choice(["p", "q"], 60)})
+    with pytest.raises(InvalidArgumentError, match="target column 'a' has 60 classes in 60 rows"):
+        datakiln.balance(table, "a", method=method)
+
+
+@pytest.mark.parametrize("ratio", [-1.0, 0.0, 7.0, float("nan"), float("inf")])
+def test_a_ratio_outside_zero_one_names_the_ratio(ratio):
+    table = pa.table({"a": np.arange(200.0), "b": ["x"] * 180 + ["y"] * 20})
+    with pytest.raises(InvalidArgumentError, match=r"kiln balance --ratio\) is the minority/majority share"):
+        datakiln.balance(table, "b", sampling_strategy=ratio)

@@ -70,6 +70,11 @@ def counts(codec: FeatureCodec, y: np.ndarray) -> dict[str, int]:
 def check_classes(codec: FeatureCodec, y: np.ndarray) -> None:
     """Refuse a target with fewer than two classes, naming the user's column (not ``'y'``)."""
     present = np.unique(y)
+    if len(present) > len(y) / 2 and len(y) >= 20:  # imbalanced-learn's own regression test
+        raise InvalidArgumentError(
+            f"the target column {codec.target!r} has {len(present):,} classes in {len(y):,} rows: it looks "
+            f"like a measurement or an identifier, not classes; choose a class column for --target, "
+            f"or bin this one into a few classes first")
     if len(present) >= 2:
         return
     if not len(present):

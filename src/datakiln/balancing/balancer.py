@@ -78,6 +78,12 @@ class Balancer:
         """The balanced rows as a Dataset with ``data``'s schema (written to ``output`` if given;
         ``overwrite=True`` replaces a file datakiln did not write; the input is never replaced)."""
         started = time.perf_counter()
+        ratio = self.sampling_strategy
+        if isinstance(ratio, (float, int, np.number)) and not isinstance(ratio, bool) and not 0 < ratio <= 1:
+            raise InvalidArgumentError(  # imbalanced-learn's message names neither --ratio nor the fix
+                f"a ratio (sampling_strategy, kiln balance --ratio) is the minority/majority share after "
+                f"balancing, in (0, 1]; got {ratio!r}: 1.0 makes the classes equal, 0.5 the minority half "
+                f"the majority")
         dataset = as_dataset(data, what="balance")
         if output is not None:  # refuse a bad output before the work
             from datakiln.io.write import check_output, source_inputs
@@ -156,7 +162,9 @@ class Balancer:
                 from datakiln.balancing._smoten import check_distance_memory
 
                 found = np.bincount(y)
-                check_distance_memory(max(int(found[k]) for k, n in strategy.items() if n > 0), budget)
+                growing = [int(found[k]) for k, n in strategy.items() if n > 0]
+                if growing:  # none when every class is already at the majority's size
+                    check_distance_memory(max(growing), budget)
 
     def _unchanged(self, dataset: Dataset, codec: FeatureCodec) -> BalanceReport:
         found = counts(codec, codec.all_labels(dataset))
