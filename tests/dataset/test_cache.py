@@ -224,3 +224,32 @@ def test_a_function_of_the_callers_own_module_enters_the_key(small, tmp_path, mo
         assert small.map_batches(through_module).cache(target).head(2)["a"][1].as_py() == 3
     finally:
         sys.modules.pop("dk_helpers", None)
+
+
+class _Settings:
+    shift = 1
+
+    @staticmethod
+    def apply(values):
+        return pc.add(values, _Settings.shift)
+
+
+def test_class_attributes_a_function_reads_enter_the_key(small, tmp_path):
+    """``Settings.shift`` or ``Settings.apply(x)``: a class counted by its name only, so a
+    changed class attribute (a config class, an enum value) served the old rows."""
+    target = tmp_path / "c.arrow"
+
+    def shifted(t):
+        return pa.table({"a": pc.add(t["a"], _Settings.shift)})
+
+    def applied(t):
+        return pa.table({"a": _Settings.apply(t["a"])})
+
+    try:
+        for fn in (shifted, applied):
+            _Settings.shift = 1
+            assert small.map_batches(fn).cache(target).head(1)["a"][0].as_py() == 1
+            _Settings.shift = 5
+            assert small.map_batches(fn).cache(target).head(1)["a"][0].as_py() == 5
+    finally:
+        _Settings.shift = 1

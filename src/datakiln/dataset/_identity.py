@@ -236,7 +236,34 @@ def _read_value_text(value: Any, names: list[str], seen: frozenset[int]) -> str:
     """A global or closure value a function reads (``names``: the names its code uses)."""
     if isinstance(value, types.ModuleType):
         return _module_text(value, names, seen)
+    if isinstance(value, type):
+        return _class_text(value, names, seen)
     return value_identity(value, seen)
+
+
+def _class_text(klass: type, names: list[str], seen: frozenset[int]) -> str:
+    """A class a function reads (``Config.scale``, ``Mode.A``): a library class by name; the
+    caller's own also by the attributes, in its own classes, that the function may read."""
+    module = sys.modules.get(klass.__module__)
+    visit = hash(("class", id(klass), tuple(names)))  # read again for other names: described again
+    if module is None or _is_library_module(module) or visit in seen:
+        return value_identity(klass, seen)
+    seen = seen | {visit}
+    attributes = []
+    for owner in klass.__mro__:
+        owner_module = sys.modules.get(owner.__module__)
+        if owner_module is None or _is_library_module(owner_module):
+            continue  # object, enum.Enum ...: their code changes with the version only
+        for attribute in names:
+            if attribute in vars(owner):
+                value = vars(owner)[attribute]
+                if isinstance(value, (staticmethod, classmethod)):
+                    value = value.__func__
+                elif isinstance(value, property):
+                    value = (value.fget, value.fset, value.fdel)
+                attributes.append(f"{owner.__qualname__}.{attribute}="
+                                  f"{_read_value_text(value, names, seen)}")
+    return f"{value_identity(klass, seen)}{{" + ",".join(attributes) + "}"
 
 
 def _is_library_module(module: types.ModuleType) -> bool:
@@ -248,10 +275,11 @@ def _module_text(module: types.ModuleType, names: list[str], seen: frozenset[int
     """A module a function reads: a library by name and version; the caller's own module
     also by the attributes the function may read from it (``helpers.scale(x)``: the code
     and globals of ``scale``), since editing that module changes the result."""
-    if _is_library_module(module) or id(module) in seen:
+    visit = hash(("module", id(module), tuple(names)))
+    if _is_library_module(module) or visit in seen:
         top = module.__name__.split(".", 1)[0]
         return f"module:{module.__name__}=={getattr(sys.modules.get(top), '__version__', '')}"
-    seen = seen | {id(module)}
+    seen = seen | {visit}
     attributes = []
     for attribute in names:  # co_names holds attribute names too: an over-approximation
         if attribute in vars(module):
