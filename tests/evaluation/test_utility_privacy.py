@@ -89,3 +89,18 @@ def test_datetimes_and_booleans_are_compared():
     columns = {c["column"]: c for c in report.fidelity["columns"]}
     assert columns["when"]["role"] == "continuous" and columns["when"]["score"] < 0.95
     assert columns["flag"]["metric"] == "TVComplement" and columns["flag"]["score"] == 1.0
+
+
+def test_a_holdout_taken_from_the_training_data_is_refused_or_flagged():
+    """holdout=the training table: 100% exact copies went unflagged (the holdout's copy rate,
+    100%, was the baseline), 'closer than holdout median' read 0.000 and membership 0.500."""
+    rng = np.random.default_rng(0)
+    train = pa.table({"x": rng.normal(size=400), "k": rng.choice(["a", "b", "c"], 400)})
+    with pytest.raises(InvalidArgumentError, match="holdout.*is the training data"):
+        datakiln.evaluate(train, train, holdout=pa.table(train.to_pydict()))  # another object
+    part = datakiln.evaluate(train, train, holdout=train.slice(0, 200), detection=False)
+    assert part.privacy["holdout_exact_copy_rate"] == 1.0 and part.privacy["flagged"]
+    assert any("holdout rows are also training rows" in f for f in part.privacy["flags"])
+    fresh = pa.table({"x": rng.normal(size=200), "k": rng.choice(["a", "b", "c"], 200)})
+    clean = datakiln.evaluate(train, fresh, holdout=fresh.slice(0, 100), detection=False)
+    assert not any("also training rows" in f for f in clean.privacy["flags"])

@@ -251,6 +251,9 @@ def _membership(encoder: RowEncoder, train: pa.Table, holdout: pa.Table, synthet
             "membership_rows": int(len(labels))}
 
 
+HOLDOUT_OVERLAP = 0.5  # a holdout sharing this share of its rows with the training data
+
+
 def _flags(result: dict[str, Any]) -> list[str]:
     """Plain-language warnings where a metric points at leakage."""
     flags = []
@@ -266,6 +269,10 @@ def _flags(result: dict[str, Any]) -> list[str]:
                          f"column {name!r} are verbatim training values (a holdout's rate: "
                          f"{text_baseline:.1%})")
     baseline = result.get("holdout_exact_copy_rate") or 0.0
+    if baseline >= HOLDOUT_OVERLAP:
+        flags.append(f"{baseline:.1%} of the holdout rows are also training rows: a holdout drawn "
+                     "from the training data makes copies look expected and distances look safe "
+                     "(its baselines are void); use real rows the generator never saw")
     rate = result.get("exact_copy_rate") or 0.0
     shared = result.get("exact_copy_columns") or []
     if rate > max(0.01, 2 * baseline):

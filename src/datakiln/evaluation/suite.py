@@ -138,6 +138,11 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
     budget = parse_bytes(memory_budget)
     real_ds, synth_ds = _as_input(real, "real"), _as_input(synthetic, "synthetic")
     holdout_ds = None if holdout is None else _as_input(holdout, "holdout")
+    if holdout_ds is not None and holdout_ds.fingerprint == real_ds.fingerprint:
+        raise InvalidArgumentError(
+            f"the holdout {holdout_ds.source.name!r} is the training data (the same content as "
+            "real): its rows make every copy look expected and every distance look safe; pass "
+            "real rows the generator never saw (e.g. the test part of datakiln.split) or no holdout")
     others = [("synthetic", synth_ds)] + ([("holdout", holdout_ds)] if holdout_ds is not None else [])
     roles = column_roles(real_ds, others, metadata)
     if not roles.names:
