@@ -92,3 +92,14 @@ def test_schema_lookup_and_plain_data(every_kind):
                                    "evidence": ["Arrow integer type int64"]}
     with pytest.raises(SchemaError, match="no column named 'zzz'"):
         schema["zzz"]
+
+
+def test_numeric_override_on_text_is_a_schema_error():
+    # kind 'numeric' on a string column was shown as "numeric | string" with no range, and
+    # the synthesizer quietly treated the column as categorical anyway
+    sample = pa.table({"c": ["p", "q", "q"], "n": [1, 2, 3]})
+    with pytest.raises(SchemaError, match=r"column 'c': kind 'numeric' needs numbers, but the column holds "
+                                          r"string values \(e.g. \['p', 'q', 'q'\]\)"):
+        infer_schema(sample, {"c": "numeric"})
+    kinds = infer_schema(sample, {"n": "numeric", "c": "categorical"}).kinds
+    assert kinds == {"c": "categorical", "n": "numeric"}

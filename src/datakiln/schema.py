@@ -197,6 +197,13 @@ def infer_schema(
         column = sample.column(name)
         if name in forced:
             spec = forced[name]
+            plain = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+            numeric = pa.types.is_integer(plain) or pa.types.is_floating(plain) or pa.types.is_decimal(plain)
+            if spec["kind"] in ("numeric", "integer") and not (numeric or pa.types.is_null(plain)):
+                raise SchemaError(
+                    f"column {name!r}: kind {spec['kind']!r} needs numbers, but the column holds {plain} "
+                    f"values (e.g. {column.drop_null()[:3].to_pylist()}); choose 'categorical' or "
+                    f"'text', or convert the column to numbers first")
             columns.append(ColumnSchema(name, spec["kind"], column.type, ("override",), spec["pii"]))
         else:
             columns.append(_infer_column(name, column))

@@ -110,3 +110,13 @@ def test_read_task_over_budget_names_the_fourfold_need():
     table = pa.table({"a": [float(i) for i in range(20_000)], "b": ["x"] * 20_000})
     with pytest.raises(MemoryBudgetError, match=r"needs about 1\.0 MB \(260\.0 kB of data"):
         list(datakiln.from_arrow(table)._tables(memory_budget=1_000_000))
+
+
+def test_schema_file_naming_a_missing_column_is_refused(tmp_path):
+    # a typo in a --schema file ('ghost: numeric') was ignored without a word
+    path = tmp_path / "data.csv"
+    path.write_text("a,c\n1,p\n2,q\n")
+    with pytest.raises(SchemaError, match=r"do not exist: \['ghost'\]; the columns are \['a', 'c'\]"):
+        _ = datakiln.read(path, schema={"ghost": "numeric"}).schema
+    kept = datakiln.read(path, schema={"c": "text"}).select(["a"])  # dropped by a select: fine
+    assert kept.schema.kinds == {"a": "integer"}

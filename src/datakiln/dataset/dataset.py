@@ -166,6 +166,13 @@ class Dataset:
     def schema(self) -> Schema:
         """Column kinds inferred from the first :data:`INFER_ROWS` rows, with overrides."""
         if self._schema is None:
+            # a column a select dropped keeps its override silently; a name the data never had is
+            # a typo in the schema file, which would leave the column's kind unset without a word
+            unknown = sorted(k for k in self._kinds if k not in self.columns
+                             and k not in self._source.schema.names)
+            if unknown:
+                raise SchemaError(f"the schema overrides name columns that do not exist: {unknown}; "
+                                  f"the columns are {self.columns}")
             kinds = {k: v for k, v in self._kinds.items() if k in self.columns}
             self._schema = infer_schema(self._inference_sample(), kinds)
         return self._schema
