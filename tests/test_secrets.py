@@ -163,3 +163,15 @@ def test_connection_errors_name_the_url_masked(postgres_url):
     with pytest.raises(QueryError) as info:
         datakiln.read_sql(postgres_url + f"?password={TOKEN}", query="SELEC 1")
     assert not _leaks(str(info.value))
+
+
+def test_text_after_a_secret_query_value_is_kept():
+    # the masked value swallowed what followed it: "...?token=***" lost its closing "':" in
+    # every error message, and kiln inspect's "URL: 200 rows" header lost its colon
+    from datakiln._secrets import redact_text
+
+    assert (redact_text("cannot connect to 'postgresql://u@h/db?token=abc': refused")
+            == "cannot connect to 'postgresql://u@h/db?token=***': refused")
+    header = redact_text("postgresql://u@h/db?password=S3CRET: 200 rows")
+    assert header == "postgresql://u@h/db?password=***: 200 rows"
+    assert redact_text("see postgresql://u:pw@h/db?pwd=x;") == "see postgresql://u:***@h/db?pwd=***;"

@@ -132,5 +132,5 @@ def redact_text(text: str, *urls: str) -> str:
 def _redact_match(match: re.Match[str]) -> str:
     # a URL quoted in a message or JSON ends before its closing quotes and brackets
     token = match.group(0)
-    url = token.rstrip("'\"}])>,")
+    url = token.rstrip("'\"}])>,:;.")  # "... at 'url?password=x': ..." keeps its "':"
     return redact_url(url) + token[len(url):]
