@@ -122,3 +122,15 @@ def test_few_rows_still_give_every_split_one(rows, expected):
     assert [result[name].count() for name in ("train", "validation", "test")] == expected
     strat = datakiln.split(table, fractions=(0.8, 0.1, 0.1), stratify="y", seed=0)
     assert [strat[name].count() for name in ("train", "validation", "test")] == expected
+
+
+def test_split_names_must_be_distinct_file_names(tmp_path):
+    """names=["train", "Train", ...] wrote Train.parquet beside train.parquet (one replaces the
+    other on macOS and Windows); "x/y" or "../up" failed late with a misleading 'no such file'."""
+    data = datakiln.from_arrow(pa.table({"i": list(range(100))}))
+    for names in (["train", "Train", "test"], ["x/y", "b", "c"], ["../up", "b", "c"], [".hidden", "b", "c"]):
+        with pytest.raises(InvalidArgumentError, match="names"):
+            datakiln.split(data, names=names, output=tmp_path / "o", seed=1)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "up.parquet").exists()
+    parts = datakiln.split(data, names=["fit", "tune", "score"], output=tmp_path / "o", seed=1)
+    assert sum(parts[n].count() for n in ("fit", "tune", "score")) == 100

@@ -81,8 +81,15 @@ def _allocate(n: int, fractions: np.ndarray) -> np.ndarray:
 
 def _names(count: int, names: Sequence[str] | None) -> list[str]:
     if names is not None:
-        if len(names) != count or len(set(names)) != count:
-            raise InvalidArgumentError(f"give {count} distinct names, one per fraction; got {names}")
+        if len(names) != count or len({str(n).casefold() for n in names}) != count:
+            # casefold: on macOS and Windows "Train.parquet" would replace "train.parquet"
+            raise InvalidArgumentError(f"give {count} distinct names, one per fraction (letter "
+                                       f"case aside); got {names}")
+        bad = [n for n in names if not isinstance(n, str) or not n or n in (".", "..")
+               or any(c in n for c in '/\\:\0') or n.startswith(".")]
+        if bad:
+            raise InvalidArgumentError(f"split names become file names <name>.parquet, so they need "
+                                       f"letters without '/', '\\', ':' or a leading dot; got {bad}")
         return list(names)
     return {2: ["train", "test"], 3: ["train", "validation", "test"]}.get(
         count, [f"split_{i}" for i in range(count)])
