@@ -84,3 +84,16 @@ def test_infinite_values_reach_the_models_without_numpy_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         report = datakiln.evaluate(real, synth, privacy=False)  # detection: the classifier
     assert 0.5 <= report.fidelity["detection_auc"] <= 1.0
+
+
+def test_a_number_column_against_text_is_a_schema_mismatch():
+    # the same names with shifted columns: a raw ArrowInvalid "Failed to parse string: 'y'"
+    from datakiln.errors import SchemaMismatchError
+
+    real = pa.table({"a": [1, 2, 3] * 10, "b": ["x", "y", "z"] * 10})
+    shifted = pa.table({"a": ["x", "y", "z"] * 10, "b": [1, 2, 3] * 10})
+    with pytest.raises(SchemaMismatchError, match="column 'a' holds int64 values in the real data but string "
+                                                  "in the synthetic data"):
+        datakiln.evaluate(real, shifted, detection=False, privacy=False)
+    nulls = pa.table({"a": pa.nulls(30, pa.null()), "b": ["x", "y", "z"] * 10})  # all-null: comparable
+    assert datakiln.evaluate(real, nulls, detection=False, privacy=False).fidelity["score"] is not None

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.dataset.dataset import Dataset
-from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.errors import InvalidArgumentError, SchemaError, SchemaMismatchError
 from datakiln.schema import numeric_values as numbers
 
 __all__ = ["ColumnRoles", "RowEncoder", "column_roles", "fit_ready", "numbers"]
@@ -81,6 +81,15 @@ def column_roles(real: Dataset, others: list[tuple[str, Dataset]],
             raise InvalidArgumentError(f"column {field.name!r}: unknown kind {kind!r} in metadata; use "
                                        f"numeric, integer, datetime, categorical, boolean, identifier, "
                                        f"pii or text")
+    for label, other in others:  # a number column compared with text cannot be scored
+        for name in (n for n, role in roles.items() if role == "continuous"):
+            dtype = other.arrow_schema.field(name).type
+            dtype = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
+            if not (_is_numeric_type(dtype) or pa.types.is_null(dtype)):
+                raise SchemaMismatchError(
+                    f"column {name!r} holds {real.arrow_schema.field(name).type} values in the real data "
+                    f"but {dtype} in the {label} data; evaluate compares columns of the same type: check "
+                    f"that the files line up, or convert the column")
     return ColumnRoles(roles, skipped)
 
 
