@@ -434,3 +434,14 @@ def test_sample_refuses_conditions_that_cannot_hold(conditions, message):
     with pytest.raises(InvalidArgumentError, match=message):
         next(model.sample_batches(5, conditions=conditions, seed=0))
     assert model.sample(5, conditions={"age": (30, 30)}, seed=0)["age"].to_pylist() == [30] * 5
+
+
+def test_terminal_control_characters_in_data_are_shown_not_obeyed(tmp_path: Path):
+    # a crafted CSV retitled ("\x1b]0;...\x07") or cleared ("\x1b[2J") the user's terminal
+    # through kiln inspect's table: values and column names went out raw
+    path = tmp_path / "esc.csv"
+    path.write_text('"\x1b[31mname",b\n1,"\x1b]0;PWNED\x07"\n2,"\x1b[2J"\n')
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "\\x1b[31mname" in result.output and "\\x1b]0;PWNED\\x07" in result.output

@@ -111,6 +111,9 @@ def read_options(names: str | None, header: bool | None, delimiter: str | None,
 
 
 _TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+#: terminal control characters (ESC, BEL, C1 codes ...) but not tab and newline: a value or
+#: column name holding "\x1b]0;title\x07" or "\x1b[2J" would retitle or clear the user's terminal
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def distinct_outputs(**outputs: str | None) -> None:
@@ -140,9 +143,11 @@ def esc(value: Any) -> str:
 
     Rich reads ``[...]`` as markup: unescaped, ``['a', 'b']`` vanishes and ``[/old]`` raises.
     Unlike :func:`rich.markup.escape` a trailing backslash stays single (so never put a tag
-    right after escaped text). Passwords and tokens in URLs are masked (``redact_text``).
+    right after escaped text). Passwords and tokens in URLs are masked (``redact_text``), and
+    terminal control characters are shown as ``\\x1b`` instead of being obeyed.
     """
-    return _TAG.sub(lambda m: m.group(1) * 2 + "\\" + m.group(2), redact_text(str(value)))
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact_text(str(value)))
+    return _TAG.sub(lambda m: m.group(1) * 2 + "\\" + m.group(2), text)
 
 
 def one_line(text: str) -> str:
