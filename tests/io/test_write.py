@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import datakiln
 from datakiln.cli.app import app
-from datakiln.errors import OutputExistsError, SchemaError, UnsupportedFormatError
+from datakiln.errors import InvalidArgumentError, OutputExistsError, SchemaError, UnsupportedFormatError
 from datakiln.io.write import recover_output
 
 runner = CliRunner()
@@ -321,3 +321,35 @@ def test_the_output_mark_is_not_carried_into_tables_read(tmp_path):
     with pytest.raises(OutputExistsError, match="did not write"):
         datakiln.from_arrow(table).write(tmp_path / "mine.parquet")
     assert pq.read_table(tmp_path / "mine.parquet").num_rows == 3
+
+
+def test_an_output_named_for_one_format_never_holds_another(tmp_path):
+    """kiln synth sample -o s.csv wrote Parquet bytes into s.csv (exit 0), kiln clean and
+    kiln balance -o x.csv did the same and then failed re-reading their own output."""
+    import pyarrow.csv as pacsv
+
+    table = pa.table({"x": [i + 0.5 for i in range(40)], "y": ["a", "a", "a", "b"] * 10})
+    data = tmp_path / "in.parquet"
+    pq.write_table(table, data)
+    runner = CliRunner()
+    model = tmp_path / "m.kiln"
+    runs = [
+        (["clean", data, "-o", tmp_path / "c.csv"], tmp_path / "c.csv"),
+        (["balance", data, "-o", tmp_path / "b.csv", "--target", "y", "--method", "random_over"],
+         tmp_path / "b.csv"),
+        (["synth", "fit", data, "-o", model], None),
+        (["synth", "sample", model, "-n", "20", "-o", tmp_path / "s.csv"], tmp_path / "s.csv"),
+    ]
+    for args, written in runs:
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        if written is not None:  # a real CSV: the ending chose the format
+            assert pacsv.read_csv(written).num_rows >= 20
+    ds = datakiln.read(data)
+    ds.write(tmp_path / "w.jsonl")
+    assert json.loads((tmp_path / "w.jsonl").read_text().splitlines()[0]) == {"x": 0.5, "y": "a"}
+    with pytest.raises(InvalidArgumentError, match=r"ends in \.csv.*format='csv'"):
+        ds.write(tmp_path / "p.csv", format="parquet")
+    with pytest.raises(InvalidArgumentError, match="compressed"):
+        ds.write(tmp_path / "p.csv.gz")
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.csv.gz").exists()

@@ -105,7 +105,9 @@ def check_neighbours(method: Method, codec: FeatureCodec, y: np.ndarray, strateg
 
 
 def reread(path: str | os.PathLike[str]) -> Dataset:
-    """The written output as a Dataset."""
+    """The written output as a Dataset (in the format its name chose, see ``format_for``)."""
     from datakiln.dataset.reading import read
+    from datakiln.io.write import format_for
 
-    return read(Path(path))
+    written = format_for(path)
+    return read(Path(path), format="json" if written == "jsonl" else written)

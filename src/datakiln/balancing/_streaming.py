@@ -104,7 +104,7 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
     from imblearn.utils import check_sampling_strategy
     from sklearn.utils import check_random_state
 
-    from datakiln.io.write import source_inputs, write_tables
+    from datakiln.io.write import format_for, source_inputs, write_tables
 
     y = codec.all_labels(dataset, budget)
     check_classes(codec, y)
@@ -152,8 +152,8 @@ def per_class(dataset: Dataset, codec: FeatureCodec, method: Method | None, name
                 sample["new"] = part.slice(0, 20_000)
             yield part
 
-    written = write_tables(tables(), dataset.arrow_schema, output, overwrite=overwrite,
-                           inputs=source_inputs(dataset.source))
+    written = write_tables(tables(), dataset.arrow_schema, output, format=format_for(output),
+                           overwrite=overwrite, inputs=source_inputs(dataset.source))
     before = np.bincount(y, minlength=len(codec.classes) + 1)
     after = np.bincount(y[keep], minlength=len(before)) if keep is not None else before.copy()
     if keep is None:

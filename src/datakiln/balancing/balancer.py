@@ -120,7 +120,7 @@ class Balancer:
                                            overwrite=overwrite)
                 output = None
         if output is not None:
-            result.write(output, overwrite=overwrite)
+            result.write(output, overwrite=overwrite)  # the format its ending names, else Parquet
             result = reread(output)
         report.comparison = comparison
         report.seconds = time.perf_counter() - started

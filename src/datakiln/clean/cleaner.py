@@ -91,7 +91,7 @@ class Cleaner:
         return self
 
     def transform(self, data: Any, *, output: str | os.PathLike[str] | None = None,
-                  format: str = "parquet", on_progress: Any = None,
+                  format: str | None = None, on_progress: Any = None,
                   overwrite: bool = False) -> Dataset:
         """Clean ``data`` in one ordered pass; sets ``report_``. With ``output`` the rows are
         written there atomically and the returned Dataset reads them (``overwrite=True``
@@ -128,12 +128,13 @@ class Cleaner:
 
         if output is not None:
             from datakiln.dataset.reading import read
-            from datakiln.io.write import source_inputs, write_tables
+            from datakiln.io.write import format_for, source_inputs, write_tables
 
             first = self.output_schema(dataset)
-            result = write_tables(tables(), first, output, format=format, overwrite=overwrite,
+            written = format_for(output, format)  # default: the output's ending, else Parquet
+            result = write_tables(tables(), first, output, format=written, overwrite=overwrite,
                                   inputs=source_inputs(dataset.source))
-            cleaned = read(result.path)
+            cleaned = read(result.path, format="json" if written == "jsonl" else written)
         else:
             collected = list(tables())
             cleaned = Dataset.from_arrow(pa.concat_tables(collected) if collected

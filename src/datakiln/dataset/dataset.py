@@ -428,7 +428,7 @@ class Dataset:
         """All rows as a pandas DataFrame (in memory)."""
         return self.to_arrow().to_pandas()
 
-    def write(self, path: str | os.PathLike[str], *, format: str = "parquet",
+    def write(self, path: str | os.PathLike[str], *, format: str | None = None,
               partition_by: Sequence[str] | None = None, rows_per_file: int | None = None,
               compression: str = "zstd",
               on_progress: Callable[[int], None] | None = None,
@@ -438,14 +438,16 @@ class Dataset:
         One file by default; a directory of ``part-NNNNN`` shards (and the manifest
         ``_datakiln.json``) with ``rows_per_file``; hive ``key=value`` directories with
         ``partition_by``. ``on_progress(rows)`` is called after each table written.
+        ``format`` defaults to the one the path's ending names (``.csv``, ``.jsonl``), else
+        Parquet; a single file whose ending names another format is refused.
 
         datakiln's own earlier output at ``path`` is replaced; a file it did not write
         only with ``overwrite=True``. A directory holding files datakiln did not write, or
         a path that is or contains this dataset's input, raises ``OutputExistsError``.
         """
-        from datakiln.io.write import source_inputs, write_tables
+        from datakiln.io.write import format_for, source_inputs, write_tables
 
-        return write_tables(self._tables(), self.arrow_schema, path, format=format,
+        return write_tables(self._tables(), self.arrow_schema, path, format=format_for(path, format),
                             partition_by=partition_by, rows_per_file=rows_per_file,
                             compression=compression, on_progress=on_progress,
                             overwrite=overwrite, inputs=source_inputs(self._source))

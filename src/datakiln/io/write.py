@@ -56,7 +56,7 @@ from datakiln.io._output import (
 from datakiln.io.parquet import partition_schema_entry
 
 log = logging.getLogger(__name__)
-__all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "generator_meta",
+__all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "format_for", "generator_meta",
            "is_own_report", "recover_output", "report_marker", "source_inputs", "write_file_atomic",
            "write_tables", "write_text_atomic"]
 
@@ -178,6 +178,35 @@ def _split_partitions(table: pa.Table, keys: Sequence[str]) -> Iterator[tuple[tu
         yield tuple(combo[k] for k in keys), table.filter(mask).drop_columns(list(keys))
 
 
+_ENDINGS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+            ".parquet": "parquet", ".pq": "parquet", ".parq": "parquet"}
+_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".zip", ".lz4", ".snappy")
+
+
+def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """``format`` when given, else the one the path's ending names (``.csv``, ``.jsonl``,
+    ``.parquet`` ...), else ``"parquet"``."""
+    if format is not None:
+        return format.lower()
+    return _ENDINGS.get(Path(os.fspath(path)).suffix.lower(), "parquet")
+
+
+def _check_ending(path: str | os.PathLike[str], format: str) -> None:
+    """Refuse an output whose name says another format than the one written: Parquet bytes
+    in ``out.csv`` fail every CSV reader later (and datakiln's own re-read at once)."""
+    name = Path(os.fspath(path)).name.lower()
+    if name.endswith(_COMPRESSED):
+        raise InvalidArgumentError(
+            f"{os.fspath(path)!r} names a compressed file, but datakiln does not compress CSV or "
+            "JSON Lines outputs (Parquet is compressed inside): drop the ending, or compress the "
+            "file afterwards")
+    named = _ENDINGS.get(Path(name).suffix)
+    if named is not None and named != format:
+        raise InvalidArgumentError(
+            f"{os.fspath(path)!r} ends in {Path(name).suffix} but the format written is {format}; "
+            f"pass format={named!r} (--to {named}) or name the output for {format}")
+
+
 def _target(path: str | os.PathLike[str]) -> Path:
     if "://" in os.fspath(path) and not os.fspath(path).startswith("file://"):
         raise UnsupportedFormatError(f"writing to URLs is not supported yet: {os.fspath(path)!r}; "
@@ -247,6 +276,8 @@ def write_tables(
     if rows_per_file is not None and rows_per_file <= 0:
         raise InvalidArgumentError(f"rows_per_file must be positive, got {rows_per_file}")
     keys = list(partition_by or [])
+    if not keys and rows_per_file is None:  # one file: its name must not say another format
+        _check_ending(path, format)
     missing = [k for k in keys if k not in schema.names]
     if missing:
         raise SchemaError(f"partition_by names unknown columns {missing}; the columns are "

@@ -24,7 +24,8 @@ def clean(
     out: str = typer.Option(..., "--out", "-o", help="Output file (Parquet unless --to says otherwise)."),
     config: str = typer.Option(None, "--config", help="YAML/JSON file listing the steps (see README)."),
     report: str = typer.Option(None, "--report", help="Write the cleaning report as JSON here."),
-    to: str = typer.Option("parquet", "--to", help="Output format: parquet, csv, jsonl."),
+    to: str | None = typer.Option(None, "--to", help="Output format: parquet, csv, jsonl "
+                                  "(default: the ending of --out, else parquet)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an output or --report file datakiln did not write "
                                    "(its own earlier output is replaced anyway; a directory "

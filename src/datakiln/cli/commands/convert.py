@@ -20,7 +20,8 @@ from datakiln.units import format_bytes
 def convert(
     data: str = typer.Argument(..., help="File, directory, glob or URL to read."),
     out: str = typer.Argument(..., help="Output directory (or file with --single-file)."),
-    to: str = typer.Option("parquet", "--to", help="Output format: parquet (zstd), csv, jsonl."),
+    to: str | None = typer.Option(None, "--to", help="Output format: parquet (zstd), csv, jsonl "
+                                  "(default: the ending of the output, else parquet)."),
     rows_per_file: int = typer.Option(1_000_000, "--rows-per-file", help="Rows per output shard."),
     partition_by: list[str] = typer.Option(None, "--partition-by",
                                            help="Column to partition by (hive key=value dirs); repeatable."),

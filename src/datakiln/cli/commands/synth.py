@@ -125,7 +125,8 @@ def sample(
     where: list[str] = typer.Option(None, "--where",
                                     help="Condition COLUMN=VALUE or COLUMN=LOW..HIGH; repeatable."),
     seed: int = seed_option("Same seed, same rows."),
-    to: str = typer.Option("parquet", "--to", help="Output format: parquet, csv, jsonl."),
+    to: str | None = typer.Option(None, "--to", help="Output format: parquet, csv, jsonl "
+                                  "(default: the ending of --out, else parquet)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an output file datakiln did not write (its own "
                                    "earlier output is replaced anyway; a directory holding "
@@ -137,7 +138,7 @@ def sample(
 
               kiln synth sample adult.kiln -n 1000 -o rich.csv --to csv --where "income=>50K"
     """
-    from datakiln.io.write import write_tables
+    from datakiln.io.write import format_for, write_tables
     from datakiln.synth import load
 
     with friendly_errors():
@@ -145,7 +146,8 @@ def sample(
         conditions = parse_where(where, getattr(model, "schema_", None))
         with progress_bar("sampling", rows) as advance:
             batches = model.sample_batches(rows, batch_rows=262_144, conditions=conditions or None, seed=seed)
-            result = write_tables(batches, model.output_schema(), out, format=to, on_progress=advance,
+            result = write_tables(batches, model.output_schema(), out, format=format_for(out, to),
+                                  on_progress=advance,
                                   overwrite=overwrite, inputs=[model_file])
     shown = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "no conditions"
     console.print(f"sampled {rows:,} rows ({esc(shown)}) -> {esc(result.path)} "
