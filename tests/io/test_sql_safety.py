@@ -152,3 +152,28 @@ def test_read_routes_database_urls(sqlite_url, tmp_path):
     csv.write_text("a\n1\n")
     with pytest.raises(InvalidArgumentError, match="is not a database URL"):
         datakiln.read(csv, table="r")
+
+
+def test_colons_in_a_query_without_params_are_sql_not_placeholders(database_url):
+    # SQLAlchemy took ':1' in '{"a":1}' (and any ':word' in a literal) for a bind parameter:
+    # "A value is required for bind parameter '1'", with no way to pass one from the CLI
+    ds = datakiln.read_sql(database_url, query="SELECT 'k:v' AS s, 'x :name y' AS t")
+    assert ds.to_arrow().to_pylist() == [{"s": "k:v", "t": "x :name y"}]
+    with_params = datakiln.read_sql(database_url, query="SELECT :x AS a, 'p:q' AS b", params={"x": 5})
+    assert with_params.to_arrow().to_pylist() == [{"a": 5, "b": "p:q"}]
+    with pytest.raises(QueryError, match=r"if ':name' is a placeholder, give its value in params="):
+        datakiln.read_sql(database_url, query="SELECT :x AS a")
+
+
+def test_a_query_naming_a_column_twice_is_a_query_error(database_url):
+    with pytest.raises(QueryError, match=r"returns the column\(s\) \['a'\] more than once"):
+        datakiln.read_sql(database_url, query="SELECT 1 AS a, 2 AS a")
+
+
+def test_postgres_numeric_nan_and_infinity_read_as_float(postgres_url):
+    # a numeric column holding 'NaN' or 'Infinity' crashed type inference (TypeError)
+    query = ("SELECT v::numeric AS n, '{\"a\":1}'::jsonb AS j FROM (VALUES ('1.5'), ('NaN'), "
+             "('-Infinity')) AS q(v)")
+    rows = datakiln.read_sql(postgres_url, query=query).to_arrow().to_pydict()
+    assert rows["n"][0] == 1.5 and rows["n"][1] != rows["n"][1] and rows["n"][2] == float("-inf")
+    assert rows["j"] == ['{"a": 1}'] * 3

@@ -131,6 +131,9 @@ def query_error(exc: Exception, sql: str, url: str) -> QueryError:
                                 r"query_only|READ ONLY|readonly", first, re.IGNORECASE):
         hint = ("; read_sql runs exactly one read-only statement (a SELECT): no ';' between "
                 "statements, nothing that writes")
+    elif (re.search(r"(?<![:\w]):[A-Za-z_]\w*", body)
+          and re.search(r'syntax|near ":|bindings', first, re.IGNORECASE)):
+        hint = "; if ':name' is a placeholder, give its value in params= (read_sql(..., params={...}))"
     return QueryError(redact_text(f"the database rejected the query {sql[:200]!r}: {first}{hint}",
                                   url))
 

@@ -71,6 +71,8 @@ def arrow_from_values(values: list[Any], description: Sequence[Any], dialect: st
     if isinstance(first, float):
         return pa.float64()
     if isinstance(first, decimal.Decimal):
+        if not all(v.is_finite() for v in present if isinstance(v, decimal.Decimal)):
+            return pa.float64()  # NaN / Infinity (PostgreSQL numeric) have no decimal128 form
         precision, scale = (description[4], description[5]) if len(description) > 5 else (None, None)
         if precision and scale is not None and 0 < precision <= 38:
             return pa.decimal128(precision, scale)
@@ -94,6 +96,8 @@ def column_array(values: Sequence[Any], dtype: pa.DataType, column: str) -> pa.A
                   json.dumps(v) if isinstance(v, (dict, list)) else str(v) for v in values]
     elif pa.types.is_binary(dtype):
         values = [bytes(v) if isinstance(v, memoryview) else v for v in values]
+    elif pa.types.is_floating(dtype):
+        values = [float(v) if isinstance(v, decimal.Decimal) else v for v in values]
     elif pa.types.is_timestamp(dtype) and dtype.tz is None:
         values = [v.replace(tzinfo=None) if isinstance(v, dt.datetime) and v.tzinfo else v
                   for v in values]

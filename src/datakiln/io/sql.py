@@ -98,7 +98,9 @@ class SqlSource(Source):
             else:
                 self.table = None
                 self.query = query
-                self.statement = sqlalchemy().text(query)
+                # without params a colon is SQL's own ('{"a":1}'::jsonb, '12:30'), not a :name
+                # placeholder that SQLAlchemy would ask a value for
+                self.statement = sqlalchemy().text(query if self.params else query.replace(":", "\\:"))
                 self._schema = self._sample_schema(conn)
 
     # -- tables -------------------------------------------------------------------------------
@@ -166,6 +168,10 @@ class SqlSource(Source):
         if not names:
             raise QueryError(f"the query {self.query[:200]!r} returns no rows to read; read_sql "
                              "reads one SELECT (or another statement that returns rows)")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise QueryError(f"the query {self.query[:200]!r} returns the column(s) {repeated} more than "
+                             "once; give each column its own name (e.g. SELECT a, a AS a_copy ...)")
         columns = list(zip(*rows)) if rows else [[] for _ in names]
         description = description or [(name,) for name in names]
         return pa.schema([pa.field(name, arrow_from_values(list(values), desc, self.backend))
