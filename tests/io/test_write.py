@@ -353,3 +353,18 @@ def test_an_output_named_for_one_format_never_holds_another(tmp_path):
     with pytest.raises(InvalidArgumentError, match="compressed"):
         ds.write(tmp_path / "p.csv.gz")
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.csv.gz").exists()
+
+
+def test_a_file_of_datakilns_output_edited_by_hand_is_never_replaced(tmp_path):
+    """A split file rewritten by the user (new size) counted as datakiln's own, so re-running
+    the split silently deleted the edit; now it is refused like any foreign file."""
+    data = datakiln.from_arrow(pa.table({"x": list(range(200))}))
+    out = tmp_path / "splits"
+    datakiln.split(data, output=out, seed=1)
+    datakiln.split(data, output=out, seed=2)  # untouched: its own output, replaced
+    edited = pa.table({"x": [1, 2, 3], "note": ["mine"] * 3})
+    pq.write_table(edited, out / "train.parquet")
+    for overwrite in (False, True):
+        with pytest.raises(OutputExistsError, match=r"train\.parquet \(changed since datakiln wrote it\)"):
+            datakiln.split(data, output=out, seed=3, overwrite=overwrite)
+    assert pq.read_table(out / "train.parquet").equals(edited)

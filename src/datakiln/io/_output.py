@@ -167,6 +167,7 @@ def _foreign_entries(directory: Path, limit: int = 5) -> list[str]:
     if manifest is None:
         return sorted(os.listdir(directory))[:limit]
     listed = {MANIFEST} | {os.path.normpath(f["path"]) for f in manifest["files"]}
+    sizes = {os.path.normpath(f["path"]): f.get("bytes") for f in manifest["files"]}
     foreign: list[str] = []
     for root, dirs, files in os.walk(directory):
         relative_root = os.path.relpath(root, directory)
@@ -177,9 +178,20 @@ def _foreign_entries(directory: Path, limit: int = 5) -> list[str]:
             relative = os.path.normpath(os.path.join(relative_root, name))
             if relative not in listed:
                 foreign.append(relative)
+            elif isinstance(sizes.get(relative), int) and _size(root, name) != sizes[relative]:
+                # a file of datakiln's name that someone rewrote (a split edited by hand):
+                # no longer what datakiln wrote, so never replaced
+                foreign.append(f"{relative} (changed since datakiln wrote it)")
         if len(foreign) >= limit:
             break
     return foreign[:limit]
+
+
+def _size(root: str, name: str) -> int | None:
+    try:
+        return os.lstat(os.path.join(root, name)).st_size
+    except OSError:
+        return None
 
 
 def _is_own_parquet(path: Path) -> bool:
