@@ -103,3 +103,12 @@ def test_numeric_override_on_text_is_a_schema_error():
         infer_schema(sample, {"c": "numeric"})
     kinds = infer_schema(sample, {"n": "numeric", "c": "categorical"}).kinds
     assert kinds == {"c": "categorical", "n": "numeric"}
+
+
+def test_uint64_past_int64_range_is_inferred():
+    # the consecutive-id test raised ArrowInvalid "Integer value ... not in range" (kiln inspect
+    # and synth fit of a Parquet file with large unsigned ids or hashes)
+    values = pa.array([(2**64 - 1 - i) if i % 2 else i for i in range(150)], type=pa.uint64())
+    assert infer_schema(pa.table({"h": values})).kinds == {"h": "integer"}
+    sequence = pa.array([2**63 + i for i in range(150)], type=pa.uint64())
+    assert infer_schema(pa.table({"h": sequence})).kinds == {"h": "identifier"}

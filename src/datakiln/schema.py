@@ -235,8 +235,12 @@ def _infer_integer(name: str, values: pa.ChunkedArray, dtype: pa.DataType) -> Co
     if n >= 20 and _ID_NAME.search(name) and pc.count_distinct(values).as_py() == n:
         return ColumnSchema(name, "identifier", dtype, ("name looks like an id", "values unique"))
     if n >= 100:
-        diffs = pc.pairwise_diff(values.combine_chunks())
-        if pc.all(pc.equal(diffs.slice(1), 1)).as_py():
+        try:
+            diffs = pc.pairwise_diff(values.combine_chunks())
+            sequence = pc.all(pc.equal(diffs.slice(1), 1)).as_py()
+        except pa.ArrowInvalid:  # uint64 past 2**63: its differences leave int64, so no sequence
+            sequence = False
+        if sequence:
             return ColumnSchema(name, "identifier", dtype, ("values are a consecutive sequence",))
     return ColumnSchema(name, "integer", dtype, (f"Arrow integer type {dtype}",))
 
