@@ -400,3 +400,13 @@ def test_codes_with_leading_zeros_stay_text(tmp_path):
     assert table["n"].type == pa.int64()  # plain integers stay numbers
     forced = datakiln.read(path, column_types={"zip": "int64"}).to_arrow()
     assert forced["zip"].to_pylist() == [501, 501, 2134]  # asked for explicitly
+
+
+@pytest.mark.parametrize(("delimiter", "message"), [('"', "is also the quote character"),
+                                                    ("\n", "cannot be a line break")])
+def test_delimiter_that_cannot_split_fields_is_refused(tmp_path, delimiter, message):
+    # '"' read every line as one column, without a word
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(InvalidArgumentError, match=message):
+        datakiln.read(path, delimiter=delimiter).to_arrow()

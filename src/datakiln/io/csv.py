@@ -117,6 +117,12 @@ class CsvSource(CsvErrorsMixin, Source):
             raise InvalidArgumentError(
                 f"delimiter must be one character, got {delimiter!r}; for ', ' use ',' "
                 "(padding is trimmed)")
+        if delimiter is not None and delimiter == quotechar:
+            raise InvalidArgumentError(
+                f"the delimiter {delimiter!r} is also the quote character, so no field could be "
+                "split; pass the file's real delimiter (or a different quotechar=)")
+        if delimiter is not None and delimiter in "\r\n":
+            raise InvalidArgumentError(f"the delimiter cannot be a line break, got {delimiter!r}")
         try:
             codecs.lookup(encoding)
         except LookupError as exc:
