@@ -368,3 +368,23 @@ def test_a_file_of_datakilns_output_edited_by_hand_is_never_replaced(tmp_path):
         with pytest.raises(OutputExistsError, match=r"train\.parquet \(changed since datakiln wrote it\)"):
             datakiln.split(data, output=out, seed=3, overwrite=overwrite)
     assert pq.read_table(out / "train.parquet").equals(edited)
+
+
+def test_a_fifo_output_is_refused_even_with_overwrite(tmp_path):
+    # the temp-file-and-rename commit replaced the node: `kiln clean ... -o /dev/full --to csv
+    # --overwrite` turned /dev/full into a regular file (run as root)
+    import os
+    import stat
+
+    from datakiln.errors import OutputExistsError
+    from datakiln.synth import GaussianCopula
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    table = pa.table({"a": [1.0, 2.0, 3.0] * 20})
+    with pytest.raises(OutputExistsError, match="is a FIFO \\(named pipe\\), not a regular file"):
+        datakiln.from_arrow(table).write(fifo, format="csv", overwrite=True)
+    with pytest.raises(OutputExistsError, match="is a FIFO"):
+        GaussianCopula().fit(table).save(fifo, overwrite=True)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # (never test on a real device: a regression
+    # would replace it for the whole machine)

@@ -68,6 +68,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import sys
 import time
 import uuid
@@ -256,11 +257,28 @@ def inspect_target(target: Path, is_own: Callable[[Path], bool] = _is_own_parque
     return Found("foreign_dir", foreign) if foreign else Found("own_dir")
 
 
+def _special_kind(target: Path) -> str | None:
+    """What ``target`` (followed through links) is when it is neither file nor directory."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:  # absent, or a dangling link: nothing special to lose
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), None)
+
+
 def check_target(target: Path, *, directory: bool, overwrite: bool,
                  is_own: Callable[[Path], bool] = _is_own_parquet) -> Found:
     """Raise :class:`OutputExistsError` unless the output may be written at ``target``."""
-    found = inspect_target(target, is_own)
     shown = str(target)
+    special = _special_kind(target)
+    if special is not None:  # the rename that commits an output would replace the node itself
+        raise OutputExistsError(
+            f"the output {shown!r} is {special}, not a regular file; datakiln writes a file beside "
+            "it and renames it into place, which would remove the device or pipe (even with "
+            "overwrite=True). Write to a file path, then copy it there if needed")
+    found = inspect_target(target, is_own)
     if found.kind in ("empty_dir", "foreign_dir") and not directory:
         raise OutputExistsError(
             f"the output {shown!r} is a directory datakiln did not write; name a file inside it, "
