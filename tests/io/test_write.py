@@ -352,6 +352,8 @@ def test_an_output_named_for_one_format_never_holds_another(tmp_path):
         ds.write(tmp_path / "p.csv", format="parquet")
     with pytest.raises(InvalidArgumentError, match="compressed"):
         ds.write(tmp_path / "p.csv.gz")
+    with pytest.raises(InvalidArgumentError, match="reads but does not write"):
+        ds.write(tmp_path / "p.tsv")  # comma-separated text, or Parquet bytes, in a .tsv
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.csv.gz").exists()
 
 

@@ -181,6 +181,7 @@ def _split_partitions(table: pa.Table, keys: Sequence[str]) -> Iterator[tuple[tu
 _ENDINGS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
             ".parquet": "parquet", ".pq": "parquet", ".parq": "parquet"}
 _COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".zip", ".lz4", ".snappy")
+_READ_ONLY_ENDINGS = (".tsv", ".tab", ".arrow", ".feather", ".ipc")
 
 
 def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
@@ -200,7 +201,12 @@ def _check_ending(path: str | os.PathLike[str], format: str) -> None:
             f"{os.fspath(path)!r} names a compressed file, but datakiln does not compress CSV or "
             "JSON Lines outputs (Parquet is compressed inside): drop the ending, or compress the "
             "file afterwards")
-    named = _ENDINGS.get(Path(name).suffix)
+    suffix = Path(name).suffix
+    if suffix in _READ_ONLY_ENDINGS:
+        raise InvalidArgumentError(
+            f"{os.fspath(path)!r} ends in {suffix}, a format datakiln reads but does not write; "
+            "name the output .parquet, .csv (comma-separated) or .jsonl")
+    named = _ENDINGS.get(suffix)
     if named is not None and named != format:
         raise InvalidArgumentError(
             f"{os.fspath(path)!r} ends in {Path(name).suffix} but the format written is {format}; "
