@@ -120,3 +120,12 @@ def test_schema_file_naming_a_missing_column_is_refused(tmp_path):
         _ = datakiln.read(path, schema={"ghost": "numeric"}).schema
     kept = datakiln.read(path, schema={"c": "text"}).select(["a"])  # dropped by a select: fine
     assert kept.schema.kinds == {"a": "integer"}
+
+
+@pytest.mark.parametrize(("option", "value"), [("top_k", -1), ("top_k", 2.5), ("sample_rows", 0)])
+def test_profile_refuses_negative_top_k_and_empty_samples(option, value):
+    # top_k=-1 listed all values but one (a slice [:-1]) without a word
+    ds = datakiln.from_arrow(pa.table({"a": [1.0, 2.0, 3.0], "c": ["x", "y", "y"]}))
+    with pytest.raises(InvalidArgumentError, match=f"{option}.* must be a whole number"):
+        ds.profile(**{option: value})
+    assert ds.profile(top_k=0).columns[1].top_values in ([], None)

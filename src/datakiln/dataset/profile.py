@@ -33,6 +33,7 @@ from datakiln.dataset._sketches import (
     hash_values,
     mix64,
 )
+from datakiln.errors import InvalidArgumentError
 from datakiln.io._secrets import redact_text
 from datakiln.units import parse_bytes
 
@@ -304,6 +305,10 @@ def profile(dataset: Dataset, *, memory_budget: int | str | None = "1GB", top_k:
     on_progress : callable, optional
         Called with the number of rows of each table as it is merged.
     """
+    for name, value, low in (("top_k", top_k, 0), ("sample_rows", sample_rows, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            flag = " (kiln inspect --top-k)" if name == "top_k" else ""
+            raise InvalidArgumentError(f"{name}{flag} must be a whole number >= {low}, got {value!r}")
     started = time.perf_counter()
     schema = dataset.schema
     plan = _plan(dataset)
