@@ -390,3 +390,17 @@ def test_a_fifo_output_is_refused_even_with_overwrite(tmp_path):
         GaussianCopula().fit(table).save(fifo, overwrite=True)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # (never test on a real device: a regression
     # would replace it for the whole machine)
+
+
+def test_an_output_inside_an_input_directory_is_refused(tmp_path):
+    """kiln convert data data/out wrote into the directory it read: the next read of data/
+    counted every row twice (803 rows became 1,606)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pq.write_table(pa.table({"x": list(range(50))}), folder / "a.parquet")
+    ds = datakiln.read(folder)
+    for target in (folder / "out", folder / "clean.parquet", folder / "deep" / "x.parquet"):
+        with pytest.raises(OutputExistsError, match="inside the input directory"):
+            ds.write(target, overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["a.parquet"] and datakiln.read(folder).count() == 50
+    datakiln.read(folder / "a.parquet").write(folder / "copy.parquet")  # beside a file input: fine

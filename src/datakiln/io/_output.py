@@ -126,7 +126,8 @@ def _inside(path: str, directory: str) -> bool:
 
 
 def check_inputs(target: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
-    """Refuse an output that is, or contains, an input (symbolic links resolved)."""
+    """Refuse an output that is, or contains, an input, or lies inside an input directory
+    (symbolic links resolved)."""
     real = os.path.realpath(target)
     for item in inputs:
         source = os.path.realpath(os.fspath(item))
@@ -135,6 +136,11 @@ def check_inputs(target: Path, inputs: Iterable[str | os.PathLike[str]]) -> None
             raise OutputExistsError(
                 f"the output {str(target)!r} {what} the input {os.fspath(item)!r}; writing there "
                 "would destroy the data being read. Choose another output path")
+        if os.path.isdir(source) and _inside(real, source):
+            raise OutputExistsError(
+                f"the output {str(target)!r} lies inside the input directory {os.fspath(item)!r}; "
+                "the next read of that directory would take the output for data (its rows twice, or a "
+                "file that is no data). Choose a path outside it")
 
 
 # -- what is at the target ------------------------------------------------------------------
