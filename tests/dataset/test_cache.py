@@ -253,3 +253,16 @@ def test_class_attributes_a_function_reads_enter_the_key(small, tmp_path):
             assert small.map_batches(fn).cache(target).head(1)["a"][0].as_py() == 5
     finally:
         _Settings.shift = 1
+
+
+def test_a_cache_inside_the_directory_it_caches_is_refused(tmp_path):
+    """read("data").cache("data/cache.arrow") put the cache and its sidecar among the data:
+    the next read of data/ failed ('the files mix formats')."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pq.write_table(pa.table({"a": np.arange(10)}), folder / "a.parquet")
+    with pytest.raises(OutputExistsError, match="inside the input directory"):
+        datakiln.read(folder).cache(folder / "cache.arrow")
+    assert [p.name for p in folder.iterdir()] == ["a.parquet"] and datakiln.read(folder).count() == 10

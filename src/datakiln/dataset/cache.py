@@ -50,6 +50,9 @@ def _refuse_foreign(dataset: Dataset, target: Path, sidecar: Path) -> None:
     if os.path.realpath(target) in inputs:
         raise OutputExistsError(f"the cache path {str(target)!r} is an input of this dataset; "
                                 "choose another path for the cache")
+    from datakiln.io.write import check_inputs, source_inputs
+
+    check_inputs(target, source_inputs(dataset.source))  # nor inside a directory being read
     if target.exists() and not sidecar.exists():
         raise OutputExistsError(
             f"{str(target)!r} exists and is not a datakiln cache (no {sidecar.name} beside it); "
