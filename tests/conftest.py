@@ -149,15 +149,23 @@ def mariadb_url() -> str:
     return _database("mysql://root@127.0.0.1:3306/test", "SELECT 1")
 
 
+def _sqlite_file(path: Path) -> str:
+    """The URL of an (empty) SQLite database at ``path``: reads refuse a missing file."""
+    import sqlite3
+
+    sqlite3.connect(path).close()
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'test.db'}"
+    return _sqlite_file(tmp_path / "test.db")
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mariadb"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
+        return _sqlite_file(tmp_path / "test.db")
     return request.getfixturevalue(f"{request.param}_url")
 
 

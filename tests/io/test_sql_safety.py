@@ -177,3 +177,14 @@ def test_postgres_numeric_nan_and_infinity_read_as_float(postgres_url):
     rows = datakiln.read_sql(postgres_url, query=query).to_arrow().to_pydict()
     assert rows["n"][0] == 1.5 and rows["n"][1] != rows["n"][1] and rows["n"][2] == float("-inf")
     assert rows["j"] == ['{"a": 1}'] * 3
+
+
+def test_a_missing_sqlite_file_is_not_created_by_a_read(tmp_path):
+    # sqlite3 created an empty database at a mistyped path and the read said "no table 't'"
+    from datakiln.errors import SourceNotFoundError
+
+    missing = tmp_path / "typo.db"
+    with pytest.raises(SourceNotFoundError, match=r"no SQLite database file at .*typo\.db"):
+        datakiln.read_sql(f"sqlite:///{missing}", table="t")
+    assert not missing.exists()
+    assert datakiln.read_sql("sqlite://", query="SELECT 1 AS x").to_arrow().to_pylist() == [{"x": 1}]

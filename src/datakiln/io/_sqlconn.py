@@ -10,12 +10,13 @@ error text through :func:`~datakiln.io._secrets.redact_text`.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 from urllib.parse import quote, unquote
 
 from datakiln._optional import import_optional
-from datakiln.errors import ConnectionFailedError, InvalidArgumentError, QueryError
+from datakiln.errors import ConnectionFailedError, InvalidArgumentError, QueryError, SourceNotFoundError
 from datakiln.io._secrets import redact_text, redact_url, split_url
 
 __all__ = ["DB_SCHEMES", "connect", "engine", "is_database_url", "normalise_url", "query_error",
@@ -100,6 +101,13 @@ def engine(url: str, *, read_only: bool = False) -> Any:
         raise InvalidArgumentError(f"cannot use database URL {redact_url(url)!r}: "
                                    f"{redact_text(str(exc), url)}") from exc
     dialect = created.dialect.name
+    database = created.url.database
+    if (read_only and dialect == "sqlite" and database and database != ":memory:"
+            and not created.url.query.get("uri") and not os.path.exists(database)):
+        # sqlite3 would create an empty database there and report "no table"
+        raise SourceNotFoundError(
+            f"no SQLite database file at {database!r} (from {redact_url(url)!r}); check the path: "
+            f"sqlite:///name.db is relative to {os.getcwd()!r}, sqlite:////abs/name.db is absolute")
     if not read_only and created.driver == "pysqlite":  # let SQLite's DDL join transactions
         sa.event.listen(created, "connect", _sqlite_transactional_ddl)
         sa.event.listen(created, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
