@@ -129,3 +129,12 @@ def test_profile_refuses_negative_top_k_and_empty_samples(option, value):
     with pytest.raises(InvalidArgumentError, match=f"{option}.* must be a whole number"):
         ds.profile(**{option: value})
     assert ds.profile(top_k=0).columns[1].top_values in ([], None)
+
+
+def test_from_pandas_mixed_object_column_and_repeated_names_are_schema_errors():
+    import pandas as pd
+
+    with pytest.raises(SchemaError, match=r"Conversion failed for column m .*astype\(str\)"):
+        datakiln.from_pandas(pd.DataFrame({"m": [1, "a", 2.5, None] * 3}))
+    with pytest.raises(SchemaError, match=r"the column\(s\) \['a'\] more than once"):
+        datakiln.from_pandas(pd.DataFrame([[1, 2]], columns=["a", "a"]))

@@ -128,7 +128,19 @@ class Dataset:
     @classmethod
     def from_pandas(cls, frame: pd.DataFrame, **kwargs: Any) -> Dataset:
         """A dataset over a pandas DataFrame (converted to Arrow once, index dropped)."""
-        return cls.from_arrow(pa.Table.from_pandas(frame, preserve_index=False), **kwargs)
+        names = [str(c) for c in frame.columns]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise SchemaError(f"the DataFrame has the column(s) {repeated} more than once; give each "
+                              "column its own name first (df.columns = [...])")
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            detail = "; ".join(str(a) for a in exc.args) if exc.args else str(exc)
+            raise SchemaError(f"the DataFrame cannot be converted to Arrow ({detail}); a column of "
+                              "mixed values (numbers and text in one object column) needs one type: "
+                              "convert it first, e.g. df[col] = df[col].astype(str)") from exc
+        return cls.from_arrow(table, **kwargs)
 
     def _derive(self, op: _Op | None = None, **changes: Any) -> Dataset:
         options = {"kinds": self._kinds, "memory_budget": self._memory_budget,
