@@ -138,3 +138,6 @@ def test_from_pandas_mixed_object_column_and_repeated_names_are_schema_errors():
         datakiln.from_pandas(pd.DataFrame({"m": [1, "a", 2.5, None] * 3}))
     with pytest.raises(SchemaError, match=r"the column\(s\) \['a'\] more than once"):
         datakiln.from_pandas(pd.DataFrame([[1, 2]], columns=["a", "a"]))
+    twice = pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"])
+    with pytest.raises(SchemaError, match=r"the table has the column\(s\) \['a'\] more than once"):
+        datakiln.from_arrow(twice)

@@ -123,6 +123,11 @@ class Dataset:
         """A dataset over an Arrow table already in memory."""
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
+        names = table.column_names
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:  # Arrow allows it; every lookup by name would fail later with a KeyError
+            raise SchemaError(f"the table has the column(s) {repeated} more than once; give each "
+                              "column its own name first (table.rename_columns([...]))")
         return cls(TableSource(table), **kwargs)
 
     @classmethod
