@@ -134,3 +134,16 @@ def test_split_names_must_be_distinct_file_names(tmp_path):
     assert not (tmp_path / "o").exists() and not (tmp_path / "up.parquet").exists()
     parts = datakiln.split(data, names=["fit", "tune", "score"], output=tmp_path / "o", seed=1)
     assert sum(parts[n].count() for n in ("fit", "tune", "score")) == 100
+
+
+def test_group_split_gives_every_split_a_group_or_says_why():
+    # two big groups into 0.8/0.1/0.1 went all to train: empty validation and test, no message
+    table = pa.table({"g": ["p"] * 150 + ["q"] * 150, "x": list(range(300))})
+    with pytest.raises(SchemaError, match=r"group column 'g' has 2 group\(s\), too few to give each"):
+        datakiln.split(table, group="g", seed=0)
+    three = pa.table({"g": ["a"] * 100 + ["b"] * 100 + ["c"] * 100, "x": list(range(300))})
+    result = datakiln.split(three, group="g", seed=0)
+    counts = [result[name].count() for name in ("train", "validation", "test")]
+    assert sorted(counts) == [100, 100, 100]
+    two = datakiln.split(table, group="g", fractions=(0.8, 0.2), seed=0)
+    assert sorted(two[name].count() for name in ("train", "test")) == [150, 150]

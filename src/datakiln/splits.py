@@ -182,6 +182,14 @@ class _GroupDealer:
         middle = np.cumsum(sizes) - sizes / 2
         edges = np.cumsum(fractions)[:-1] * sizes.sum()
         assigned = np.searchsorted(edges, middle, side="right")
+        wanted = np.flatnonzero(fractions > 0)
+        if len(groups) < len(wanted):
+            raise SchemaError(f"group column {column!r} has {len(groups)} group(s), too few to give each "
+                              f"of the {len(wanted)} splits one; use fewer splits or a finer group column")
+        for split_index in wanted:  # large groups can leave a split empty: give it the donor's last
+            if not np.any(assigned == split_index):
+                donor = int(np.bincount(assigned, minlength=len(fractions)).argmax())
+                assigned[np.flatnonzero(assigned == donor)[-1]] = split_index
         self.column = column
         self.by_split = [pa.array([groups[order[i]] for i in np.nonzero(assigned == s)[0]
                                    if groups[order[i]] is not None])
