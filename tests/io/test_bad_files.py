@@ -225,3 +225,11 @@ def test_a_late_gzip_error_is_blamed_on_the_input_not_the_output(tmp_path):
     assert str(tmp_path / "out") not in str(caught.value)
     assert not isinstance(caught.value, OSError)  # not a WriteError about the output
     assert not (tmp_path / "out").exists()
+
+
+def test_json_array_nested_thousands_deep_is_a_parse_error(tmp_path):
+    # Python's JSON decoder raised RecursionError (an internal error in kiln inspect)
+    path = tmp_path / "deep.json"
+    path.write_text('[{"a": 1}, {"a": ' + "[" * 100_000 + "]" * 100_000 + "}]")
+    with pytest.raises(ParseError, match=r"deep\.json': item 2 of the array is nested too deeply"):
+        datakiln.read(path).to_arrow()

@@ -187,6 +187,8 @@ class JsonSource(Source):
         for index in candidates:
             try:
                 value = json.loads(lines[index])
+            except RecursionError:
+                return index, "a record nested too deeply to read (thousands of levels)", ParseError
             except ValueError as exc:
                 return index, f"invalid JSON ({exc.msg})" if isinstance(
                     exc, json.JSONDecodeError) else f"invalid JSON ({exc})", ParseError
@@ -269,6 +271,9 @@ class JsonSource(Source):
                         continue
                     raise ParseError(f"{path!r}: invalid JSON in item {item + 1} of the array: "
                                      f"{exc.msg}; fix the file (a truncated file ends like this)") from exc
+                except RecursionError as exc:
+                    raise ParseError(f"{path!r}: item {item + 1} of the array is nested too deeply "
+                                     "to read (thousands of levels); flatten it") from exc
                 item += 1
                 if not isinstance(record, dict):
                     if self.on_bad_rows == "skip":
