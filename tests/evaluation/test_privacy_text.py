@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from tests.conftest import shared_dataset
 
 import datakiln
@@ -127,3 +128,24 @@ def test_a_real_pii_value_in_synthetic_rows_is_flagged():
     assert (found["kind"], found["copies"], found["values"]) == ("pii", 20, 200)
     assert found["flagged"]
     assert any("pii column 'email' are verbatim training values" in f for f in privacy["flags"])
+
+
+def test_a_sample_with_text_and_pii_dropped_can_be_evaluated():
+    """GaussianCopula(text="drop", pii="drop") leaves those columns out, and evaluate then
+    refused the pair ('the synthetic data lacks the real columns ['msg']')."""
+    from datakiln.synth import GaussianCopula
+
+    rng = np.random.default_rng(0)
+    n = 400
+    words = np.array(["hello", "win", "cash", "now", "call", "me", "later", "ok"])
+    real = pa.table({
+        "msg": [" ".join(rng.choice(words, rng.integers(5, 12))) + f" #{i}" for i in range(n)],
+        "email": [f"user{i}@example.org" for i in range(n)],
+        "label": rng.choice(["ham", "spam"], n), "x": rng.normal(size=n)})
+    sample = GaussianCopula(text="drop", pii="drop", seed=0).fit(real).sample(n, seed=1)
+    assert sample.column_names == ["label", "x"]
+    report = datakiln.evaluate(real, sample, target="label", detection=False)
+    assert report.privacy["exact_copy_columns"] == ["label", "x"] and report.privacy["text_copies"] == {}
+    assert 0 < report.fidelity["score"] <= 1
+    with pytest.raises(datakiln.SchemaError, match=r"lacks the real columns \['x'\]"):
+        datakiln.evaluate(real, sample.drop_columns(["x"]))  # a compared column is still needed

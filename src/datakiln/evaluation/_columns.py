@@ -57,17 +57,20 @@ class ColumnRoles:
 
 def column_roles(real: Dataset, others: list[tuple[str, Dataset]],
                  metadata: Mapping[str, str] | None = None) -> ColumnRoles:
-    """Roles of the real columns; every other table must have the same column names."""
-    for label, other in others:
-        missing = [n for n in real.columns if n not in other.columns]
-        if missing:
-            raise SchemaError(f"the {label} data lacks the real columns {missing}; evaluate compares "
-                              f"tables with the same columns (it has {other.columns})")
+    """Roles of the real columns; every other table must have the same column names, except
+    that free text, identifiers and PII may be left out (``text="drop"``, ``pii="drop"``):
+    they are never compared, only checked for copies where present."""
     metadata = dict(metadata or {})
     unknown = sorted(set(metadata) - set(real.columns))
     if unknown:
         raise InvalidArgumentError(f"metadata names columns the real data does not have: {unknown}")
     kinds = real.schema
+    for label, other in others:
+        missing = [n for n in real.columns if n not in other.columns
+                   and str(metadata.get(n, kinds[n].kind)) not in _SKIPPED_KINDS]
+        if missing:
+            raise SchemaError(f"the {label} data lacks the real columns {missing}; evaluate compares "
+                              f"tables with the same columns (it has {other.columns})")
     roles, skipped = {}, {}
     for field in real.arrow_schema:
         kind = str(metadata.get(field.name, kinds[field.name].kind))

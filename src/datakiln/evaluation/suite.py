@@ -150,7 +150,8 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
                                    f"({roles.skipped}); pass metadata to set kinds")
     names = roles.names
     # free text, identifiers and PII are checked value by value for verbatim copies
-    verbatim = dict(roles.skipped)
+    verbatim = {n: kind for n, kind in roles.skipped.items()  # those every table kept
+                if all(n in ds.columns for _, ds in others)}
     regenerated = [n for n, kind in verbatim.items() if kind != "text"]  # left out of row hashes
     whole = (real_ds, synth_ds, holdout_ds)
     real_ds, synth_ds = real_ds.select(names), synth_ds.select(names)
