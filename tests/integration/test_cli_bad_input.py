@@ -445,3 +445,20 @@ def test_terminal_control_characters_in_data_are_shown_not_obeyed(tmp_path: Path
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\x07" not in result.output
     assert "\\x1b[31mname" in result.output and "\\x1b]0;PWNED\\x07" in result.output
+
+
+def test_library_hints_name_the_cli_flag_and_huge_rows_per_file(tmp_path: Path):
+    # "pass on_bad_rows='skip'" named a keyword the command line does not have; a 20-digit
+    # --rows-per-file was an internal OverflowError
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\nnot json\n')
+    line = _assert_one_clean_line(runner.invoke(app, ["inspect", str(bad)]), 2)
+    assert "on_bad_rows='skip' (--skip-bad-rows)" in line
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("a,b\n1,caf\xe9\n".encode("latin-1"))
+    assert "(--encoding latin-1)" in _assert_one_clean_line(runner.invoke(app, ["inspect", str(latin)]), 2)
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n2\n")
+    result = runner.invoke(app, ["convert", str(data), str(tmp_path / "out"), "--rows-per-file",
+                                 "99999999999999999999"])
+    assert "rows_per_file must be positive" in _assert_one_clean_line(result, 2)

@@ -155,6 +155,11 @@ def one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
+#: library keyword hints in error messages, and the command-line flag that does the same
+_CLI_FLAGS = ((re.compile(r"\bon_bad_rows='skip'(?! \()"), "on_bad_rows='skip' (--skip-bad-rows)"),
+              (re.compile(r"\bencoding='([^']+)'(?! \()"), r"encoding='\1' (--encoding \1)"))
+
+
 def report_error(exc: BaseException, debug: bool = False) -> int:
     """Print ``exc`` as one line on standard error; returns the exit status for it.
 
@@ -166,7 +171,10 @@ def report_error(exc: BaseException, debug: bool = False) -> int:
         errors.print(redact_text("".join(traceback.format_exception(exc))), markup=False, highlight=False,
                      soft_wrap=True, end="")
     if isinstance(exc, DatakilnError):
-        errors.print(f"[bold red]error:[/] {esc(type(exc).__name__)}: {esc(one_line(str(exc)))}",
+        message = one_line(str(exc))
+        for pattern, flag in _CLI_FLAGS:  # the library's hints name keywords; say the flag too
+            message = pattern.sub(flag, message)
+        errors.print(f"[bold red]error:[/] {esc(type(exc).__name__)}: {esc(message)}",
                      highlight=False, soft_wrap=True)
         return 2
     hint = "this is a bug: please report it" if debug else (

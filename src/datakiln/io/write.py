@@ -279,8 +279,8 @@ def write_tables(
     if format not in WRITE_FORMATS:
         raise UnsupportedFormatError(f"cannot write format {format!r}; choose one of "
                                      f"{sorted(WRITE_FORMATS)}")
-    if rows_per_file is not None and rows_per_file <= 0:
-        raise InvalidArgumentError(f"rows_per_file must be positive, got {rows_per_file}")
+    if rows_per_file is not None and not 0 < rows_per_file < 2**62:
+        raise InvalidArgumentError(f"rows_per_file must be positive (and below 2**62), got {rows_per_file}")
     keys = list(partition_by or [])
     if not keys and rows_per_file is None:  # one file: its name must not say another format
         _check_ending(path, format)
