@@ -52,6 +52,7 @@ class FeatureCodec:
 
     def fit(self, dataset: Any, memory_budget: int | None = None) -> FeatureCodec:
         """Learn categories (features and target) and numeric ranges in one streaming pass."""
+        self._refuse_null_labels(dataset, memory_budget)
         self.labels_encoder = OrdinalEncoder([self.target]).fit(dataset.select([self.target]))
         self.encoder = OrdinalEncoder(self.categorical).fit(dataset.select(self.categorical)) \
             if self.categorical else None
@@ -67,6 +68,17 @@ class FeatureCodec:
                     self.low[name] = min(float(x.min()), self.low.get(name, np.inf))
                     self.high[name] = max(float(x.max()), self.high.get(name, -np.inf))
         return self
+
+    def _refuse_null_labels(self, dataset: Any, memory_budget: int | None) -> None:
+        """Rows without a label are not a class: refuse them (streamed, the target column only)."""
+        nulls = sum(t[self.target].null_count
+                    for t in dataset.select([self.target])._tables(memory_budget=memory_budget))
+        if nulls:
+            raise InvalidArgumentError(
+                f"the target column {self.target!r} has {nulls:,} null labels; rows without a label are "
+                f"not a class and cannot be balanced: drop or fill them first (drop: "
+                f"ds.filter(pc.field({self.target!r}).is_valid()); fill: an impute step in a kiln clean "
+                f"config, or datakiln.clean.Impute)")
 
     @property
     def classes(self) -> list[Any]:
