@@ -149,3 +149,25 @@ def test_pandas_category_and_timedelta_columns_profile(tmp_path):
     assert profile["many"].distinct == pytest.approx(n, rel=0.05)
     assert (profile["d"].min, profile["d"].max) == (pd.Timedelta(0), pd.Timedelta(seconds=n - 1))
     assert profile["d"].nulls == 0
+
+
+def test_nested_columns_profile_rows_and_nulls_never_crash(tmp_path):
+    from typer.testing import CliRunner
+
+    from datakiln.cli.app import app
+
+    path = tmp_path / "nested.jsonl"
+    path.write_text('{"x": 1, "a": {"b": 1}, "l": [1, 2]}\n{"x": 2, "a": {"b": 2}, "l": [3]}\n'
+                    '{"x": 3, "a": null, "l": null}\n')
+    profile = datakiln.read(path).profile()
+    by_name = {c.name: c for c in profile.columns}
+    assert by_name["x"].kind == "integer" and by_name["x"].max == 3
+    for name, dtype in (("a", "struct<b: int64>"), ("l", "list<item: int64>")):
+        column = by_name[name]
+        assert (column.kind, column.type, column.count, column.nulls, column.distinct) == (
+            "nested", dtype, 3, 1, None)
+        assert "only rows and nulls are profiled" in column.evidence[0]
+    assert profile.to_dict()["columns"][1]["kind"] == "nested"
+    shown = CliRunner().invoke(app, ["inspect", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "nested" in shown.output and "Error" not in shown.output

@@ -308,3 +308,17 @@ def test_bad_sample_seed_is_a_clear_error(seed):
     with pytest.raises(InvalidArgumentError, match="seed must be None"):
         next(model.sample_batches(5, seed=seed))
     assert model.sample(3, seed=np.random.default_rng(1)).num_rows == 3
+
+
+def test_nested_columns_are_refused_naming_them(tmp_path):
+    from datakiln.errors import SchemaError
+
+    path = tmp_path / "nested.jsonl"
+    path.write_text("".join(f'{{"x": {i}, "a": {{"b": {i}}}, "l": [{i}, 2], "s": "{"uv"[i % 2]}"}}\n'
+                            for i in range(60)))
+    ds = datakiln.read(path)
+    with pytest.raises(SchemaError, match=r"a \(struct<b: int64>\), l \(list<item: int64>\).*select the "
+                                          r"other columns.*flatten"):
+        GaussianCopula(seed=0).fit(ds)
+    model = GaussianCopula(seed=0).fit(ds.select(["x", "s"]))  # the suggested fix works
+    assert model.sample(5).column_names == ["x", "s"]

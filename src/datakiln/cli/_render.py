@@ -53,7 +53,8 @@ def profile_table(profile: Profile, title: str) -> Table:
         odd = [f"{count:,} {label}" for count, label in ((column.nans, "NaN"), (column.pos_inf, "+inf"),
                                                         (column.neg_inf, "-inf")) if count]
         missing += ("; " + ", ".join(odd)) if odd else ""  # non-finite values, counted apart
-        distinct = f"{column.distinct:,}" + ("" if column.distinct_exact else "~")
+        distinct = "" if column.distinct is None else (
+            f"{column.distinct:,}" + ("" if column.distinct_exact else "~"))
         numeric = bool(column.quantiles)
         table.add_row(esc(column.name), kind, esc(column.type), missing, distinct,
                       _short(column.min) if numeric else "", _short(column.quantiles.get("0.5")),

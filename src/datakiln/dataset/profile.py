@@ -58,7 +58,7 @@ class ColumnProfile:
     type: str
     count: int
     nulls: int
-    distinct: int
+    distinct: int | None  # None for a nested column (list, struct, map): not counted
     distinct_exact: bool
     min: Any = None
     max: Any = None
@@ -152,6 +152,8 @@ def _jsonable(value: Any) -> Any:
 def _mode(dtype: pa.DataType) -> str:
     if pa.types.is_dictionary(dtype):
         return "text"
+    if pa.types.is_nested(dtype):  # list, struct, map, union: only rows and nulls are profiled
+        return "nested"
     if (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
             or pa.types.is_decimal(dtype)):
         return "number"
@@ -247,6 +249,9 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
     """
     states = {}
     for name, (mode, exact_counts) in plan.items():
+        if mode == "nested":
+            states[name] = _ColumnState(nulls=table.column(name).null_count)
+            continue
         column = _decoded(table.column(name).combine_chunks())
         state = _ColumnState(nulls=column.null_count)
         numeric = mode in ("number", "time")
@@ -271,7 +276,8 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
         if mode != "number" and len(column) > column.null_count and not pa.types.is_null(column.type):
             state.low, state.high = _extremes(distinct if exact_counts else column)
         states[name] = state
-    sampled = [n for n, (mode, exact) in plan.items() if mode in ("number", "time") or not exact]
+    sampled = [n for n, (mode, exact) in plan.items()
+               if mode in ("number", "time") or (not exact and mode != "nested")]
     kept = table.select(sampled)
     return table.num_rows, states, pa.table([_decoded(c) for c in kept.columns], names=sampled)
 
@@ -281,6 +287,9 @@ def _plan(dataset: Dataset) -> dict[str, tuple[str, bool]]:
     head = dataset._inference_sample()
     plan = {}
     for column in dataset.arrow_schema:
+        if _mode(column.type) == "nested":
+            plan[column.name] = ("nested", False)
+            continue
         values = _decoded(head.column(column.name)).drop_null()
         few = len(values) < 200 or pc.count_distinct(values).as_py() <= 0.2 * len(values)
         plan[column.name] = (_mode(column.type), few)
@@ -349,6 +358,12 @@ def _from_number(value: float | None, dtype: pa.DataType, mode: str) -> Any:
 
 def _finish(name: str, mode: str, state: _ColumnState, rows: int, sample: RowSample,
             column: Any, top_k: int, dtype: pa.DataType) -> ColumnProfile:
+    if mode == "nested":
+        return ColumnProfile(
+            name=name, kind="nested", type=str(dtype), count=rows, nulls=state.nulls, distinct=None,
+            distinct_exact=False, top_exact=False,
+            evidence=[f"nested Arrow type {dtype}: only rows and nulls are profiled (flatten it, or "
+                      f"select other columns, to profile its values)"])
     frequent = state.frequent
     if frequent is None and sample.table is not None:  # many distinct values: from the sample
         values = sample.table.column(name).drop_null()
