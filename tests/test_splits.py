@@ -147,3 +147,23 @@ def test_group_split_gives_every_split_a_group_or_says_why():
     assert sorted(counts) == [100, 100, 100]
     two = datakiln.split(table, group="g", fractions=(0.8, 0.2), seed=0)
     assert sorted(two[name].count() for name in ("train", "test")) == [150, 150]
+
+
+def test_a_split_directory_reads_as_its_rows_without_split_json(tmp_path):
+    table = pa.table({"x": list(range(200)), "y": ["a", "b", "c", "d"] * 50})
+    out = tmp_path / "splits"
+    parts = split(datakiln.from_arrow(table), (0.8, 0.1, 0.1), seed=1, output=out)
+    assert (out / "split.json").exists()
+    whole = datakiln.read(out)  # was: "the files mix formats ['json', 'parquet']"
+    assert whole.count() == 200 == sum(parts.counts.values())
+    assert whole.columns == ["x", "y"]
+    assert sorted(whole.to_arrow()["x"].to_pylist()) == list(range(200))
+    assert whole.profile().columns[0].count == 200
+    manifest = json.loads((out / "_datakiln.json").read_text())
+    assert manifest["sidecars"] == ["split.json"]
+    del manifest["sidecars"]  # a manifest written before sidecars were recorded
+    (out / "_datakiln.json").write_text(json.dumps(manifest))
+    assert datakiln.read(out).count() == 200
+    (out / "_datakiln.json").unlink()  # not datakiln's directory: its files are all data, as before
+    with pytest.raises(datakiln.DatakilnError, match=r"mix formats \['json', 'parquet'\]"):
+        datakiln.read(out)

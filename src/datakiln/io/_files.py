@@ -103,12 +103,41 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
             if i.type == pafs.FileType.File
             and not any(part.startswith(_HIDDEN) for part in Path(i.path[len(path):]).parts)
         ]
+        if isinstance(fs, pafs.LocalFileSystem):
+            infos = _without_sidecars(infos, path)
         if not infos:
             raise SourceNotFoundError(f"the directory {original!r} holds no data files")
         return sorted(infos, key=lambda i: i.path), path
     if info.type != pafs.FileType.File:
         _refuse_special(path, original)
     return [info], None
+
+
+def _without_sidecars(infos: list[pafs.FileInfo], path: str) -> list[pafs.FileInfo]:
+    """A directory datakiln wrote (it holds the manifest) is read as its data files: the
+    ``sidecars`` its manifest lists (``split.json`` of ``kiln split``) are left out, and so is
+    any listed file of another format than the manifest's (manifests written before
+    ``sidecars`` existed)."""
+    from datakiln.io._output import read_manifest
+
+    manifest = read_manifest(Path(path))
+    if manifest is None:
+        return infos
+    root = Path(path)
+    sidecars = {os.path.normpath(name) for name in manifest.get("sidecars") or [] if isinstance(name, str)}
+    listed = {os.path.normpath(f["path"]) for f in manifest["files"]}
+    wanted = manifest.get("format")
+
+    def data(info: pafs.FileInfo) -> bool:
+        relative = os.path.normpath(os.path.relpath(info.path, root))
+        if relative in sidecars:
+            return False
+        if relative in listed and wanted in FORMATS:
+            stem, _ = split_compression(info.path)
+            return stem.lower().endswith(FORMATS[wanted])
+        return True
+
+    return [info for info in infos if data(info)]
 
 
 def _refuse_special(path: str, original: str) -> None:

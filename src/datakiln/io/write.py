@@ -426,7 +426,8 @@ class MultiWriter:
             for name, text in (extra or {}).items():
                 (self._temp.path / name).write_text(text, encoding="utf-8")
                 files.append(self._temp.path / name)
-            write_manifest(self._temp.path, files, format=self.format, rows=self.rows)
+            write_manifest(self._temp.path, files, format=self.format, rows=self.rows,
+                           extra={"sidecars": sorted(extra)} if extra else None)  # readers skip them
             commit(self._temp, directory=True, overwrite=self.overwrite)
         except OSError as exc:
             if isinstance(exc, WriteError):
