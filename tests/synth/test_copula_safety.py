@@ -322,3 +322,27 @@ def test_nested_columns_are_refused_naming_them(tmp_path):
         GaussianCopula(seed=0).fit(ds)
     model = GaussianCopula(seed=0).fit(ds.select(["x", "s"]))  # the suggested fix works
     assert model.sample(5).column_names == ["x", "s"]
+
+
+@pytest.mark.parametrize("zone, where, shown", [
+    (None, "t=2024-03-01..2024-04-01T12:30", "t=2024-03-01T00:00:00..2024-04-01T12:30:00"),
+    ("Europe/Paris", "t=2024-03-01T00:00:00+01:00..2024-04-01T00:00:00+02:00",
+     "t=2024-03-01T00:00:00+01:00..2024-04-01T00:00:00+02:00")])
+def test_sample_summary_prints_time_conditions_as_iso_text(tmp_path, zone, where, shown):
+    from typer.testing import CliRunner
+
+    from datakiln.cli.app import app
+
+    rng = np.random.default_rng(0)
+    start = np.datetime64("2024-01-01T00:00:00", "s").astype(np.int64)
+    seconds = start + rng.integers(0, 365 * 86400, 400)
+    table = pa.table({"t": pa.array(seconds, pa.timestamp("s", tz=zone)), "x": rng.normal(size=400)})
+    model = tmp_path / "m.kiln"
+    GaussianCopula(seed=0).fit(table).save(model)
+    out = tmp_path / "o.parquet"
+    done = CliRunner().invoke(app, ["synth", "sample", str(model), "-n", "20", "-o", str(out),
+                                    "--where", where])
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.output.split())
+    assert shown in text, text
+    assert "datetime" not in text and "ZoneInfo" not in text

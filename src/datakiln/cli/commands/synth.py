@@ -149,6 +149,15 @@ def sample(
             result = write_tables(batches, model.output_schema(), out, format=format_for(out, to),
                                   on_progress=advance,
                                   overwrite=overwrite, inputs=[model_file])
-    shown = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "no conditions"
+    shown = ", ".join(f"{k}={_condition_text(v)}" for k, v in conditions.items()) or "no conditions"
     console.print(f"sampled {rows:,} rows ({esc(shown)}) -> {esc(result.path)} "
                   f"({format_bytes(result.bytes)})")
+
+
+def _condition_text(value: object) -> str:
+    """A --where value as the user would type it: times in ISO 8601, a range as LOW..HIGH."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{_condition_text(value[0])}..{_condition_text(value[1])}"
+    if hasattr(value, "isoformat"):  # datetime, date, time
+        return value.isoformat()  # type: ignore[union-attr]
+    return str(value)
