@@ -97,3 +97,17 @@ def test_a_number_column_against_text_is_a_schema_mismatch():
         datakiln.evaluate(real, shifted, detection=False, privacy=False)
     nulls = pa.table({"a": pa.nulls(30, pa.null()), "b": ["x", "y", "z"] * 10})  # all-null: comparable
     assert datakiln.evaluate(real, nulls, detection=False, privacy=False).fidelity["score"] is not None
+
+
+def test_infinite_targets_are_left_out_of_utility():
+    # a regression target holding ±inf reached HistGradientBoostingRegressor: "Input y contains
+    # infinity" as an internal error
+    x = np.random.default_rng(5).normal(size=80)
+    x[:6] = np.inf
+    real, synth = _table(x=pa.array(x)), _table(seed=1, x=pa.array(np.roll(x, 3)))
+    utility = datakiln.evaluate(real, synth, target="x", detection=False, privacy=False).utility
+    assert utility["real"]["trained_rows"] + utility["test_rows"] <= 74
+    assert np.isfinite(utility["real"]["r2"])
+    allinf = datakiln.evaluate(_table(z=pa.array([np.inf] * 80)), _table(seed=1, z=pa.array([np.inf] * 80)),
+                               target="z", detection=False, privacy=False).utility
+    assert "missing, NaN and ±inf targets are left out" in allinf["real"]["error"]

@@ -122,7 +122,7 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
     test_y = _labels(encoder, holdout, target)
     if task == "classification":
         _check_labels(encoder, holdout, target, test_y)
-    keep = ~np.isnan(test_y)
+    keep = np.isfinite(test_y)  # a missing, NaN or ±inf target cannot be scored (or regressed on)
     test_x, test_y = test_x[keep], test_y[keep]
     real_y = _labels(encoder, real, target)
     minority, classes = None, np.zeros(0)
@@ -137,10 +137,11 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
         xs, ys = zip(*[(encoder.model_matrix(t, exclude=(target,))[0], _labels(encoder, t, target))
                        for t in parts])
         x, y = np.vstack(xs), np.concatenate(ys)
-        x, y = fit_ready(x[~np.isnan(y)]), y[~np.isnan(y)]
+        x, y = fit_ready(x[np.isfinite(y)]), y[np.isfinite(y)]
         if len(test_y) == 0:
             models[name] = {"trained_rows": int(len(y)), "error": f"no test rows with a {target!r} "
-                            f"value (the real data has {real.num_rows + holdout.num_rows} row(s)); "
+                            f"value (missing, NaN and ±inf targets are left out; the real data has "
+                            f"{real.num_rows + holdout.num_rows} row(s)); "
                             "pass more real rows or a holdout"}
             continue
         if len(np.unique(y)) < (2 if task == "classification" else 1):
