@@ -399,7 +399,7 @@ DEGENERATE: dict[str, tuple[list[str], int, str | None]] = {
     "balance_class_below_k_neighbors": (["balance", "{holes}", "-o", "{tmp}/b2.parquet", "--target",
                                          "label", "--method", "smote"], 2, r"class 'rare'.*k_neighbors"),
     "balance_all_null_target": (["balance", "{null_target}", "-o", "{tmp}/b3.parquet", "--target",
-                                 "label"], 2, r"'label'.*single class"),
+                                 "label"], 2, r"'label' has 30 null labels.*drop or fill them"),
 }
 
 
