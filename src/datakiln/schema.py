@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 
 from datakiln.errors import SchemaError
 
-__all__ = ["KINDS", "PII_TYPES", "ColumnSchema", "Schema", "infer_schema", "load_overrides", "numeric_values"]
+__all__ = ["KINDS", "PII_TYPES", "ColumnSchema", "Schema", "infer_schema", "load_overrides", "numeric_values",
+           "refuse_nested"]
 
 KINDS = ("numeric", "integer", "boolean", "categorical", "datetime", "text", "identifier", "pii")
 PII_TYPES = ("email", "phone", "name", "address", "credit_card", "ip")
@@ -318,3 +319,14 @@ def numeric_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         column = pc.cast(pc.cast(column, storage), pa.int64())
     return np.asarray(pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False),
                       dtype=np.float64)
+
+
+def refuse_nested(schema: pa.Schema, what: str, fix: str = "select the other columns "
+                  "(ds.select([...])) or flatten them into plain columns first") -> None:
+    """Raise :class:`SchemaError` naming every nested column (list, struct, map, union) of
+    ``schema``, for work (``what``) that handles flat columns only; ``fix`` says what to do."""
+    nested = [f"{f.name!r} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+    if nested:
+        raise SchemaError(f"{what} handles flat columns; {', '.join(nested)} "
+                          f"{'holds' if len(nested) == 1 else 'hold'} nested values (lists, structs "
+                          f"or maps): {fix}")

@@ -317,7 +317,7 @@ def test_nested_columns_are_refused_naming_them(tmp_path):
     path.write_text("".join(f'{{"x": {i}, "a": {{"b": {i}}}, "l": [{i}, 2], "s": "{"uv"[i % 2]}"}}\n'
                             for i in range(60)))
     ds = datakiln.read(path)
-    with pytest.raises(SchemaError, match=r"a \(struct<b: int64>\), l \(list<item: int64>\).*select the "
+    with pytest.raises(SchemaError, match=r"'a' \(struct<b: int64>\), 'l' \(list<item: int64>\).*select the "
                                           r"other columns.*flatten"):
         GaussianCopula(seed=0).fit(ds)
     model = GaussianCopula(seed=0).fit(ds.select(["x", "s"]))  # the suggested fix works

@@ -35,6 +35,7 @@ from datakiln.balancing._streaming import per_class
 from datakiln.balancing.methods import METHODS, Method, method_named, sampler
 from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError
+from datakiln.schema import refuse_nested
 from datakiln.units import parse_bytes
 
 __all__ = ["BalanceReport", "Balancer", "balance"]
@@ -85,6 +86,7 @@ class Balancer:
                 f"balancing, in (0, 1]; got {ratio!r}: 1.0 makes the classes equal, 0.5 the minority half "
                 f"the majority")
         dataset = as_dataset(data, what="balance")
+        refuse_nested(dataset.arrow_schema, "balancing")
         if output is not None:  # refuse a bad output before the work
             from datakiln.io.write import check_output, source_inputs
 

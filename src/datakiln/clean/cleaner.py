@@ -24,6 +24,7 @@ from datakiln.clean.repair import RepairTypes
 from datakiln.clean.report import CleaningReport, StepReport
 from datakiln.dataset.dataset import Dataset, as_dataset
 from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.schema import refuse_nested
 from datakiln.units import parse_bytes
 
 __all__ = ["STEP_TYPES", "Cleaner", "default_steps"]
@@ -79,6 +80,7 @@ class Cleaner:
     def fit(self, data: Any) -> Cleaner:
         """Learn every step's statistics on ``data`` (each on the output of the ones before)."""
         dataset = as_dataset(data, what="the Cleaner")
+        refuse_nested(dataset.arrow_schema, "cleaning")
         budget = parse_bytes(self.memory_budget)
         self.steps_ = list(self.steps) if self.steps is not None else default_steps()
         if sum(not step.row_wise for step in self.steps_) > 1:

@@ -27,6 +27,7 @@ from datakiln.evaluation.fidelity import both, fidelity_scores, first_pass
 from datakiln.evaluation.privacy import privacy_risk, row_copies, text_copies
 from datakiln.evaluation.utility import ml_utility
 from datakiln.io.write import report_marker, write_text_atomic
+from datakiln.schema import refuse_nested
 from datakiln.units import parse_bytes
 
 __all__ = ["EvaluationReport", "evaluate"]
@@ -137,6 +138,8 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         raise InvalidArgumentError(f"sample_rows must be at least 10, got {sample_rows!r}")
     budget = parse_bytes(memory_budget)
     real_ds, synth_ds = _as_input(real, "real"), _as_input(synthetic, "synthetic")
+    for side, ds in (("real", real_ds), ("synthetic", synth_ds)):
+        refuse_nested(ds.arrow_schema, f"evaluation (the {side} data)")
     holdout_ds = None if holdout is None else _as_input(holdout, "holdout")
     if holdout_ds is not None and holdout_ds.fingerprint == real_ds.fingerprint:
         raise InvalidArgumentError(

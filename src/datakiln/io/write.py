@@ -54,6 +54,7 @@ from datakiln.io._output import (
     write_manifest,
 )
 from datakiln.io.parquet import partition_schema_entry
+from datakiln.schema import refuse_nested
 
 log = logging.getLogger(__name__)
 __all__ = ["WRITE_FORMATS", "MultiWriter", "WriteResult", "check_output", "format_for", "generator_meta",
@@ -281,6 +282,9 @@ def write_tables(
                                      f"{sorted(WRITE_FORMATS)}")
     if rows_per_file is not None and not 0 < rows_per_file < 2**62:
         raise InvalidArgumentError(f"rows_per_file must be positive (and below 2**62), got {rows_per_file}")
+    if format == "csv":
+        refuse_nested(schema, "CSV output", "write Parquet or JSON Lines (--to parquet / jsonl), "
+                      "or select the other columns")
     keys = list(partition_by or [])
     if not keys and rows_per_file is None:  # one file: its name must not say another format
         _check_ending(path, format)

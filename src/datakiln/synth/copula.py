@@ -49,7 +49,8 @@ from threadpoolctl import threadpool_limits
 from datakiln.dataset._executor import ordered_map
 from datakiln.dataset._sketches import RowSample
 from datakiln.dataset.dataset import as_dataset
-from datakiln.errors import ConstraintError, InvalidArgumentError, ModelFormatError, SchemaError
+from datakiln.errors import ConstraintError, InvalidArgumentError, ModelFormatError
+from datakiln.schema import refuse_nested
 from datakiln.synth._component import Component
 from datakiln.synth._fakes import PLACEHOLDER_PATTERN, placeholder_collisions
 from datakiln.synth._mixture import choose_by, order_categories
@@ -210,12 +211,7 @@ class GaussianCopula(CopulaSampling, Synthesizer):
     def _fit(self, data: Any) -> None:
         dataset = as_dataset(data, what="fit")
         budget = parse_bytes(self.memory_budget)
-        nested = [f"{f.name} ({f.type})" for f in dataset.arrow_schema if pa.types.is_nested(f.type)]
-        if nested:
-            raise SchemaError(
-                f"the Gaussian copula models flat columns; {', '.join(nested)} hold nested values (lists, "
-                f"structs or maps): select the other columns (ds.select([...])) or flatten them into "
-                f"plain columns first")
+        refuse_nested(dataset.arrow_schema, "the Gaussian copula")
         kinds = dataset.schema
         self.roles_ = {f.name: _role(kinds[f.name].kind, f.type) for f in dataset.arrow_schema}
         self.pii_ = {name: kinds[name].pii for name, role in self.roles_.items() if role == "pii"}
