@@ -461,3 +461,25 @@ def test_a_ratio_outside_zero_one_names_the_ratio(ratio):
     table = pa.table({"a": np.arange(200.0), "b": ["x"] * 180 + ["y"] * 20})
     with pytest.raises(InvalidArgumentError, match=r"kiln balance --ratio\) is the minority/majority share"):
         datakiln.balance(table, "b", sampling_strategy=ratio)
+
+
+def test_a_ratio_with_three_classes_says_what_to_do_instead():
+    """imbalanced-learn's 'use a dict' could not be acted on from kiln balance --ratio."""
+    table = pa.table({"x": [float(i) for i in range(90)], "y": ["a"] * 60 + ["b"] * 20 + ["c"] * 10})
+    with pytest.raises(InvalidArgumentError, match=r"needs two classes; the target 'y' has 3 \('a', 'b', "
+                                                    r"'c'\): leave it out"):
+        datakiln.balance(table, "y", method="random_over", sampling_strategy=0.5)
+    assert datakiln.balance(table, "y", method="random_over").count() == 180  # the suggested fix works
+
+
+def test_cli_ratio_with_three_classes_is_one_clear_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from datakiln.cli.app import app
+
+    path = tmp_path / "three.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{'abc'[i % 3] if i % 5 else 'a'}\n" for i in range(90)))
+    result = CliRunner().invoke(app, ["balance", str(path), "-o", str(tmp_path / "o.parquet"),
+                                      "--target", "y", "--method", "random_over", "--ratio", "0.5"])
+    assert result.exit_code == 2 and "needs two classes" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.parquet").exists()

@@ -93,6 +93,14 @@ class Balancer:
             check_output(output, inputs=source_inputs(dataset.source), overwrite=overwrite)
         budget = parse_bytes(self.memory_budget)
         codec = FeatureCodec(dataset.arrow_schema, target).fit(dataset, budget)
+        ratio = self.sampling_strategy
+        is_ratio = isinstance(ratio, (float, int, np.number)) and not isinstance(ratio, bool)
+        if is_ratio and len(codec.classes) > 2:
+            raise InvalidArgumentError(  # imbalanced-learn says "use a dict", which a CLI user cannot
+                f"a ratio (sampling_strategy={ratio!r}, kiln balance --ratio) needs two classes; the target "
+                f"{target!r} has {len(codec.classes)} ({', '.join(map(repr, codec.classes[:10]))}): leave it "
+                f"out to bring every class to the same count, or pass sampling_strategy={{class: rows}} "
+                f"from Python")
         name = self.method.lower().replace("-", "_")
         comparison: list[dict[str, Any]] = []
         if name == "auto":
