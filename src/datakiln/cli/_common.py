@@ -50,6 +50,18 @@ BudgetOption = typer.Option("1GB", "--memory-budget",
                             help="Memory the streaming work may use, e.g. 512MB, 2GB.")
 
 
+ToOption = typer.Option(None, "--to", help="Output format: parquet (zstd), csv, jsonl "
+                        "(default: the ending of the output, else parquet).")
+
+
+def overwrite_option(what: str = "an output file", own: str = "its own earlier output") -> Any:
+    """``--overwrite``: replace ``what`` datakiln did not write; its own earlier output is
+    replaced without it, and a directory holding other files or an input never is."""
+    return typer.Option(False, "--overwrite",
+                        help=f"Replace {what} datakiln did not write ({own} is replaced anyway; "
+                             f"a directory holding other files, or an input, never is).")
+
+
 def seed_option(help: str) -> Any:
     """``--seed``: a whole number 0 … 2**32 - 1 (what NumPy and imbalanced-learn all accept);
     anything else is a usage error (exit 2) before any work starts."""

@@ -13,6 +13,7 @@ from datakiln.cli._common import (
     distinct_outputs,
     esc,
     friendly_errors,
+    overwrite_option,
     progress_bar,
     seed_option,
 )
@@ -59,10 +60,7 @@ def balance_command(
     ratio: float | None = typer.Option(None, "--ratio", help="Minority/majority ratio after balancing "
                                        "(two classes; imbalanced-learn's float sampling_strategy)."),
     seed: int = seed_option("Random state of the sampler."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace an output or --json file datakiln did not write "
-                                   "(its own earlier output is replaced anyway; a directory "
-                                   "holding other files, or an input, never is)."),
+    overwrite: bool = overwrite_option("an output or --json file"),
     k_neighbors: int | None = typer.Option(None, "--k-neighbors", min=1,
                                            help="Neighbours of the SMOTE family (default 5); every class "
                                            "that grows needs more rows than this."),

@@ -9,10 +9,12 @@ from rich.table import Table
 
 from datakiln.cli._common import (
     BudgetOption,
+    ToOption,
     console,
     distinct_outputs,
     esc,
     friendly_errors,
+    overwrite_option,
     progress_bar,
     with_read_options,
 )
@@ -24,12 +26,8 @@ def clean(
     out: str = typer.Option(..., "--out", "-o", help="Output file (Parquet unless --to says otherwise)."),
     config: str = typer.Option(None, "--config", help="YAML/JSON file listing the steps (see README)."),
     report: str = typer.Option(None, "--report", help="Write the cleaning report as JSON here."),
-    to: str | None = typer.Option(None, "--to", help="Output format: parquet, csv, jsonl "
-                                  "(default: the ending of --out, else parquet)."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace an output or --report file datakiln did not write "
-                                   "(its own earlier output is replaced anyway; a directory "
-                                   "holding other files, or an input, never is)."),
+    to: str | None = ToOption,
+    overwrite: bool = overwrite_option("an output or --report file"),
     memory_budget: str = BudgetOption,
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:

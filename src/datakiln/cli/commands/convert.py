@@ -7,9 +7,11 @@ from typing import Any
 import typer
 
 from datakiln.cli._common import (
+    ToOption,
     console,
     esc,
     friendly_errors,
+    overwrite_option,
     progress_bar,
     with_read_options,
 )
@@ -20,16 +22,12 @@ from datakiln.units import format_bytes
 def convert(
     data: str = typer.Argument(..., help="File, directory, glob or URL to read."),
     out: str = typer.Argument(..., help="Output directory (or file with --single-file)."),
-    to: str | None = typer.Option(None, "--to", help="Output format: parquet (zstd), csv, jsonl "
-                                  "(default: the ending of the output, else parquet)."),
+    to: str | None = ToOption,
     rows_per_file: int = typer.Option(1_000_000, "--rows-per-file", help="Rows per output shard."),
     partition_by: list[str] = typer.Option(None, "--partition-by",
                                            help="Column to partition by (hive key=value dirs); repeatable."),
     single_file: bool = typer.Option(False, "--single-file", help="Write one file, not shards."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace an output file datakiln did not write (its own "
-                                   "earlier output is replaced anyway; a directory holding "
-                                   "other files never is)."),
+    overwrite: bool = overwrite_option(),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Convert once, train many: Parquet re-reads far faster than CSV.

@@ -13,6 +13,7 @@ from datakiln.cli._common import (
     distinct_outputs,
     esc,
     friendly_errors,
+    overwrite_option,
     progress_bar,
     seed_option,
 )
@@ -75,9 +76,7 @@ def evaluate_command(
     target: str | None = typer.Option(None, "--target", help="Column to predict for the ML utility section."),
     html: str | None = typer.Option(None, "--html", help="Write the HTML report here."),
     json_path: str | None = typer.Option(None, "--json", help="Write every score as JSON here."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace a --json/--html file datakiln did not write (its "
-                                   "own earlier report is replaced anyway; an input never is)."),
+    overwrite: bool = overwrite_option("a --json/--html file", "its own earlier report"),
     sample_rows: int = typer.Option(50_000, "--sample-rows", help="Rows sampled per table for detection, "
                                     "utility and privacy."),
     seed: int = seed_option("Seed of the samples and models."),

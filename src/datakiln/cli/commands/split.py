@@ -11,6 +11,7 @@ from datakiln.cli._common import (
     console,
     esc,
     friendly_errors,
+    overwrite_option,
     seed_option,
     with_read_options,
 )
@@ -33,10 +34,7 @@ def split_command(
                              help="Earliest rows first by this column; no time straddles splits."),
     seed: int = seed_option("Same seed, same split."),
     rare: str = typer.Option("error", "--rare", help="Classes too small for every split: error, or train."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace a file datakiln did not write at --out (its own "
-                                   "earlier split is replaced anyway; a directory holding "
-                                   "other files never is)."),
+    overwrite: bool = overwrite_option("a file at --out", "its own earlier split"),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Split rows into train / validation / test files, reproducibly.

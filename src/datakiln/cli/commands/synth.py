@@ -9,9 +9,11 @@ from rich.table import Table
 
 from datakiln.cli._common import (
     BudgetOption,
+    ToOption,
     console,
     esc,
     friendly_errors,
+    overwrite_option,
     progress_bar,
     seed_option,
     with_read_options,
@@ -51,9 +53,7 @@ def fit(
                                        "frequencies."),
     min_category_count: int = typer.Option(1, "--min-category-count", help="Withhold values seen fewer "
                                            "times than this: samples show one '(other)' value instead."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace a file at --out that is not a datakiln model file "
-                                   "(an earlier model is replaced anyway; an input never is)."),
+    overwrite: bool = overwrite_option("a file at --out", "an earlier model"),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Fit a synthesizer (two streaming passes for the copula) and save it.
@@ -125,12 +125,8 @@ def sample(
     where: list[str] = typer.Option(None, "--where",
                                     help="Condition COLUMN=VALUE or COLUMN=LOW..HIGH; repeatable."),
     seed: int = seed_option("Same seed, same rows."),
-    to: str | None = typer.Option(None, "--to", help="Output format: parquet, csv, jsonl "
-                                  "(default: the ending of --out, else parquet)."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace an output file datakiln did not write (its own "
-                                   "earlier output is replaced anyway; a directory holding "
-                                   "other files never is)."),
+    to: str | None = ToOption,
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Sample rows from a saved model, exactly on the given conditions.
 
