@@ -14,7 +14,7 @@ $(BIN)/python:
 # the exact local torch build first; the `torch` extra only states a range (torch>=2.3)
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -qq '$(TORCH)'
-	$(BIN)/pip install -qq -e '.[sql,dev,torch]'
+	$(BIN)/pip install -qq -e '.[sql,dev,torch,images,privacy]'
 	touch $(STAMP)
 
 demo: $(STAMP)

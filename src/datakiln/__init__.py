@@ -14,18 +14,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from datakiln.errors import (
+    AccessDeniedError,
+    AuditVerificationError,
     ConnectionFailedError,
     ConstraintError,
     DatabaseError,
     DatakilnError,
+    DecryptionError,
     EmptySourceError,
     EncodingError,
+    ImageDecodeError,
     InvalidArgumentError,
+    KeyFileError,
     MemoryBudgetError,
     MissingDependencyError,
     ModelFormatError,
     OutputExistsError,
     ParseError,
+    PrivacyBudgetError,
+    PrivacyError,
     QueryError,
     SchemaError,
     SchemaMismatchError,
@@ -52,28 +59,36 @@ _LAZY = {
     "EvaluationReport": "datakiln.evaluation.suite",
     "SplitResult": "datakiln.splits",
     "read_sql": "datakiln.dataset.reading",
+    "read_images": "datakiln.dataset.reading",
     "from_arrow": None,
     "from_pandas": None,
 }
 
 __all__ = [
+    "AccessDeniedError",
+    "AuditVerificationError",
     "Balancer",
     "ColumnProfile",
     "ColumnSchema",
     "ConnectionFailedError",
     "ConstraintError",
     "DatabaseError",
-    "Dataset",
     "DatakilnError",
+    "Dataset",
+    "DecryptionError",
     "EmptySourceError",
     "EncodingError",
     "EvaluationReport",
+    "ImageDecodeError",
     "InvalidArgumentError",
+    "KeyFileError",
     "MemoryBudgetError",
     "MissingDependencyError",
     "ModelFormatError",
     "OutputExistsError",
     "ParseError",
+    "PrivacyBudgetError",
+    "PrivacyError",
     "Profile",
     "QueryError",
     "Schema",
@@ -86,24 +101,25 @@ __all__ = [
     "WriteError",
     "__version__",
     "balance",
-    "from_arrow",
     "evaluate",
+    "from_arrow",
     "from_pandas",
     "infer_schema",
     "read",
+    "read_images",
     "read_sql",
     "split",
 ]
 
 # subpackages reachable as attributes after `import datakiln` (loaded on first use, not in __all__
 # so that `from datakiln import *` stays light)
-_SUBPACKAGES = ("balancing", "clean", "dataset", "evaluation", "integrations", "io", "report",
-                "synth", "transform")
+_SUBPACKAGES = ("augment", "balancing", "clean", "dataset", "evaluation", "integrations", "io",
+                "privacy", "report", "synth", "transform")
 
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
     from datakiln.dataset.profile import ColumnProfile, Profile
-    from datakiln.dataset.reading import read, read_sql
+    from datakiln.dataset.reading import read, read_images, read_sql
     from datakiln.schema import ColumnSchema, Schema, infer_schema
     from datakiln.splits import SplitResult, split
 

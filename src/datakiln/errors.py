@@ -10,6 +10,8 @@ working::
     │   ├── UnsupportedFormatError       (ValueError) unknown extension or format name
     │   ├── EmptySourceError             (ValueError) a file with no rows and no header
     │   ├── ParseError                   (ValueError) malformed CSV/JSON row, line shown
+    │   ├── ImageDecodeError             (ValueError) a corrupt, truncated, oversized or
+    │   │                                unsupported image file, named
     │   ├── EncodingError                (ValueError) bytes that are not valid in the encoding
     │   └── DatabaseError
     │       ├── ConnectionFailedError    (ConnectionError) unreachable server, bad credentials
@@ -24,7 +26,17 @@ working::
     ├── ConstraintError                  (ValueError) data breaks a declared constraint
     ├── ModelFormatError                 (ValueError) a model file is truncated, tampered,
     │                                    newer than this datakiln, or not a model file
-    └── MissingDependencyError           (ImportError) an optional extra is not installed
+    ├── MissingDependencyError           (ImportError) an optional extra is not installed
+    └── PrivacyError                     the privacy and security layer refused something
+        ├── KeyFileError                 (PermissionError) a key missing, unreadable, too
+        │                                short or readable by other users
+        ├── DecryptionError              (ValueError) wrong key, tampered or truncated file
+        ├── AccessDeniedError            (PermissionError) a role asked for what its policy
+        │                                forbids
+        ├── AuditVerificationError       (ValueError) an audit log was edited, reordered,
+        │                                truncated or re-chained without the key
+        └── PrivacyBudgetError           (ValueError) fitting would spend more epsilon/delta
+                                         than the budget allows
 
 Messages say what was wrong, the value received (file, row, column) and how to fix it.
 """
@@ -34,18 +46,25 @@ from __future__ import annotations
 from datakiln._secrets import redact_text
 
 __all__ = [
+    "AccessDeniedError",
+    "AuditVerificationError",
     "ConnectionFailedError",
     "ConstraintError",
     "DatabaseError",
     "DatakilnError",
+    "DecryptionError",
     "EmptySourceError",
     "EncodingError",
+    "ImageDecodeError",
     "InvalidArgumentError",
+    "KeyFileError",
     "MemoryBudgetError",
     "MissingDependencyError",
     "ModelFormatError",
     "OutputExistsError",
     "ParseError",
+    "PrivacyBudgetError",
+    "PrivacyError",
     "QueryError",
     "SchemaError",
     "SchemaMismatchError",
@@ -85,6 +104,11 @@ class EmptySourceError(SourceError, ValueError):
 
 class ParseError(SourceError, ValueError):
     """A row could not be parsed; the message names the file, the line and its text."""
+
+
+class ImageDecodeError(SourceError, ValueError):
+    """An image file is corrupt, truncated, over the pixel limit or of an unsupported
+    kind; the message names the file and what to do (``on_error="skip"`` skips it)."""
 
 
 class EncodingError(SourceError, ValueError):
@@ -137,3 +161,27 @@ class ModelFormatError(DatakilnError, ValueError):
 
 class MissingDependencyError(DatakilnError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class PrivacyError(DatakilnError):
+    """The privacy and security layer (:mod:`datakiln.privacy`) refused something."""
+
+
+class KeyFileError(PrivacyError, PermissionError):
+    """A key file or key variable is missing, unreadable, too short, or readable by others."""
+
+
+class DecryptionError(PrivacyError, ValueError):
+    """A file cannot be decrypted: wrong key, or tampered, reordered or truncated content."""
+
+
+class AccessDeniedError(PrivacyError, PermissionError):
+    """A role asked for a column or rows its access policy does not allow."""
+
+
+class AuditVerificationError(PrivacyError, ValueError):
+    """An audit log does not verify: an entry edited, removed, reordered or re-chained."""
+
+
+class PrivacyBudgetError(PrivacyError, ValueError):
+    """Differentially private work would spend more than its epsilon/delta budget."""
