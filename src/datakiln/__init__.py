@@ -59,7 +59,7 @@ _LAZY = {
     "EvaluationReport": "datakiln.evaluation.suite",
     "SplitResult": "datakiln.splits",
     "read_sql": "datakiln.dataset.reading",
-    "read_images": "datakiln.dataset.reading",
+    "read_images": "datakiln.dataset.image_reading",
     "from_arrow": None,
     "from_pandas": None,
 }
@@ -119,7 +119,8 @@ _SUBPACKAGES = ("augment", "balancing", "clean", "dataset", "evaluation", "integ
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
     from datakiln.dataset.profile import ColumnProfile, Profile
-    from datakiln.dataset.reading import read, read_images, read_sql
+    from datakiln.dataset.image_reading import read_images
+    from datakiln.dataset.reading import read, read_sql
     from datakiln.schema import ColumnSchema, Schema, infer_schema
     from datakiln.splits import SplitResult, split
 
