@@ -24,10 +24,10 @@ File layout (big-endian)::
             the last holds 0 … chunk size bytes and is the only one sealed as final.
 
 The wrapped key is sealed with AES-GCM under HKDF(KEK, "envelope-wrap") with ``fixed`` and
-the wrap section's fields before its nonce as associated data, so the header cannot be altered either. Decryption writes to
-a temporary file that becomes the output only after the final chunk verified; any failure
-raises :class:`~datakiln.errors.DecryptionError` naming the file and what failed, and leaves
-no plaintext behind.
+the wrap section's fields before its nonce as associated data, so the header cannot be
+altered either. Decryption writes to a temporary file that becomes the output only after
+the final chunk verified; any failure raises :class:`~datakiln.errors.DecryptionError`
+naming the file and what failed, and leaves no plaintext behind.
 
 >>> from datakiln.privacy import encrypt_file, decrypt_file, rekey_file   # doctest: +SKIP
 >>> encrypt_file("train.csv", "train.csv.dke", key_file="secret.key")      # doctest: +SKIP
