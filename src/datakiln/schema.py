@@ -5,8 +5,10 @@ synthesize and protect it); the Arrow type says how it is stored. Inference only
 looks at a bounded sample (by default the first 10,000 rows), never the whole data.
 
 Kinds: ``numeric``, ``integer``, ``boolean``, ``categorical``, ``datetime``, ``text``,
-``identifier`` and ``pii`` (with a ``pii`` sub-type: email, phone, name, address,
-credit_card, ip). Each column records the *evidence* that decided its kind, so a surprising
+``identifier``, ``pii`` (with a ``pii`` sub-type: email, phone, name, address,
+credit_card, ip) and ``image`` (encoded image bytes, detected by their magic bytes or
+datakiln's field mark; Hugging Face ``{bytes, path}`` structs; ``uint8`` fixed-shape
+tensors of decoded pixels). Each column records the *evidence* that decided its kind, so a surprising
 choice can be understood and overridden with a dict or a small JSON/YAML file::
 
     columns:
@@ -29,10 +31,11 @@ import pyarrow.compute as pc
 
 from datakiln.errors import SchemaError
 
-__all__ = ["KINDS", "PII_TYPES", "ColumnSchema", "Schema", "infer_schema", "load_overrides", "numeric_values",
-           "refuse_nested"]
+__all__ = ["KINDS", "PII_TYPES", "ColumnSchema", "Schema", "image_evidence", "image_format", "infer_schema",
+           "load_overrides", "numeric_values", "refuse_nested"]
 
-KINDS = ("numeric", "integer", "boolean", "categorical", "datetime", "text", "identifier", "pii")
+KINDS = ("numeric", "integer", "boolean", "categorical", "datetime", "text", "identifier", "pii",
+         "image")
 PII_TYPES = ("email", "phone", "name", "address", "credit_card", "ip")
 
 #: values looked at per column for pattern checks (after dropping nulls)
@@ -207,8 +210,81 @@ def infer_schema(
                     f"'text', or convert the column to numbers first")
             columns.append(ColumnSchema(name, spec["kind"], column.type, ("override",), spec["pii"]))
         else:
-            columns.append(_infer_column(name, column))
+            image = image_evidence(sample.schema.field(name), column)
+            columns.append(ColumnSchema(name, "image", column.type, (image,)) if image
+                           else _infer_column(name, column))
     return Schema(tuple(columns))
+
+
+def image_format(data: bytes) -> str | None:
+    """Name the image format from the first bytes of ``data``, or ``None`` if not an image.
+
+    Only magic bytes are looked at (a dozen bytes are enough); nothing is validated.
+    """
+    head = bytes(data[:16])
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head.startswith(b"BM") and len(head) >= 16:
+        return "BMP"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    return None
+
+
+def _is_binary(dtype: pa.DataType) -> bool:
+    return (pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)
+            or pa.types.is_fixed_size_binary(dtype) or pa.types.is_binary_view(dtype))
+
+
+def _is_hf_image(dtype: pa.DataType) -> bool:
+    """A Hugging Face ``Image`` feature: ``struct<bytes: binary, path: string>``."""
+    if not pa.types.is_struct(dtype) or dtype.num_fields != 2:
+        return False
+    fields = {dtype.field(i).name: dtype.field(i).type for i in range(dtype.num_fields)}
+    return set(fields) == {"bytes", "path"} and _is_binary(fields["bytes"])
+
+
+def _is_pixel_tensor(dtype: pa.DataType) -> bool:
+    return (isinstance(dtype, pa.FixedShapeTensorType) and dtype.value_type == pa.uint8()
+            and len(dtype.shape) in (2, 3))
+
+
+def image_evidence(field: pa.Field, column: pa.ChunkedArray | pa.Array | None = None) -> str | None:
+    """Why ``field`` holds images (the evidence text), or ``None``.
+
+    Image columns are: ``uint8`` fixed-shape tensors (decoded pixels, e.g. IDX files);
+    binary columns datakiln marked as images, or whose sampled values start with image
+    magic bytes (JPEG, PNG, GIF, BMP, WebP, TIFF); Hugging Face ``{bytes, path}`` structs.
+    """
+    dtype = field.type
+    if _is_pixel_tensor(dtype):
+        return f"uint8 pixel tensor of shape {list(dtype.shape)}"
+    if _is_binary(dtype) and field.metadata and field.metadata.get(b"datakiln.kind") == b"image":
+        return "encoded images (datakiln's image column)"
+    values = None
+    if _is_hf_image(dtype):
+        if column is None:
+            return "Hugging Face image struct {bytes, path}"
+        values = pc.struct_field(column, "bytes")
+    elif _is_binary(dtype) and column is not None:
+        values = column
+    if values is None:
+        return None
+    head = [v for v in values.drop_null().slice(0, 200).to_pylist() if v]
+    if not head:
+        return "Hugging Face image struct {bytes, path}" if _is_hf_image(dtype) else None
+    formats = [image_format(v) for v in head]
+    found = sorted({f for f in formats if f})
+    if sum(f is not None for f in formats) >= MATCH_SHARE * len(head):
+        what = "Hugging Face image struct {bytes, path}" if _is_hf_image(dtype) else "binary values"
+        return f"{what}: sampled values are {'/'.join(found)} images (magic bytes)"
+    return None
 
 
 def _infer_column(name: str, column: pa.ChunkedArray) -> ColumnSchema:
@@ -325,6 +401,14 @@ def refuse_nested(schema: pa.Schema, what: str, fix: str = "select the other col
                   "(ds.select([...])) or flatten them into plain columns first") -> None:
     """Raise :class:`SchemaError` naming every nested column (list, struct, map, union) of
     ``schema``, for work (``what``) that handles flat columns only; ``fix`` says what to do."""
+    images = [f"{f.name!r}" for f in schema if _is_pixel_tensor(f.type) or _is_hf_image(f.type)
+              or _is_binary(f.type) or isinstance(f.type, pa.ExtensionType)]
+    if images:
+        raise SchemaError(
+            f"{what} handles flat columns of numbers, text, categories and times; "
+            f"{', '.join(images)} {'holds' if len(images) == 1 else 'hold'} images or other "
+            "binary values: select the other columns (ds.select([...])); images are decoded "
+            "and augmented by the loader (ds.loader(..., transform=...))")
     nested = [f"{f.name!r} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
     if nested:
         raise SchemaError(f"{what} handles flat columns; {', '.join(nested)} "

@@ -27,6 +27,7 @@ import zlib
 from dataclasses import dataclass
 
 from datakiln.errors import ImageDecodeError
+from datakiln.schema import image_format as sniff_format
 
 __all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageInfo", "probe", "sniff_format"]
 
@@ -40,7 +41,6 @@ IMAGE_EXTENSIONS: dict[str, str] = {
     ".tif": "TIFF", ".tiff": "TIFF",
 }
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # a marker after entropy-coded data
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7,
                           0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -80,27 +80,6 @@ class ImageInfo:
         """Number of channels of ``mode`` (palette and 1-bit images: 1)."""
         return {"1": 1, "L": 1, "P": 1, "LA": 2, "RGB": 3, "YCbCr": 3,
                 "RGBA": 4, "CMYK": 4}.get(self.mode, 3)
-
-
-def sniff_format(data: bytes) -> str | None:
-    """Name the image format from the first bytes of ``data``, or ``None`` if not an image.
-
-    Only magic bytes are looked at (a dozen bytes are enough); nothing is validated.
-    """
-    head = bytes(data[:16])
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(_PNG_SIGNATURE):
-        return "PNG"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head.startswith(b"BM") and len(head) >= 16:
-        return "BMP"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    return None
 
 
 def probe(data: bytes, *, where: str, max_pixels: int | None = DEFAULT_MAX_PIXELS,
