@@ -152,6 +152,9 @@ def _jsonable(value: Any) -> Any:
 def _mode(dtype: pa.DataType) -> str:
     if pa.types.is_dictionary(dtype):
         return "text"
+    if (isinstance(dtype, pa.BaseExtensionType) or pa.types.is_binary(dtype)
+            or pa.types.is_large_binary(dtype) or pa.types.is_fixed_size_binary(dtype)):
+        return "bytes"  # encoded images, pixel tensors, blobs: rows, nulls and sizes in bytes
     if pa.types.is_nested(dtype):  # list, struct, map, union: only rows and nulls are profiled
         return "nested"
     if (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
@@ -252,6 +255,9 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
         if mode == "nested":
             states[name] = _ColumnState(nulls=table.column(name).null_count)
             continue
+        if mode == "bytes":
+            states[name] = _byte_sizes(table.column(name))
+            continue
         column = _decoded(table.column(name).combine_chunks())
         state = _ColumnState(nulls=column.null_count)
         numeric = mode in ("number", "time")
@@ -277,9 +283,28 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
             state.low, state.high = _extremes(distinct if exact_counts else column)
         states[name] = state
     sampled = [n for n, (mode, exact) in plan.items()
-               if mode in ("number", "time") or (not exact and mode != "nested")]
+               if mode in ("number", "time") or (not exact and mode not in ("nested", "bytes"))]
     kept = table.select(sampled)
     return table.num_rows, states, pa.table([_decoded(c) for c in kept.columns], names=sampled)
+
+
+def _byte_sizes(column: pa.ChunkedArray) -> _ColumnState:
+    """Nulls and the moments of each value's size in bytes (binary, or a fixed-shape tensor)."""
+    state = _ColumnState(nulls=column.null_count)
+    dtype = column.type
+    if isinstance(dtype, pa.BaseExtensionType):
+        storage = dtype.storage_type
+        width = 0
+        if pa.types.is_fixed_size_list(storage):
+            width = storage.list_size * max(getattr(storage.value_type, "bit_width", 8) // 8, 1)
+        elif pa.types.is_fixed_size_binary(storage):
+            width = storage.byte_width
+        sizes = np.full(len(column) - column.null_count, float(width))
+    else:
+        sizes = np.asarray(pc.binary_length(column.drop_null()).to_numpy(zero_copy_only=False),
+                           dtype=np.float64)
+    state.moments = Moments.of_numpy(sizes)
+    return state
 
 
 def _plan(dataset: Dataset) -> dict[str, tuple[str, bool]]:
@@ -287,8 +312,8 @@ def _plan(dataset: Dataset) -> dict[str, tuple[str, bool]]:
     head = dataset._inference_sample()
     plan = {}
     for column in dataset.arrow_schema:
-        if _mode(column.type) == "nested":
-            plan[column.name] = ("nested", False)
+        if _mode(column.type) in ("nested", "bytes"):
+            plan[column.name] = (_mode(column.type), False)
             continue
         values = _decoded(head.column(column.name)).drop_null()
         few = len(values) < 200 or pc.count_distinct(values).as_py() <= 0.2 * len(values)
@@ -364,6 +389,16 @@ def _finish(name: str, mode: str, state: _ColumnState, rows: int, sample: RowSam
             distinct_exact=False, top_exact=False,
             evidence=[f"nested Arrow type {dtype}: only rows and nulls are profiled (flatten it, or "
                       f"select other columns, to profile its values)"])
+    if mode == "bytes":
+        sizes = state.moments
+        return ColumnProfile(
+            name=name, kind=column.kind, type=str(dtype), count=rows, nulls=state.nulls,
+            distinct=None, distinct_exact=False, top_exact=False,
+            min=_from_number(sizes.min, pa.int64(), "number") if sizes.n else None,
+            max=_from_number(sizes.max, pa.int64(), "number") if sizes.n else None,
+            mean=sizes.mean if sizes.n else None, std=sizes.std if sizes.n else None,
+            evidence=[*column.evidence, "min, max and mean are sizes in bytes (values are not "
+                      "decoded; kiln inspect on an image folder shows sizes and modes)"])
     frequent = state.frequent
     if frequent is None and sample.table is not None:  # many distinct values: from the sample
         values = sample.table.column(name).drop_null()
