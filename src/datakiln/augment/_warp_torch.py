@@ -1,0 +1,92 @@
+"""torch kernels behind the geometric ops (the ``"torch"`` backend; torch imported lazily).
+
+They compute what :mod:`datakiln.augment._warp` computes, to within one grey level (1/255):
+
+- resize / resized crop: ``torch.nn.functional.interpolate(mode="bilinear", antialias=True)``
+  on the crop, which is Pillow's antialiased bilinear filter (torch's uint8 path rounds the
+  same fixed-point way; a crop is never resampled with pixels outside it). Measured 0.13 ms per
+  224×224 output from a 256×256 image, one thread, against Pillow's 0.34 ms: the faster
+  backend, so ``backend="auto"`` picks it for resizing when torch is installed.
+- affine warps: ``grid_sample(mode="bilinear", padding_mode="border", align_corners=False)``
+  with Pillow's rule for the fill (a pixel whose centre maps outside the input is ``fill``).
+  Pillow truncates the blended value and torch rounds it: at most one grey level apart.
+  ``grid_sample`` is slower here (2.7 ms per 256×256 image against Pillow's 1.1 ms), so
+  ``backend="auto"`` keeps Pillow for rotations and affine warps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from datakiln._optional import import_optional
+
+__all__ = ["torch_resize", "torch_resize_batch", "torch_warp"]
+
+
+def _torch() -> Any:
+    return import_optional("torch", extra="torch", purpose="the torch augmentation backend")
+
+
+def _interpolate(tensor: Any, size: tuple[int, int]) -> Any:
+    return _torch().nn.functional.interpolate(tensor, size=size, mode="bilinear",
+                                              antialias=True, align_corners=False)
+
+
+def torch_resize(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Crop ``box`` = (top, left, height, width) and resize it to ``size`` = (height, width)."""
+    torch = _torch()
+    top, left, h, w = box
+    crop = image[top:top + h, left:left + w]
+    if (h, w) == tuple(size):
+        return crop.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None]
+    out = _interpolate(tensor, (int(size[0]), int(size[1])))
+    return out[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def torch_resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A uniform ``N×H×W×C`` batch resized to ``size`` in one call."""
+    torch = _torch()
+    if images.shape[1:3] == tuple(size):
+        return images.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    out = _interpolate(tensor, (int(size[0]), int(size[1])))
+    return out.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _grid(inverse: np.ndarray, in_size: tuple[int, int],
+          out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised sampling grid ``(N, h, w, 2)`` and the inside mask ``(N, h, w)``."""
+    h, w = out_size
+    height, width = in_size
+    xs = np.arange(w, dtype=np.float64) + 0.5
+    ys = np.arange(h, dtype=np.float64) + 0.5
+    a, b, c = (inverse[:, 0, k][:, None, None] for k in range(3))
+    d, e, f = (inverse[:, 1, k][:, None, None] for k in range(3))
+    src_x = a * xs[None, None, :] + b * ys[None, :, None] + c
+    src_y = d * xs[None, None, :] + e * ys[None, :, None] + f
+    inside = (src_x >= 0.0) & (src_x < width) & (src_y >= 0.0) & (src_y < height)
+    grid = np.stack([2.0 * src_x / width - 1.0, 2.0 * src_y / height - 1.0], axis=-1)
+    return grid.astype(np.float32), inside
+
+
+def torch_warp(images: np.ndarray, inverse: np.ndarray, size: tuple[int, int],
+               fill: np.ndarray) -> np.ndarray:
+    """Bilinear affine warp of a uniform ``N×H×W×C`` batch (one ``grid_sample`` call):
+    output pixel centre ``p`` reads the input at ``inverse[n] @ p``; ``fill`` where that
+    point lies outside the input."""
+    torch = _torch()
+    n, height, width, _ = images.shape
+    grid, inside = _grid(np.asarray(inverse, dtype=np.float64).reshape(n, 2, 3), (height, width), size)
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(torch.float32)
+    sampled = torch.nn.functional.grid_sample(tensor, torch.from_numpy(grid), mode="bilinear",
+                                              padding_mode="border", align_corners=False)
+    out = sampled.permute(0, 2, 3, 1).numpy()
+    if images.dtype == np.uint8:
+        out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    else:
+        out = out.astype(images.dtype, copy=False)
+    out[~inside] = fill
+    return np.ascontiguousarray(out)
