@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from datakiln.dataset._permute import _MULTIPLIER as _FEISTEL_MULTIPLIER
 from datakiln.dataset._permute import permute
 from datakiln.dataset._sketches import mix64
 
@@ -141,13 +142,48 @@ class SampleRandom:
         return [np.random.Generator(np.random.Philox(key=[int(a), int(b)])) for a, b in words]
 
 
+def _unpermute(values: np.ndarray, n: int, key: int) -> np.ndarray:
+    """The inverse of :func:`~datakiln.dataset._permute.permute` (same key schedule): its
+    Feistel rounds undone in reverse order, with the same cycle walking."""
+    if n <= 1:
+        return values.astype(np.uint64)
+    bits = max(2, int(np.ceil(np.log2(n))))
+    high, low = bits - bits // 2, bits // 2
+    keys = list(mix64(np.arange(4, dtype=np.uint64) + np.uint64(key % 2**62) * np.uint64(4)))
+    widths, shift = (high, low), np.uint64(32)
+
+    def backward(x: np.ndarray) -> np.ndarray:
+        left, right = x >> np.uint64(low), x & np.uint64((1 << low) - 1)
+        with np.errstate(over="ignore"):
+            for round_index in range(len(keys) - 1, -1, -1):
+                mixed = (left ^ keys[round_index]) * _FEISTEL_MULTIPLIER
+                mask = np.uint64((1 << widths[round_index % 2]) - 1)
+                left, right = right ^ ((mixed ^ (mixed >> shift)) & mask), left
+        return (left << np.uint64(low)) | right
+
+    x = backward(values.astype(np.uint64))
+    outside = np.nonzero(x >= np.uint64(n))[0]
+    while outside.size:
+        x[outside] = backward(x[outside])
+        outside = outside[x[outside] >= np.uint64(n)]
+    return x
+
+
 def partner_rows(row_ids: np.ndarray, n_rows: int, *, seed: int = 0, epoch: int = 0,
                  name: str = "mix") -> np.ndarray:
-    """Each row's MixUp/CutMix partner: a keyed bijection of ``[0, n_rows)`` applied to its id.
+    """Each row's MixUp/CutMix partner: the next row in a keyed shuffle of ``[0, n_rows)``.
 
-    The partner depends only on the row id (and seed, epoch, ``name``), never on the batch,
-    so a row is mixed with the same partner whatever the batch size, threads or rank.
+    With ``pi`` the keyed bijection, row ``r``'s partner is ``pi^-1(pi(r) + 1 mod n)``: one
+    cycle through every row, so the map is itself a bijection with **no fixed point** (a
+    row is never mixed with itself when ``n_rows >= 2``; a plain keyed permutation leaves
+    about one row per epoch unmixed). The partner depends only on the row id (and seed,
+    epoch, ``name``), never on the batch, so a row is mixed with the same partner whatever
+    the batch size, threads or rank.
     """
-    key = _key(seed, epoch) ^ _name_hash(name)
+    key = (_key(seed, epoch) ^ _name_hash(name)) % 2**62
     ids = np.asarray(row_ids, dtype=np.int64)
-    return permute(ids.astype(np.uint64), int(n_rows), key % 2**62).astype(np.int64)
+    n = int(n_rows)
+    if n <= 1:
+        return ids.copy()
+    position = permute(ids.astype(np.uint64), n, key).astype(np.int64)
+    return _unpermute(((position + 1) % n).astype(np.uint64), n, key).astype(np.int64)
