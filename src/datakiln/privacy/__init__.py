@@ -28,6 +28,11 @@ _LAZY: dict[str, str] = {
     # Parquet modular encryption
     "EncryptionConfig": "datakiln.privacy.parquet_crypto",
     "DecryptionConfig": "datakiln.privacy.parquet_crypto",
+    # re-identification risk and the k-anonymity generalisation search
+    "risk": "datakiln.privacy.risk",
+    "RiskReport": "datakiln.privacy.risk",
+    "generalize_to_k": "datakiln.privacy.recoding",
+    "GeneralizationReport": "datakiln.privacy.recoding",
 }
 
 __all__ = sorted(_LAZY)
