@@ -10,7 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from datakiln.augment._random import SampleRandom, partner_rows
 from datakiln.augment.base import Augmenter, Compose, ImageBatch, OneOf, RandomApply
+from datakiln.dataset._image_batches import register_augment
+
+register_augment(ImageBatch, SampleRandom, partner_rows)  # the loader builds batches of these
 
 _LAZY = {
     # geometry (datakiln.augment.geometry)

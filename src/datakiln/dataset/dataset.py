@@ -449,7 +449,7 @@ class Dataset:
               partition_by: Sequence[str] | None = None, rows_per_file: int | None = None,
               compression: str = "zstd",
               on_progress: Callable[[int], None] | None = None,
-              overwrite: bool = False) -> WriteResult:
+              overwrite: bool = False, encryption: Any = None) -> WriteResult:
         """Write the rows atomically as Parquet (zstd), CSV or JSON Lines.
 
         One file by default; a directory of ``part-NNNNN`` shards (and the manifest
@@ -461,13 +461,19 @@ class Dataset:
         datakiln's own earlier output at ``path`` is replaced; a file it did not write
         only with ``overwrite=True``. A directory holding files datakiln did not write, or
         a path that is or contains this dataset's input, raises ``OutputExistsError``.
+
+        ``encryption`` (:class:`datakiln.privacy.EncryptionConfig`) encrypts the output:
+        Parquet with modular encryption (column and footer keys), CSV and JSON Lines in the
+        AES-256-GCM envelope; read it back with ``datakiln.read(path, decryption=...)``
+        (Parquet) or ``kiln decrypt``.
         """
         from datakiln.io.write import format_for, source_inputs, write_tables
 
         return write_tables(self._tables(), self.arrow_schema, path, format=format_for(path, format),
                             partition_by=partition_by, rows_per_file=rows_per_file,
                             compression=compression, on_progress=on_progress,
-                            overwrite=overwrite, inputs=source_inputs(self._source))
+                            overwrite=overwrite, inputs=source_inputs(self._source),
+                            encryption=encryption)
 
     def write_sql(self, table: str, url: str, *, if_exists: str = "fail",
                   chunk_rows: int = 10_000) -> int:
@@ -505,7 +511,9 @@ class Dataset:
                rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
                on_error: str = "raise", pin_memory: bool = False,
                on_progress: Callable[[int], None] | None = None,
-               even_batches: str | None = None, key: str | None = None) -> Loader:
+               even_batches: str | None = None, key: str | None = None, transform: Any = None,
+               image_size: int | tuple[int, int] | None = None, image_mode: str = "RGB",
+               on_params: Callable[[dict[str, Any]], None] | None = None) -> Loader:
         """Batches for training: shuffled, sharded over ranks, prefetched, exactly resumable.
 
         Parameters
@@ -537,6 +545,21 @@ class Dataset:
             counted in ``ds.stats`` while the rows are gathered.
         pin_memory : bool
             With ``format="torch"``, page-locked tensors for fast host-to-GPU copies (needs CUDA).
+        transform : datakiln.augment op, optional
+            Image datasets (a column of encoded images, ``{bytes, path}`` structs or uint8
+            tensors): augmentation applied to each batch on the loader's threads, with
+            per-sample parameters keyed by ``(seed, epoch, row id)`` so a row is augmented the
+            same whatever the batch size, threads, workers or rank. The image column comes as
+            ``N×H×W×C`` (numpy) or ``N×C×H×W`` (torch), uint8 or float32 after ``Normalize``;
+            ``label`` as int64 codes, or float32 ``(N, classes)`` after MixUp/CutMix.
+        image_size : int or (height, width), optional
+            Resize every image to this size as it is decoded (JPEGs scaled in the DCT domain
+            first); without a transform, images of mixed sizes need it.
+        image_mode : {"RGB", "L", "RGBA"}
+            Channels of the decoded images (default RGB).
+        on_params : callable, optional
+            Called with each delivered batch's record ``{"batch", "epoch", "row_ids",
+            "params"}`` (also kept as ``loader.last_params``); ``transform.apply`` replays it.
 
         >>> loader = ds.cache("train.arrow").loader(4096, seed=0)          # doctest: +SKIP
         >>> for epoch in range(3):                                          # doctest: +SKIP
@@ -551,7 +574,8 @@ class Dataset:
                       prefetch=prefetch, num_threads=num_threads, rank=rank,
                       world_size=world_size, memory_budget=memory_budget or self._memory_budget,
                       pin_memory=pin_memory, on_progress=on_progress,
-                      even_batches=even_batches, key=key)
+                      even_batches=even_batches, key=key, transform=transform,
+                      image_size=image_size, image_mode=image_mode, on_params=on_params)
 
     def profile(self, *, memory_budget: int | str | None = "1GB", top_k: int = 10,
                 sample_rows: int = 65_536, seed: int = 0,

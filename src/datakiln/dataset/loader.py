@@ -49,6 +49,7 @@ from pyarrow.fs import LocalFileSystem
 
 from datakiln.dataset._executor import ordered_map
 from datakiln.dataset._gather import Gather
+from datakiln.dataset._image_batches import ImagePipeline, channels_first, find_image_columns, image_pipeline
 from datakiln.dataset._permute import permute
 from datakiln.dataset._size import decoded_bytes
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError
@@ -130,6 +131,14 @@ def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table | Non
     return dataset.to_arrow()
 
 
+@dataclass
+class _Recorded:
+    """A batch with its augmentation record, until the consumer takes it."""
+
+    batch: Any
+    record: dict[str, Any] | None
+
+
 class Loader:
     """Iterable of batches; see :meth:`datakiln.Dataset.loader` for the parameters."""
 
@@ -138,7 +147,9 @@ class Loader:
                  format: str = "numpy", prefetch: int = 2, num_threads: int | None = None,
                  rank: int = 0, world_size: int = 1, memory_budget: int | str | None = None,
                  pin_memory: bool = False, on_progress: Callable[[int], None] | None = None,
-                 even_batches: str | None = None, key: str | None = None) -> None:
+                 even_batches: str | None = None, key: str | None = None, transform: Any = None,
+                 image_size: int | tuple[int, int] | None = None, image_mode: str = "RGB",
+                 on_params: Callable[[dict[str, Any]], None] | None = None) -> None:
         if batch_size <= 0:
             raise InvalidArgumentError(f"batch_size must be positive, got {batch_size}")
         if world_size <= 0 or not 0 <= rank < world_size:
@@ -177,6 +188,7 @@ class Loader:
         self._stats = LoaderStats()
         table = _random_access_table(dataset, self.memory_budget)
         self.streaming = table is None
+        self._images: ImagePipeline | None = None
         if table is None:  # block shuffle + buffer (see datakiln.dataset._stream)
             self.rows = dataset.count()
             self._buffer_rows = self._stream_buffer_rows()
@@ -187,7 +199,22 @@ class Loader:
             fits = self.memory_budget is None or table.nbytes <= self.memory_budget // 2
             contiguous = bool(table.num_columns) and fits and table.column(0).num_chunks > 1
             self.categories = self._categories(table)
+            self._images = image_pipeline(table, self.dataset.schema.kinds, self.categories,
+                                          batch_size=batch_size, budget=self.memory_budget,
+                                          format=format, transform=transform, size=image_size,
+                                          mode=image_mode)
+            if self._images is not None:
+                table = table.drop_columns([self._images.column])
             self._gather = Gather(table, self.categories, contiguous=contiguous)
+        if self.streaming and (transform is not None or find_image_columns(
+                self.dataset._inference_sample(), self.dataset.schema.kinds)):
+            raise InvalidArgumentError(
+                "images are loaded from random-access rows, and this source would be streamed (its "
+                "size exceeds the memory budget): write it once with ds.cache('images.arrow') and "
+                "load from that")
+        self.on_params = on_params
+        #: the last delivered batch's augmentation record: {"epoch", "row_ids", "params"}
+        self.last_params: dict[str, Any] | None = None
         self._blocks: dict[tuple[int, int], dict[int, np.ndarray]] = {}
         self._block_lock = threading.Lock()
 
@@ -308,6 +335,8 @@ class Loader:
         if self.memory_budget is None or self._gather is None or not self.rows:
             return wanted
         batch_bytes = max(1, self._gather.table.nbytes // self.rows * self.batch_size)
+        if self._images is not None:
+            batch_bytes += self._images.batch_bytes(self.batch_size)
         return max(1, min(wanted, self.memory_budget // 4 // batch_bytes))
 
     def _stream_batches(self, wanted: set[int]) -> Iterator[Any]:
@@ -361,15 +390,54 @@ class Loader:
         """NumPy columns in the loader's format (an integration's converter for torch)."""
         if self.format == "numpy":
             return arrays
+        arrays = self.channels_first(arrays)
         return _converter(self.format)[0](arrays, pin_memory=self.pin_memory)
 
     def _assemble(self, batch: int) -> Any:
         indices = self.indices(batch)
+        if self._images is not None:
+            arrays, record = self._images.assemble(indices, self._columns(indices),
+                                                   seed=self.seed, epoch=self.epoch)
+            return _Recorded(self._finish(arrays), None if record is None else {"batch": batch, **record})
         if self.format in ("arrow", "pandas"):
             rows = self._gather.rows(indices)
             return rows.to_pandas() if self.format == "pandas" else (
                 rows.to_batches()[0] if rows.num_rows else pa.RecordBatch.from_pylist([], schema=rows.schema))
         return self._finish(self._gather.arrays(indices))
+
+    def _record(self, recorded: _Recorded) -> Any:
+        """Hand out a batch's augmentation record (``last_params``, ``on_params``)."""
+        if recorded.record is not None:
+            self.last_params = recorded.record
+            if self.on_params is not None:
+                self.on_params(recorded.record)
+        return recorded.batch
+
+    # -- images ----------------------------------------------------------------------------
+    def images(self, row_ids: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """The rows' images decoded (``N×H×W×C`` uint8, resized to ``image_size``), before the
+        transform: with ``last_params`` they replay a batch, ``transform.apply(ImageBatch(
+        loader.images(rec["row_ids"]), rec["row_ids"]), rec["params"])``."""
+        if self._images is None:
+            raise InvalidArgumentError("this loader's rows hold no image column")
+        return self._images.decode(np.asarray(row_ids, dtype=np.int64))
+
+    def rows_arrays(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """NumPy columns of the rows at ``indices`` (images decoded and augmented, keyed by
+        the rows' ids and the current epoch), for map-style access."""
+        indices = np.asarray(indices, dtype=np.int64)
+        arrays = self._columns(indices)
+        if self._images is not None:
+            arrays = self._images.assemble(indices, arrays, seed=self.seed, epoch=self.epoch)[0]
+        return arrays
+
+    def _columns(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The gathered columns (none when the image column is the only one)."""
+        return self._gather.arrays(indices) if self._gather.names else {}
+
+    def channels_first(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        """``arrays`` with the image column as contiguous ``N×C×H×W`` (torch's layout)."""
+        return arrays if self._images is None else channels_first(arrays, [self._images.column])
 
     def __iter__(self) -> Iterator[Any]:
         return self._iter_shard(0, 1)
@@ -414,6 +482,8 @@ class Loader:
             tasks = (lambda b=b: self._assemble(b) for b in numbers)
             batches = ordered_map(tasks, None, threads=self.num_threads, in_flight=self._in_flight())
         for index, batch in zip(numbers, batches):
+            if isinstance(batch, _Recorded):
+                batch = self._record(batch)
             self._skip = index + 1
             size = len(batch) if self.format in ("pandas", "arrow") else (
                 len(next(iter(batch.values()))) if batch else 0)

@@ -93,7 +93,8 @@ def iterable_dataset(loader: Loader) -> Any:
                 workers, worker = info.num_workers, info.id
                 self._skip_once((info.seed - info.id) % 2**62)  # the same for the pass's workers
             for batch in self.loader._iter_shard(worker, workers):
-                yield to_tensors(batch) if self.loader.format == "numpy" else batch
+                numpy = self.loader.format == "numpy"
+                yield to_tensors(self.loader.channels_first(batch)) if numpy else batch
 
         def _skip_once(self, run: int) -> None:
             """A worker's loader is a copy taken as the pass starts, so the parent's resume
@@ -126,7 +127,8 @@ def map_dataset(loader: Loader) -> Any:
             return self.loader.rows
 
         def __getitems__(self, indices: list[int]) -> dict[str, Any]:
-            return to_tensors(self.loader._gather.arrays(np.asarray(indices, dtype=np.int64)))
+            rows = self.loader.rows_arrays(np.asarray(indices, dtype=np.int64))
+            return to_tensors(self.loader.channels_first(rows))
 
         def __getitem__(self, index: int) -> dict[str, Any]:
             batch = self.__getitems__([index])

@@ -27,13 +27,14 @@ import numpy as np
 
 from datakiln._optional import import_optional
 from datakiln.errors import ImageDecodeError, InvalidArgumentError
+from datakiln.io._image_probe import DEFAULT_MAX_PIXELS, probe, sniff_format
 
 __all__ = ["MAX_PIXELS", "MODES", "decode", "decode_batch", "encode_png", "is_jpeg"]
 
 #: output channels by mode
 MODES = {"RGB": 3, "L": 1, "RGBA": 4}
 #: images with more pixels are refused (Pillow's own warning threshold, about 89 megapixels)
-MAX_PIXELS = 89_478_485
+MAX_PIXELS = DEFAULT_MAX_PIXELS
 _SIMPLEJPEG_SPACE = {"RGB": "RGB", "L": "GRAY", "RGBA": "RGBA"}
 _SKIP_HINT = "fix or remove the file, or leave the row out of the dataset"
 
@@ -210,6 +211,8 @@ def _decode_pillow(data: Any, mode: str, size: tuple[int, int] | None, where: st
     Image = _pillow()
     from PIL import ImageOps
 
+    if sniff_format(data) is not None:  # refuse bombs from the header, before Pillow allocates
+        probe(data, where=_label(where), max_pixels=limit, check_truncation=False)
     try:
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
