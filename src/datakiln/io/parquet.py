@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from datakiln.errors import ParseError, SchemaMismatchError
+from datakiln.errors import DecryptionError, ParseError, SchemaMismatchError
 from datakiln.io._files import FileSet
 from datakiln.io._output import MANIFEST, PARQUET_MARK
 from datakiln.io.base import ReadTask, SizeEstimate, Source
@@ -61,7 +61,7 @@ def _recorded_partitioning(files: FileSet) -> pads.Partitioning | None:
     return pads.partitioning(schema, flavor="hive")
 
 
-def open_arrow_dataset(files: FileSet, format: str,
+def open_arrow_dataset(files: FileSet, format: str | pads.FileFormat,
                        partitioning: str | pads.Partitioning | None) -> pads.Dataset:
     """An Arrow dataset over ``files``; files whose schemas disagree raise a clear error."""
     try:
@@ -75,11 +75,28 @@ def open_arrow_dataset(files: FileSet, format: str,
                 raise SchemaMismatchError(
                     f"{fragment.path!r} has columns {_describe(theirs)} but {fragments[0].path!r} "
                     f"has {_describe(first)}; files read together must share their schema")
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowInvalid, OSError, DecryptionError) as exc:
         if isinstance(exc, SchemaMismatchError):
             raise
-        raise ParseError(f"cannot read {files.paths[0]!r} as {format}: {exc}") from exc
+        _raise_if_encrypted(exc, files.paths[0])
+        name = format if isinstance(format, str) else format.type_name
+        raise ParseError(f"cannot read {files.paths[0]!r} as {name}: {exc}") from exc
     return dataset
+
+
+def _raise_if_encrypted(exc: BaseException, path: str) -> None:
+    """A DecryptionError for an encrypted Parquet file read without (or with the wrong) key."""
+    text = str(exc)
+    if isinstance(exc, DecryptionError):  # datakiln's KMS client, passed through by pyarrow
+        raise DecryptionError(f"cannot decrypt {path!r}: {text}") from None
+    if "DecryptionError: " in text:  # raised by datakiln's KMS client inside pyarrow
+        detail = text.split("DecryptionError: ", 1)[1].splitlines()[0]
+        raise DecryptionError(f"cannot decrypt {path!r}: {detail}") from exc
+    if "no decryption found" in text or "FileDecryption is not setup" in text or (
+            "encrypted" in text.lower() and "decrypt" in text.lower()):
+        raise DecryptionError(
+            f"{path!r} is an encrypted Parquet file: pass decryption=DecryptionConfig(key_file=...) "
+            "(from datakiln.privacy) to datakiln.read") from exc
 
 
 def _without_mark(dataset: pads.Dataset) -> pads.Dataset:
@@ -104,13 +121,15 @@ def _describe(schema: pa.Schema) -> str:
 class ParquetSource(Source):
     """Parquet files sharing one schema; ``partitioning="hive"`` reads ``key=value`` dirs."""
 
-    def __init__(self, files: FileSet, *, partitioning: str | None = "hive") -> None:
+    def __init__(self, files: FileSet, *, partitioning: str | None = "hive", decryption: Any = None) -> None:
         super().__init__()
         self.files = files
         self.name = files.base or (files.paths[0] if len(files.paths) == 1
                                    else f"{len(files.paths)} Parquet files")
         recorded = _recorded_partitioning(files) if partitioning == "hive" else None
-        self.dataset = _without_mark(open_arrow_dataset(files, "parquet", recorded or partitioning))
+        # decryption: a datakiln.privacy.DecryptionConfig (only its parquet_file_format() is used)
+        format = "parquet" if decryption is None else decryption.parquet_file_format()
+        self.dataset = _without_mark(open_arrow_dataset(files, format, recorded or partitioning))
 
     @property
     def schema(self) -> pa.Schema:
@@ -147,7 +166,8 @@ class ParquetSource(Source):
             try:
                 return piece.to_table(schema=schema, columns=None if columns is None
                                       else list(columns), filter=filter, use_threads=False)
-            except (pa.ArrowInvalid, OSError) as exc:
+            except (pa.ArrowInvalid, OSError, DecryptionError) as exc:
+                _raise_if_encrypted(exc, piece.path)
                 raise ParseError(f"cannot read {piece.path!r}: {exc}") from exc
         return task
 
@@ -157,11 +177,12 @@ class ParquetSource(Source):
         try:
             return self.dataset.to_table(columns=None if columns is None else list(columns),
                                          filter=filter)
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, DecryptionError) as exc:
             for fragment in self.dataset.get_fragments():  # name the file that fails
                 try:
                     fragment.to_table(schema=self.dataset.schema, columns=None if columns is None
                                       else list(columns), filter=filter)
-                except (pa.ArrowInvalid, OSError) as inner:
+                except (pa.ArrowInvalid, OSError, DecryptionError) as inner:
+                    _raise_if_encrypted(inner, fragment.path)
                     raise ParseError(f"cannot read {fragment.path!r}: {inner}") from exc
             raise ParseError(f"cannot read {self.name!r}: {exc}") from exc

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import io
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from datakiln.errors import (
+    DatakilnError,
     InvalidArgumentError,
     OutputExistsError,
     SchemaError,
@@ -92,12 +94,21 @@ def _json_default(value: Any) -> Any:
 class _FileWriter:
     """One output file of one format."""
 
-    def __init__(self, path: Path, schema: pa.Schema, format: str, compression: str) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, format: str, compression: str,
+                 encryption: Any = None) -> None:
         self.path = path
+        self._sealed: Any = None  # the encrypting stream of a CSV / JSON Lines file
         if format == "parquet":
-            self._writer: Any = pq.ParquetWriter(str(path), schema, compression=compression)
-        elif format == "csv":
-            self._writer = pacsv.CSVWriter(str(path), schema)
+            props = {} if encryption is None else {
+                "encryption_properties": encryption.parquet_properties(schema)}
+            self._writer: Any = pq.ParquetWriter(str(path), schema, compression=compression, **props)
+            return
+        if encryption is not None:  # sealed as written: no plaintext ever reaches the disk
+            self._sealed = encryption.wrap_stream(open(path, "wb"))  # noqa: SIM115 - closed in close()
+        if format == "csv":
+            self._writer = pacsv.CSVWriter(self._sealed if self._sealed is not None else str(path), schema)
+        elif self._sealed is not None:
+            self._writer = io.TextIOWrapper(io.BufferedWriter(self._sealed), encoding="utf-8")
         else:
             self._writer = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
@@ -113,14 +124,16 @@ class _FileWriter:
         if isinstance(self._writer, pq.ParquetWriter):  # the mark that says datakiln wrote it
             self._writer.add_key_value_metadata({PARQUET_MARK: json.dumps({"version": 1})})
         self._writer.close()
+        if self._sealed is not None:
+            self._sealed.close()  # seals the final chunk
 
 
 class _Shards:
     """Rolling files ``part-00000.ext`` in one directory, ``rows_per_file`` rows each."""
 
     def __init__(self, directory: Path, schema: pa.Schema, format: str, compression: str,
-                 rows_per_file: int | None, single: Path | None = None) -> None:
-        self.directory, self.schema, self.format = directory, schema, format
+                 rows_per_file: int | None, single: Path | None = None, encryption: Any = None) -> None:
+        self.directory, self.schema, self.format, self.encryption = directory, schema, format, encryption
         self.compression, self.rows_per_file, self.single = compression, rows_per_file, single
         self.files: list[Path] = []
         self._current: _FileWriter | None = None
@@ -134,7 +147,7 @@ class _Shards:
             path = self.directory / f"part-{len(self.files):05d}{WRITE_FORMATS[self.format]}"
         self.files.append(path)
         self._rows_in_current = 0
-        return _FileWriter(path, self.schema, self.format, self.compression)
+        return _FileWriter(path, self.schema, self.format, self.compression, self.encryption)
 
     def write(self, table: pa.Table) -> None:
         while True:
@@ -263,6 +276,7 @@ def write_tables(
     on_progress: Callable[[int], None] | None = None,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
+    encryption: Any = None,
 ) -> WriteResult:
     """Write ``tables`` to ``path`` atomically and return a :class:`WriteResult`.
 
@@ -275,6 +289,9 @@ def write_tables(
     with ``overwrite=True``; a directory holding files it did not write, or a path that is
     or contains one of ``inputs`` (local paths being read), raises
     :class:`~datakiln.errors.OutputExistsError` before anything is written.
+
+    ``encryption`` (a :class:`datakiln.privacy.EncryptionConfig`) encrypts every file:
+    Parquet with modular encryption, CSV and JSON Lines in the AES-GCM envelope.
     """
     format = format.lower()
     if format not in WRITE_FORMATS:
@@ -304,7 +321,7 @@ def write_tables(
         if key not in shards:
             where = temp / _partition_dir(keys, key) if keys else temp
             shards[key] = _Shards(where, file_schema, format, compression, rows_per_file,
-                                  single=None if as_directory else temp)
+                                  single=None if as_directory else temp, encryption=encryption)
         return shards[key]
 
     try:
@@ -335,7 +352,7 @@ def write_tables(
             except Exception:  # the original error is the one to report
                 pass
         temp_output.discard()
-        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+        if isinstance(exc, OSError) and not isinstance(exc, DatakilnError):
             raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
         raise
     result.files = [str(target / p.relative_to(temp)) if as_directory else str(target)
@@ -371,7 +388,7 @@ def write_file_atomic(path: str | os.PathLike[str], write: Callable[[Path], None
         commit(temp, directory=False, overwrite=overwrite, is_own=is_own)
     except BaseException as exc:
         temp.discard()
-        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+        if isinstance(exc, OSError) and not isinstance(exc, DatakilnError):
             raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
         raise
     return target
