@@ -65,7 +65,8 @@ def read(
     **options
         Format options. CSV: ``delimiter``, ``header``, ``names``, ``na_values``, ``trim``,
         ``encoding``, ``column_types``, ``on_bad_rows`` ("error" | "skip"),
-        ``newlines_in_values``. Parquet: ``partitioning``.
+        ``newlines_in_values``. Parquet: ``partitioning``, ``decryption`` (a
+        :class:`datakiln.privacy.DecryptionConfig` for files written with ``encryption=``).
 
     Examples
     --------
