@@ -33,6 +33,19 @@ _LAZY: dict[str, str] = {
     "RiskReport": "datakiln.privacy.risk",
     "generalize_to_k": "datakiln.privacy.recoding",
     "GeneralizationReport": "datakiln.privacy.recoding",
+    # anonymisation operators and anonymize()
+    "anonymize": "datakiln.privacy.anonymize",
+    "AnonymizationReport": "datakiln.privacy.anonymize",
+    "pseudonymize": "datakiln.privacy.pseudonym",
+    "Pseudonymize": "datakiln.privacy.pseudonym",
+    "Mask": "datakiln.privacy.operators",
+    "Redact": "datakiln.privacy.operators",
+    "Suppress": "datakiln.privacy.operators",
+    "Noise": "datakiln.privacy.operators",
+    "make_operator": "datakiln.privacy.operators",
+    "Generalize": "datakiln.privacy.generalize",
+    "Scrub": "datakiln.privacy.scrub",
+    "find_pii": "datakiln.privacy.scrub",
 }
 
 __all__ = sorted(_LAZY)
