@@ -16,6 +16,7 @@ from typing import Any
 from datakiln.errors import InvalidArgumentError
 from datakiln.io._files import detect_format, resolve_files
 from datakiln.io.base import ReadStats, SizeEstimate, Source
+from datakiln.io.images import image_family
 
 __all__ = ["ReadStats", "SizeEstimate", "Source", "open_source"]
 
@@ -35,7 +36,7 @@ def open_source(path: PathLike | Sequence[PathLike], *, format: str | None = Non
                 **options: Any) -> Source:
     """Resolve ``path`` and build the :class:`Source` for its format (see ``datakiln.read``)."""
     files = resolve_files(path)
-    special = _image_family(files.paths, format)
+    special = image_family(files.paths, format)
     if special is not None:
         return _open_image_family(special, path, files, options)
     name = detect_format(files.paths, format)
@@ -53,32 +54,9 @@ def open_source(path: PathLike | Sequence[PathLike], *, format: str | None = Non
     return _construct(cls, f"{name} files", files, **options)
 
 
-def _image_family(paths: Sequence[str], format: str | None) -> str | None:
-    """"idx", "tar" or "images" when the files are IDX files, tar shards or images (by
-    ``format=`` or their endings; a folder of images may hold other files too)."""
-    from datakiln.io._files import FORMATS, split_compression
-    from datakiln.io._image_probe import IMAGE_EXTENSIONS
-    from datakiln.io.idx import looks_like_idx
-    from datakiln.io.shards import SHARD_ENDINGS
-
-    if format is not None:
-        name = format.lower()
-        return {"image": "images", "images": "images", "idx": "idx", "tar": "tar",
-                "webdataset": "tar"}.get(name)
-    lower = [p.lower() for p in paths]
-    if all(looks_like_idx(p) for p in lower):
-        return "idx"
-    if all(p.endswith(SHARD_ENDINGS) for p in lower):
-        return "tar"
-    # beside images, a folder may hold a labels CSV or a README, but not other data files
-    data = tuple(e for name in ("parquet", "json", "arrow") for e in FORMATS[name])
-    if any(p.endswith(tuple(IMAGE_EXTENSIONS)) for p in lower) and not any(
-            split_compression(p)[0].endswith(data) for p in lower):
-        return "images"
-    return None
-
-
 def _open_image_family(family: str, path: Any, files: Any, options: dict[str, Any]) -> Source:
+    if "on_bad_rows" in options and family != "idx":  # the CLI's --skip-bad-rows
+        options["on_error"] = "skip" if options.pop("on_bad_rows") == "skip" else "raise"
     if family == "idx":
         from datakiln.io.idx import IdxSource
 

@@ -42,12 +42,12 @@ from datakiln.errors import (
     SourceError,
     SourceNotFoundError,
 )
-from datakiln.io._files import FileSet, resolve_files
+from datakiln.io._files import FORMATS, FileSet, resolve_files, split_compression
 from datakiln.io._image_probe import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, probe
 from datakiln.io.base import ReadStats, ReadTask, SizeEstimate, Source, apply_pushdown
 
-__all__ = ["IMAGE_FIELD_METADATA", "ImageFolderSource", "check_on_error", "image_field",
-           "image_files", "validated_rows"]
+__all__ = ["IMAGE_FIELD_METADATA", "ImageFolderSource", "check_on_error", "image_family",
+           "image_field", "image_files", "validated_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,28 @@ def validated_rows(items: Sequence[tuple[str, bytes]], *, on_error: str, stats: 
             continue
         good.append(index)
     return good
+
+
+def image_family(paths: Sequence[str], format: str | None) -> str | None:
+    """"idx", "tar" or "images" when the files are IDX files, tar shards or images (by
+    ``format=`` or their endings; a folder of images may hold other files too)."""
+    from datakiln.io.idx import looks_like_idx
+
+    if format is not None:
+        name = format.lower()
+        return {"image": "images", "images": "images", "idx": "idx", "tar": "tar",
+                "webdataset": "tar"}.get(name)
+    lower = [p.lower() for p in paths]
+    if all(looks_like_idx(p) for p in lower):
+        return "idx"
+    if all(p.endswith((".tar", ".tar.gz", ".tgz")) for p in lower):
+        return "tar"
+    # beside images, a folder may hold a labels CSV or a README, but not other data files
+    data = tuple(e for name in ("parquet", "json", "arrow") for e in FORMATS[name])
+    if any(p.endswith(tuple(IMAGE_EXTENSIONS)) for p in lower) and not any(
+            split_compression(p)[0].endswith(data) for p in lower):
+        return "images"
+    return None
 
 
 class ImageFolderSource(Source):

@@ -94,8 +94,24 @@ class ShardSource(Source):
         self._has_labels = self.classes is not None or self._first_sample_has_label()
 
     def _first_sample_has_label(self) -> bool:
-        first = next(iter(self._samples(self.files.paths[0])), None)
-        return first is not None and "cls" in first[1]
+        path = self.files.paths[0]
+        if not path.lower().endswith((".gz", ".tgz")):  # the first MiB tells, mostly
+            with self.files.filesystem.open_input_file(path) as handle:
+                head = handle.read(1 << 20)
+            exts, first = set(), None
+            try:
+                for name, _data in _tar_members(head):
+                    key, ext = _split_member(name)
+                    if first is not None and key != first:
+                        return "cls" in exts
+                    first = key
+                    exts.add(ext)
+            except tarfile.ReadError:
+                pass
+            if len(head) < 1 << 20:
+                return "cls" in exts
+        sample = next(iter(self._samples(path)), None)
+        return sample is not None and "cls" in sample[1]
 
     @property
     def schema(self) -> pa.Schema:
@@ -126,19 +142,13 @@ class ShardSource(Source):
         ``("", {}, error)``."""
         key, members = None, {}
         try:
-            with self.files.filesystem.open_input_stream(path, compression=None) as stream:
-                mode = "r|gz" if path.lower().endswith((".gz", ".tgz")) else "r|"
-                with tarfile.open(fileobj=stream, mode=mode) as tar:
-                    for info in tar:
-                        if not info.isfile():
-                            continue
-                        this, ext = _split_member(info.name)
-                        if this != key and key is not None:
-                            yield key, members, None
-                            members = {}
-                        key = this
-                        handle = tar.extractfile(info)
-                        members[ext] = handle.read() if handle is not None else b""
+            for name, data in self._members(path):
+                this, ext = _split_member(name)
+                if this != key and key is not None:
+                    yield key, members, None
+                    members = {}
+                key = this
+                members[ext] = data
         except (tarfile.TarError, OSError, EOFError) as exc:
             if key is not None and members:
                 yield key, members, None
@@ -146,6 +156,23 @@ class ShardSource(Source):
             return
         if key is not None:
             yield key, members, None
+
+    def _members(self, path: str) -> Iterator[tuple[str, bytes]]:
+        """Regular files of a shard as ``(name, bytes)``: an uncompressed shard is read whole
+        and its headers parsed here (several times faster than :mod:`tarfile` per member);
+        a gzip-compressed one streams through :mod:`tarfile`."""
+        if path.lower().endswith((".gz", ".tgz")):
+            with self.files.filesystem.open_input_stream(path, compression=None) as stream:
+                with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+                    for info in tar:
+                        if info.isfile():
+                            handle = tar.extractfile(info)
+                            yield info.name, handle.read() if handle is not None else b""
+            return
+        with self.files.filesystem.open_input_file(path) as handle:
+            data = handle.read()
+        yield from _tar_members(data)
+
 
     def _read_shard(self, path: str) -> pa.Table:
         items: list[tuple[str, bytes]] = []
@@ -197,6 +224,58 @@ class ShardSource(Source):
             raise ParseError(f"{where}.cls holds class {code}, but the manifest names "
                              f"{len(self.classes)} classes")
         return code
+
+
+def _octal(field: bytes) -> int:
+    if field[:1] == b"\x80":  # GNU base-256 for sizes of 8 GiB and more
+        return int.from_bytes(field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+def _pax_path(body: bytes) -> str | None:
+    for record in body.split(b"\n"):
+        _, _, entry = record.partition(b" ")
+        if entry.startswith(b"path="):
+            return entry[5:].decode("utf-8", "replace")
+    return None
+
+
+def _tar_members(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """Regular files of an uncompressed tar (ustar, pax or GNU long names), header
+    checksums verified; raises :class:`tarfile.ReadError` at damage or a cut."""
+    view, pos, n = memoryview(data), 0, len(data)
+    long_name = None
+    while pos + 512 <= n:
+        header = data[pos:pos + 512]
+        if header.count(0) == 512:
+            return  # end-of-archive blocks
+        stored = _octal(header[148:156])
+        if stored != sum(header[:148]) + 256 + sum(header[156:]):
+            raise tarfile.ReadError(f"bad header checksum at byte {pos}")
+        size = _octal(header[124:136])
+        kind = header[156:157]
+        start, pos = pos + 512, pos + 512 + (size + 511) // 512 * 512
+        if start + size > n:
+            raise tarfile.ReadError(f"member at byte {start - 512} runs past the end "
+                                    f"({n:,} bytes)")
+        if kind in (b"x", b"L"):
+            body = bytes(view[start:start + size])
+            long_name = (_pax_path(body) if kind == b"x"
+                         else body.rstrip(b"\0").decode("utf-8", "replace"))
+            continue
+        if kind in (b"0", b"\0", b"7"):
+            name = long_name
+            if name is None:
+                name = header[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+                prefix = header[345:500].split(b"\0", 1)[0]
+                if header[257:262] == b"ustar" and prefix:
+                    name = prefix.decode("utf-8", "replace") + "/" + name
+            yield name, bytes(view[start:start + size])
+        long_name = None
+    if pos != n:
+        raise tarfile.ReadError(f"the archive ends inside a header ({n:,} bytes)")
+    raise tarfile.ReadError("no end-of-archive marker")
 
 
 # -- writing ------------------------------------------------------------------------------

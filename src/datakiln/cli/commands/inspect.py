@@ -1,4 +1,5 @@
-"""``kiln inspect``: schema and streaming profile of any source."""
+"""``kiln inspect``: schema and streaming profile of any source; for a folder or shards of
+images, images per class, sizes and modes seen, corrupt files and exact duplicates."""
 
 from __future__ import annotations
 
@@ -16,6 +17,63 @@ from datakiln.cli._common import (
     with_read_options,
 )
 from datakiln.cli._render import profile_table
+from datakiln.units import format_bytes
+
+
+def _image_input(data: str, options: dict[str, Any]) -> bool:
+    """True for a folder, glob or shards of image files (summarised as images, not columns)."""
+    from datakiln.errors import DatakilnError
+    from datakiln.io._files import resolve_files
+    from datakiln.io.images import image_family
+
+    if any(options.get(k) is not None for k in ("table", "query", "names", "delimiter")):
+        return False
+    try:
+        return image_family(resolve_files(data).paths, options.get("format")) in ("images", "tar")
+    except (DatakilnError, OSError):
+        return False  # the normal path reports the problem
+
+
+def inspect_images(data: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Summarise a folder or shards of images (``kiln inspect images/``)."""
+    import datakiln
+    from datakiln.dataset.image_summary import summarize_images
+
+    options = {k: v for k, v in options.items() if k == "format" and v is not None}
+    dataset = datakiln.read(data, on_error="skip", **options)
+    size = dataset.source.estimate_size()
+    with progress_bar("reading images", size.rows) as advance:
+        return summarize_images(dataset, on_progress=advance).to_dict()
+
+
+def _print_images(data: str, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    classes = summary["classes"]
+    console.print(f"[bold]{esc(data)}[/]: {summary['images']:,} images"
+                  + (f" in {len(classes)} classes" if classes else "")
+                  + f", {format_bytes(summary['bytes'])} (read in {summary['seconds']:.2f} s)")
+    if classes:
+        table = Table("class", "images", title="images per class")
+        for name, count in classes.items():
+            table.add_row(esc(name), f"{count:,}")
+        console.print(table)
+    seen = Table("size (W×H)", "images", "mode", "images", "format", "images",
+                 title=f"seen (top counts; {summary['distinct_sizes']:,} distinct sizes)")
+    rows = [list(summary[k].items()) for k in ("sizes", "modes", "formats")]
+    for i in range(max(len(r) for r in rows)):
+        cells = []
+        for r in rows:
+            cells += [esc(r[i][0]), f"{r[i][1]:,}"] if i < len(r) else ["", ""]
+        seen.add_row(*cells)
+    console.print(seen)
+    console.print(f"corrupt files: {summary['corrupt_count']:,}")
+    for item in summary["corrupt"]:
+        console.print(f"  [yellow]{esc(item['file'])}[/]: {esc(item['error'])}")
+    console.print(f"exact duplicates: {summary['duplicate_files']:,} files repeat the bytes of "
+                  f"another ({summary['duplicate_groups']:,} groups)")
+    for group in summary["duplicates"]:
+        console.print("  " + " = ".join(esc(p) for p in group))
 
 
 def inspect_data(data: str, options: dict[str, Any], memory_budget: str, top_k: int) -> dict[str, Any]:
@@ -52,8 +110,17 @@ def inspect(
       kiln inspect data.parquet
 
       kiln inspect adult.csv --names age,workclass,fnlwgt,... --json > adult.json
+
+      kiln inspect images/      # images per class, sizes, modes, corrupt files, duplicates
     """
     with friendly_errors():
+        if _image_input(data, read_kwargs or {}):
+            images = inspect_images(data, read_kwargs or {})
+            if as_json:
+                typer.echo(json.dumps(images, indent=2, ensure_ascii=False))
+            else:
+                _print_images(data, images)
+            return
         result = inspect_data(data, read_kwargs or {}, memory_budget, top_k)
     summary, profile = result["summary"], result["profile"]
     if as_json:
