@@ -102,7 +102,19 @@ def _encoded(data: Any, where: str | None) -> Any:
 # -- EXIF orientation --------------------------------------------------------------------------
 def exif_orientation(data: Any) -> int:
     """The EXIF orientation (1..8, 1 = upright) of a JPEG, read from its APP1 segment."""
-    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    view = data if isinstance(data, bytes) else bytes(memoryview(data)[:_HEAD])
+    if len(view) == _HEAD:  # the segments before the pixels nearly always fit the head
+        orientation = _walk_markers(view)
+        return orientation if orientation is not None else _walk_markers(bytes(memoryview(data))) or 1
+    return _walk_markers(view) or 1
+
+
+#: bytes of a JPEG copied to look for its EXIF segment (APPn segments come first)
+_HEAD = 4096
+
+
+def _walk_markers(view: bytes) -> int | None:
+    """The orientation from the markers in ``view``; None when they run past its end."""
     n, pos = len(view), 2
     try:
         while pos + 4 <= n and view[pos] == 0xFF:
@@ -114,8 +126,8 @@ def exif_orientation(data: Any) -> int:
                 return _tiff_orientation(view, pos + 10)
             pos += 2 + length
     except (struct.error, IndexError):
-        return 1
-    return 1
+        return None
+    return None if pos + 4 > n else 1
 
 
 def _tiff_orientation(view: Any, start: int) -> int:
@@ -355,44 +367,59 @@ def decode_batch(items: Sequence[Any], *, mode: str = "RGB", size: int | Sequenc
     """Decode many images on the calling thread.
 
     Returns one ``N×H×W×C`` uint8 array when they share a size (always with ``size``),
-    decoded straight into it where possible (JPEGs of one size, upright), else a list of
-    ``H×W×C`` arrays. ``where`` names each item in error messages (default ``"item i"``).
+    else a list of ``H×W×C`` arrays. Upright JPEGs whose decoded size is the batch's
+    (their own, or the DCT-scaled ``size``) are decoded straight into the batch array
+    with one header read each; the rest go through :func:`decode`. ``where`` names each
+    item in error messages (default ``"item i"``).
     """
     channels = _check_mode(mode)
     target = _size(size)
-    names = list(where) if where is not None else [f"item {i}" for i in range(len(items))]
-    shape = target or _common_jpeg_shape(items, names)
-    if shape is not None:
-        out = np.empty((len(items), shape[0], shape[1], channels), dtype=np.uint8)
-        for i, item in enumerate(items):
+    names: Sequence[str | None] = where if where is not None else [f"item {i}" for i in range(len(items))]
+    plans = [_plan(item, target, names, i, max_pixels) for i, item in enumerate(items)]
+    shape = target
+    if shape is None and plans and all(p is not None for p in plans):
+        shapes = {p[:2] for p in plans}  # type: ignore[index]
+        shape = shapes.pop() if len(shapes) == 1 else None
+    if shape is None:
+        images = [decode(item, mode=mode, where=names[i], max_pixels=max_pixels)
+                  for i, item in enumerate(items)]
+        if images and all(image.shape == images[0].shape for image in images):
+            return np.stack(images)
+        return images
+    out = np.empty((len(items), shape[0], shape[1], channels), dtype=np.uint8)
+    jpeg = _simplejpeg().decode_jpeg
+    space = _SIMPLEJPEG_SPACE[mode]
+    for i, item in enumerate(items):
+        plan = plans[i]
+        if plan is None or plan[:2] != shape:
             decode(item, mode=mode, size=target, where=names[i], max_pixels=max_pixels, out=out[i])
-        return out
-    images = [decode(item, mode=mode, where=names[i], max_pixels=max_pixels)
-              for i, item in enumerate(items)]
-    if images and all(image.shape == images[0].shape for image in images):
-        return np.stack(images)
-    return images
+            continue
+        try:
+            jpeg(item, colorspace=space, strict=True, min_height=plan[2], min_width=plan[3], buffer=out[i])
+        except ValueError as error:
+            raise ImageDecodeError(f"{_label(names[i])}: corrupt or truncated JPEG ({error}); "
+                                   f"{_SKIP_HINT}") from None
+    return out
 
 
-def _common_jpeg_shape(items: Sequence[Any], names: Sequence[str | None]) -> tuple[int, int] | None:
-    """The shared ``(height, width)`` when every item is an upright JPEG of one size
-    (header reads only, about a microsecond each); otherwise None."""
-    shape = None
-    for item, name in zip(items, names):
-        if isinstance(item, np.ndarray) and item.ndim >= 2:
-            found = item.shape[:2]
-        else:
-            if isinstance(item, Mapping) or item is None or not is_jpeg(item):
-                return None
-            height, width, space = jpeg_header(item, name)
-            if space in ("CMYK", "YCCK") or exif_orientation(item) != 1:
-                return None
-            found = (height, width)
-        if shape is None:
-            shape = found
-        elif found != shape:
-            return None
-    return shape
+def _plan(item: Any, target: tuple[int, int] | None, names: Sequence[str | None], i: int,
+          limit: int) -> tuple[int, int, int, int] | None:
+    """For an upright RGB/grey JPEG given as bytes: ``(height, width)`` it decodes to (DCT
+    scaled towards ``target`` when at least twice as large) and the ``min_height,
+    min_width`` to ask for; None for anything else (decoded by :func:`decode`)."""
+    if isinstance(item, (Mapping, np.ndarray)) and not (isinstance(item, np.ndarray) and item.ndim == 1):
+        return None
+    if item is None or not is_jpeg(item):
+        return None
+    height, width, space = jpeg_header(item, names[i])
+    _check_pixels(height, width, limit, names[i])
+    if space in ("CMYK", "YCCK") or exif_orientation(item) != 1:
+        return None
+    if target is None:
+        return height, width, 0, 0
+    if height >= 2 * target[0] and width >= 2 * target[1]:
+        return _scaled_shape(height, width, *target) + target
+    return height, width, 0, 0
 
 
 def encode_png(image: np.ndarray, *, compress_level: int = 6) -> bytes:
