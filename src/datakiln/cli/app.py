@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -13,6 +14,7 @@ from datakiln.cli.commands.balance import balance_command
 from datakiln.cli.commands.clean import clean
 from datakiln.cli.commands.convert import convert
 from datakiln.cli.commands.demo import demo
+from datakiln.cli.commands.encryption import decrypt_command, encrypt_command, key_app, rekey_command
 from datakiln.cli.commands.evaluate import evaluate_command
 from datakiln.cli.commands.inspect import inspect
 from datakiln.cli.commands.split import split_command
@@ -28,7 +30,7 @@ class _Boundary(TyperGroup):
     (typer prints usage errors itself, with status 2).
     """
 
-    _PASS = (typer.Exit, typer.Abort, typer.TyperException, EOFError, BrokenPipeError)
+    _PASS = (typer.Exit, typer.Abort, click.ClickException, EOFError, BrokenPipeError)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -58,6 +60,10 @@ app.command("balance")(with_read_options(balance_command))
 app.command("evaluate")(with_read_options(evaluate_command))
 app.command("demo")(demo)
 app.add_typer(synth_app, name="synth")
+app.add_typer(key_app, name="key")
+app.command("encrypt")(encrypt_command)
+app.command("decrypt")(decrypt_command)
+app.command("rekey")(rekey_command)
 
 
 @app.callback()
