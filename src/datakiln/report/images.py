@@ -23,7 +23,7 @@ import numpy as np
 from datakiln._optional import import_optional
 from datakiln.errors import InvalidArgumentError
 
-__all__ = ["comparison_grid", "html_figure", "image_grid", "to_png", "to_uint8_rgb"]
+__all__ = ["comparison_grid", "html_figure", "image_grid", "is_own_png", "to_png", "to_uint8_rgb"]
 
 #: grid cells are enlarged by a whole factor until their longer side reaches this (pixels)
 MIN_CELL = 64
@@ -223,12 +223,41 @@ def comparison_grid(originals: Any, augmented: Any, *, labels: Sequence[Any] | N
     return image_grid(pairs, labels=labels, columns=pairs_per_row, scale=1, padding=padding)
 
 
-def to_png(image: Any) -> bytes:
-    """``image`` (see :func:`to_uint8_rgb`) encoded as PNG bytes (Pillow, lossless)."""
+#: the PNG text chunk that marks a picture datakiln wrote (so it may replace it again)
+PNG_MARK_KEY = "Software"
+
+
+def to_png(image: Any, *, mark: bool = False) -> bytes:
+    """``image`` (see :func:`to_uint8_rgb`) encoded as PNG bytes (Pillow, lossless).
+
+    With ``mark`` the PNG carries a ``Software: datakiln <version>`` text chunk, by which
+    :func:`is_own_png` recognises it as datakiln's own output (replaced without
+    ``overwrite``, like datakiln's other outputs).
+    """
     pil = import_optional("PIL.Image", extra="images", purpose="PNG image grids")
+    info = None
+    if mark:
+        from datakiln import __version__
+
+        info = import_optional("PIL.PngImagePlugin", extra="images").PngInfo()
+        info.add_text(PNG_MARK_KEY, f"datakiln {__version__}")
     buffer = io.BytesIO()
-    pil.fromarray(to_uint8_rgb(image)).save(buffer, format="PNG", optimize=False)
+    pil.fromarray(to_uint8_rgb(image)).save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def is_own_png(path: Any) -> bool:
+    """Whether ``path`` is a PNG that datakiln wrote (:func:`to_png` with ``mark=True``);
+    unreadable files and other images are not."""
+    pil = import_optional("PIL.Image", extra="images", purpose="PNG image grids")
+    try:
+        with pil.open(path) as picture:
+            if picture.format != "PNG":
+                return False
+            text = str(getattr(picture, "text", {}).get(PNG_MARK_KEY, ""))
+    except Exception:  # not an image, unreadable: not ours
+        return False
+    return text.startswith("datakiln")
 
 
 def html_figure(image: Any, *, caption: str | None = None, alt: str | None = None,
