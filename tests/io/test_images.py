@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from tests.conftest import sample_dataset, shared_dataset
 
 import datakiln
 from datakiln.errors import ImageDecodeError, SchemaError, SourceNotFoundError
 from datakiln.io._image_probe import DEFAULT_MAX_PIXELS, probe, sniff_format
 from datakiln.schema import infer_schema
-from tests.conftest import sample_dataset, shared_dataset
 
 CLASSES = ["airplane", "cat", "ship"]
 
@@ -67,7 +67,7 @@ def test_probe_reads_size_mode_and_depth_like_pillow(fmt, mode, options, expecte
 
 
 def test_probe_16_bit_png_and_tiff_report_16_bits():
-    grey16 = Image.fromarray((_pixels()[..., 0].astype(np.uint16) * 257))
+    grey16 = Image.fromarray(_pixels()[..., 0].astype(np.uint16) * 257)
     for fmt in ("PNG", "TIFF"):
         info = probe(_encode(grey16, fmt), where="deep")
         assert (info.mode, info.bits, info.width, info.height) == ("L", 16, 40, 24)

@@ -15,6 +15,7 @@ holds, never a misshapen array.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 import threading
@@ -66,7 +67,7 @@ def _header(data: bytes | memoryview, path: str) -> IdxHeader:
                          f"has only {len(data)} bytes; it is truncated or not an IDX file")
     shape = tuple(int.from_bytes(bytes(data[4 + 4 * i:8 + 4 * i]), "big") for i in range(dims))
     dtype = _TYPES[data[2]]
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = offset + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if expected != len(data):
         what = "is truncated" if expected > len(data) else "has extra bytes after its data"
         raise ParseError(
