@@ -286,14 +286,24 @@ def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
     return info, io.BytesIO(data)
 
 
-def _label_codes(table: pa.Table, label: str | None) -> tuple[list[int | None], list[str] | None]:
+def _label_codes(table: pa.Table, label: str | None,
+                 classes: list[str] | None) -> tuple[list[int | None], list[str] | None]:
+    """Class codes of ``table``'s rows; dictionary labels are coded by name against
+    ``classes`` (the names met so far, extended in place), so every shard agrees."""
     if label is None or label not in table.column_names:
-        return [None] * table.num_rows, None
-    column = table.column(label).combine_chunks()
+        return [None] * table.num_rows, classes
+    column = table.column(label)
     if pa.types.is_dictionary(column.type):
-        return column.indices.to_pylist(), [str(v) for v in column.dictionary.to_pylist()]
+        classes = [] if classes is None else classes
+        index = {name: code for code, name in enumerate(classes)}
+        for name in pc.unique(column.cast(column.type.value_type)).to_pylist():
+            if name is not None and str(name) not in index:
+                index[str(name)] = len(classes)
+                classes.append(str(name))
+        names = column.cast(column.type.value_type).to_pylist()
+        return [None if n is None else index[str(n)] for n in names], classes
     if pa.types.is_integer(column.type):
-        return column.to_pylist(), None
+        return column.to_pylist(), classes
     raise SchemaError(f"the label column {label!r} is {column.type}; tar shards store class "
                       "codes: use a dictionary (categorical) or integer label")
 
@@ -337,11 +347,12 @@ def write_tar_shards(tables: Iterable[pa.Table], path: str | os.PathLike[str], *
     rows, classes, tar = 0, None, None
     try:
         for table in tables:
+            if isinstance(table, pa.RecordBatch):
+                table = pa.Table.from_batches([table])
             if image not in table.column_names:
                 raise SchemaError(f"tar shards need the encoded image column {image!r}; the "
                                   f"columns are {table.column_names}")
-            codes, names = _label_codes(table, label)
-            classes = names if names is not None else classes
+            codes, classes = _label_codes(table, label, classes)
             images = table.column(image).to_pylist()
             paths = (table.column(source_path).to_pylist()
                      if source_path and source_path in table.column_names else None)
