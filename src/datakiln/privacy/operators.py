@@ -192,7 +192,7 @@ class Mask(Operator):
         everything = pc.binary_repeat(self.char, length)
         if not self.keep_last:
             return everything
-        stars = pc.binary_repeat(self.char, pc.subtract(length, self.keep_last))
+        stars = pc.binary_repeat(self.char, pc.max_element_wise(pc.subtract(length, self.keep_last), 0))
         shown = pc.binary_join_element_wise(stars, pc.utf8_slice_codeunits(text, -self.keep_last), "")
         return pc.if_else(pc.less_equal(length, self.keep_last), everything, shown)
 
