@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from datakiln.cli._common import report_error, with_read_options
+from datakiln.cli.commands.anonymize import anonymize_command
 from datakiln.cli.commands.augment import augment_command
 from datakiln.cli.commands.balance import balance_command
 from datakiln.cli.commands.clean import clean
@@ -60,6 +61,7 @@ app.command("split")(split_command)
 app.command("balance")(with_read_options(balance_command))
 app.command("evaluate")(with_read_options(evaluate_command))
 app.command("demo")(demo)
+app.command("anonymize")(anonymize_command)
 app.command("augment")(augment_command)
 app.add_typer(synth_app, name="synth")
 app.add_typer(key_app, name="key")

@@ -176,8 +176,12 @@ class AnonymizationReport:
 
     def summary_rows(self) -> list[tuple[str, str, str, str]]:
         """``(column, operator, parameters, rows changed)`` per change, as text."""
+        def text(params: dict[str, Any]) -> str:
+            return ", ".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, list) else v}"
+                             for k, v in params.items() if k != "key_id")
+
         data = self.to_dict()["changes"]
-        return [(c["column"], c["operator"], ", ".join(f"{k}={v}" for k, v in c["params"].items()),
+        return [(c["column"], c["operator"], text(c["params"]),
                  "dropped" if c["params"].get("drop") else f"{c['rows_changed']:,}") for c in data]
 
 
