@@ -19,6 +19,7 @@ from datakiln.cli.commands.demo import demo
 from datakiln.cli.commands.encryption import decrypt_command, encrypt_command, key_app, rekey_command
 from datakiln.cli.commands.evaluate import evaluate_command
 from datakiln.cli.commands.inspect import inspect
+from datakiln.cli.commands.risk import risk_command
 from datakiln.cli.commands.split import split_command
 from datakiln.cli.commands.synth import app as synth_app
 
@@ -63,6 +64,7 @@ app.command("evaluate")(with_read_options(evaluate_command))
 app.command("demo")(demo)
 app.command("anonymize")(anonymize_command)
 app.command("augment")(augment_command)
+app.command("risk")(with_read_options(risk_command))
 app.add_typer(synth_app, name="synth")
 app.add_typer(key_app, name="key")
 app.command("encrypt")(encrypt_command)

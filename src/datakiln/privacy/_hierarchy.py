@@ -188,6 +188,8 @@ def read_hierarchy_file(path: str | os.PathLike[str], column: str | None = None)
             raise SchemaError(f"hierarchy file {str(source)!r} must hold a mapping value -> [labels]")
         if column is not None and isinstance(data.get(column), dict):
             data = data[column]
+        elif column is None and data and all(isinstance(v, dict) for v in data.values()):
+            return data  # {column: {value: [labels]}}: the caller picks its columns
         bad = [k for k, v in data.items() if not isinstance(v, list | str)]
         if bad:
             raise SchemaError(f"hierarchy file {str(source)!r}: the entries {bad[:3]} are not lists of "

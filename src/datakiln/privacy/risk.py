@@ -200,7 +200,7 @@ def risk(data: Any, quasi_identifiers: Sequence[str], sensitive: Sequence[str] =
                           memory_budget=memory_budget, on_progress=on_progress)
     classes, counts = class_ids(tables[0], qis)
     report = class_report(np.bincount(classes, weights=counts).astype(np.int64), qis, sens, k)
-    for column, table in zip(sens, tables, strict=True):
+    for column, table in zip(sens, tables[:len(sens)], strict=True):
         report.per_sensitive.append(sensitive_measures(table, qis, column))
     if report.per_sensitive:
         per = report.per_sensitive
