@@ -18,6 +18,7 @@ pixels are decoded (decompression bombs).
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from collections.abc import Mapping, Sequence
@@ -39,10 +40,12 @@ _SIMPLEJPEG_SPACE = {"RGB": "RGB", "L": "GRAY", "RGBA": "RGBA"}
 _SKIP_HINT = "fix or remove the file, or leave the row out of the dataset"
 
 
+@functools.cache
 def _simplejpeg() -> Any:
     return import_optional("simplejpeg", extra="images", purpose="JPEG decoding")
 
 
+@functools.cache
 def _pillow() -> Any:
     return import_optional("PIL.Image", extra="images", purpose="image decoding")
 
@@ -69,8 +72,20 @@ def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return pair  # type: ignore[return-value]
 
 
-def _label(where: str | None) -> str:
-    return where if where else "image"
+def _label(where: Any) -> str:
+    return str(where) if where else "image"
+
+
+class _Name:
+    """Item ``i`` of ``names``, looked up only when an error message needs it."""
+
+    __slots__ = ("i", "names")
+
+    def __init__(self, names: Sequence[Any], i: int) -> None:
+        self.names, self.i = names, i
+
+    def __str__(self) -> str:
+        return str(self.names[self.i])
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -103,6 +118,8 @@ def _encoded(data: Any, where: str | None) -> Any:
 def exif_orientation(data: Any) -> int:
     """The EXIF orientation (1..8, 1 = upright) of a JPEG, read from its APP1 segment."""
     view = data if isinstance(data, bytes) else bytes(memoryview(data)[:_HEAD])
+    if len(view) < _HEAD and b"Exif\x00\x00" not in view:  # the whole file, without EXIF
+        return 1
     if len(view) == _HEAD:  # the segments before the pixels nearly always fit the head
         orientation = _walk_markers(view)
         return orientation if orientation is not None else _walk_markers(bytes(memoryview(data))) or 1
@@ -375,13 +392,13 @@ def decode_batch(items: Sequence[Any], *, mode: str = "RGB", size: int | Sequenc
     channels = _check_mode(mode)
     target = _size(size)
     names: Sequence[str | None] = where if where is not None else [f"item {i}" for i in range(len(items))]
-    plans = [_plan(item, target, names, i, max_pixels) for i, item in enumerate(items)]
+    plans = [_plan(item, target, _Name(names, i), max_pixels) for i, item in enumerate(items)]
     shape = target
     if shape is None and plans and all(p is not None for p in plans):
         shapes = {p[:2] for p in plans}  # type: ignore[index]
         shape = shapes.pop() if len(shapes) == 1 else None
     if shape is None:
-        images = [decode(item, mode=mode, where=names[i], max_pixels=max_pixels)
+        images = [decode(item, mode=mode, where=_Name(names, i), max_pixels=max_pixels)
                   for i, item in enumerate(items)]
         if images and all(image.shape == images[0].shape for image in images):
             return np.stack(images)
@@ -392,7 +409,8 @@ def decode_batch(items: Sequence[Any], *, mode: str = "RGB", size: int | Sequenc
     for i, item in enumerate(items):
         plan = plans[i]
         if plan is None or plan[:2] != shape:
-            decode(item, mode=mode, size=target, where=names[i], max_pixels=max_pixels, out=out[i])
+            decode(item, mode=mode, size=target, where=_Name(names, i), max_pixels=max_pixels,
+                   out=out[i])
             continue
         try:
             jpeg(item, colorspace=space, strict=True, min_height=plan[2], min_width=plan[3], buffer=out[i])
@@ -402,7 +420,7 @@ def decode_batch(items: Sequence[Any], *, mode: str = "RGB", size: int | Sequenc
     return out
 
 
-def _plan(item: Any, target: tuple[int, int] | None, names: Sequence[str | None], i: int,
+def _plan(item: Any, target: tuple[int, int] | None, name: _Name,
           limit: int) -> tuple[int, int, int, int] | None:
     """For an upright RGB/grey JPEG given as bytes: ``(height, width)`` it decodes to (DCT
     scaled towards ``target`` when at least twice as large) and the ``min_height,
@@ -411,8 +429,8 @@ def _plan(item: Any, target: tuple[int, int] | None, names: Sequence[str | None]
         return None
     if item is None or not is_jpeg(item):
         return None
-    height, width, space = jpeg_header(item, names[i])
-    _check_pixels(height, width, limit, names[i])
+    height, width, space = jpeg_header(item, name)
+    _check_pixels(height, width, limit, name)
     if space in ("CMYK", "YCCK") or exif_orientation(item) != 1:
         return None
     if target is None:
