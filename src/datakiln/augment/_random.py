@@ -22,6 +22,7 @@ import numpy as np
 from datakiln.dataset._permute import _MULTIPLIER as _FEISTEL_MULTIPLIER
 from datakiln.dataset._permute import permute
 from datakiln.dataset._sketches import mix64
+from datakiln.errors import InvalidArgumentError
 
 __all__ = ["SampleRandom", "partner_rows"]
 
@@ -183,6 +184,9 @@ def partner_rows(row_ids: np.ndarray, n_rows: int, *, seed: int = 0, epoch: int 
     key = (_key(seed, epoch) ^ _name_hash(name)) % 2**62
     ids = np.asarray(row_ids, dtype=np.int64)
     n = int(n_rows)
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        raise InvalidArgumentError(f"partner_rows: row ids must lie in [0, n_rows={n}), got "
+                                   f"{int(ids.min())}..{int(ids.max())}")
     if n <= 1:
         return ids.copy()
     position = permute(ids.astype(np.uint64), n, key).astype(np.int64)

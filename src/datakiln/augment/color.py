@@ -108,6 +108,8 @@ class ColorJitter(Augmenter):
         self.brightness = _range("brightness", brightness, center=1.0, low=0.0, high=np.inf)
         self.contrast = _range("contrast", contrast, center=1.0, low=0.0, high=np.inf)
         self.saturation = _range("saturation", saturation, center=1.0, low=0.0, high=np.inf)
+        if isinstance(hue, (int, float)) and hue > 0.5:
+            raise InvalidArgumentError(f"hue must be in [0, 0.5] (turns of the colour wheel), got {hue}")
         self.hue = _range("hue", hue, center=0.0, low=-0.5, high=0.5)
         self.backend = _check_backend(backend)
 
