@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
+from tests.conftest import sample_dataset
 
 from datakiln.augment import ColorJitter, Compose, GaussianBlur, GaussianNoise, Grayscale, Normalize
 from datakiln.augment._random import SampleRandom
 from datakiln.augment.base import ImageBatch
 from datakiln.errors import InvalidArgumentError
-
-from tests.conftest import sample_dataset
 
 LUMA = np.array([0.299, 0.587, 0.114])
 

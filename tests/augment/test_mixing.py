@@ -78,7 +78,8 @@ def test_mixup_float_images_and_lambda_distribution():
     batch.images = batch.images.astype(np.float32) / 255
     batch.partners.images = batch.partners.images.astype(np.float32) / 255
     out, params = forward(MixUp(alpha=0.2), batch)
-    expected = params["lam"] * batch.images[:, 0, 0, 0] + (1 - params["lam"]) * batch.partners.images[:, 0, 0, 0]
+    lam = params["lam"]
+    expected = lam * batch.images[:, 0, 0, 0] + (1 - lam) * batch.partners.images[:, 0, 0, 0]
     np.testing.assert_allclose(out.images[:, 0, 0, 0], expected, atol=1e-6)
     assert stats.kstest(params["lam"], stats.beta(0.2, 0.2).cdf).pvalue > 0.01
 
