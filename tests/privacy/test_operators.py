@@ -217,9 +217,16 @@ def test_anonymize_defaults_on_a_generated_pii_table():
     assert pc.all(pc.match_substring_regex(result["ip"], r"^10\.\d\.\d\.0/24$")).as_py()
     assert pc.min(result["customer_id"]).as_py() >= 10_000
     assert pc.count_distinct(result["customer_id"]).as_py() == 200
-    # the counts describe the latest full pass: a second pass does not double them
+    # the counts describe the latest complete pass: a second pass does not double them, and
+    # a partial read (head, schema inference) does not replace them
     out.to_arrow()
+    out.head(5)
     assert report.to_dict()["changes"][0]["rows_changed"] == 200 and report.rows == 200
+    batched, fresh = anonymize(_batched(table, 16), key=KEY)
+    assert fresh.rows == 0 and batched.head(3).num_rows == 3 and fresh.rows == 0
+    assert len(batched.iter_batches().__next__()) == 16 and fresh.rows == 0
+    assert batched.count() == 200 and batched.to_arrow().equals(result)
+    assert fresh.to_dict() == report.to_dict()
 
 
 def test_anonymize_config_file_chains_and_opts_out(tmp_path):

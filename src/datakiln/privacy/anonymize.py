@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,11 +129,24 @@ class Change:
 
 
 @dataclass
+class _Pass:
+    """Counts of one pass over the anonymised dataset, adopted by the report when complete."""
+
+    changed: list[int]
+    found: list[Counter[str]]
+    rows: int = 0
+    yielded: int = 0
+    done: int = 0
+    total: int | None = None
+
+
+@dataclass
 class AnonymizationReport:
     """What :func:`anonymize` changes: one :class:`Change` per column and operator.
 
-    ``rows`` and each ``rows_changed`` fill in while the returned dataset is consumed and
-    describe the latest full pass; ``key_id`` names the key used (never the key itself).
+    ``rows`` and each ``rows_changed`` (and ``found`` for ``scrub``) describe the latest
+    complete pass over the returned dataset (zero before the first); a partial read such as
+    ``head()`` leaves them as they were. ``key_id`` names the key used, never the key itself.
     """
 
     changes: list[Change]
@@ -142,19 +156,33 @@ class AnonymizationReport:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _operators: list[Operator] = field(default_factory=list, repr=False)
 
-    def _start(self) -> None:
-        with self._lock:
-            self.rows = 0
-            for change in self.changes:
-                change.rows_changed = 0
-            for operator in self._operators:
-                operator.reset()
+    def _new_pass(self) -> _Pass:
+        return _Pass(changed=[0] * len(self.changes), found=[Counter() for _ in self.changes])
 
-    def _add(self, rows: int, changed: Sequence[int]) -> None:
+    def _finish_task(self, tally: _Pass, rows: int, changed: Sequence[int],
+                     found: Sequence[Mapping[str, int]]) -> None:
         with self._lock:
-            self.rows += rows
-            for change, count in zip(self.changes, changed):
-                change.rows_changed += count
+            tally.rows += rows
+            tally.done += 1
+            for index, (count, kinds) in enumerate(zip(changed, found)):
+                tally.changed[index] += count
+                tally.found[index].update(kinds)
+            self._maybe_adopt(tally)
+
+    def _finish_tasks(self, tally: _Pass) -> None:
+        with self._lock:
+            tally.total = tally.yielded
+            self._maybe_adopt(tally)
+
+    def _maybe_adopt(self, tally: _Pass) -> None:
+        """Take a pass's counts once every one of its tasks has run (a partial pass — a
+        ``head()`` — never replaces the counts of a full one)."""
+        if tally.total is None or tally.done != tally.total:
+            return
+        self.rows = tally.rows
+        for change, count, kinds in zip(self.changes, tally.changed, tally.found):
+            change.rows_changed = count
+            change.counts = {kind: kinds[kind] for kind in sorted(kinds)}
 
     @property
     def dropped(self) -> list[str]:
@@ -164,7 +192,6 @@ class AnonymizationReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
         for change, operator in zip(self.changes, self._operators):
-            change.counts = operator.counts()
             change.params = operator.params()
         return {"rows": self.rows, "key_id": self.key_id,
                 "changes": [c.to_dict() for c in self.changes], "dropped": self.dropped,
@@ -216,7 +243,7 @@ class _AnonymizedSource(Source):
         self.inner, self.steps, self.report = inner, steps, report
         self.name = f"anonymized {inner.source.name}"
         self._digest = plan_digest
-        self._schema = self._run(inner.arrow_schema.empty_table(), 0, tally=False).schema
+        self._schema = self._run(inner.arrow_schema.empty_table(), 0, None).schema
 
     @property
     def files(self) -> Any:  # the inputs stay protected from being overwritten by the output
@@ -246,22 +273,25 @@ class _AnonymizedSource(Source):
 
     def read_tasks(self, columns: Sequence[str] | None = None,
                    filter: pc.Expression | None = None) -> Iterator[ReadTask]:
-        self.report._start()
+        tally = self.report._new_pass()
         offset = 0
         tables = self.inner._tables()
         try:
             for table in tables:
-                yield functools.partial(self._task, table, offset, columns, filter)
+                yield functools.partial(self._task, table, offset, columns, filter, tally)
+                tally.yielded += 1
                 offset += table.num_rows
         finally:
             tables.close()  # type: ignore[attr-defined]
+        self.report._finish_tasks(tally)
 
     def _task(self, table: pa.Table, offset: int, columns: Sequence[str] | None,
-              filter: pc.Expression | None) -> pa.Table:
-        return apply_pushdown(self._run(table, offset, tally=True), columns, filter)
+              filter: pc.Expression | None, tally: _Pass) -> pa.Table:
+        return apply_pushdown(self._run(table, offset, tally), columns, filter)
 
-    def _run(self, table: pa.Table, offset: int, tally: bool) -> pa.Table:
+    def _run(self, table: pa.Table, offset: int, tally: _Pass | None) -> pa.Table:
         changed = [0] * len(self.report.changes)
+        found: list[dict[str, int]] = [{} for _ in self.report.changes]
         drop = []
         for step in self.steps:
             index = table.schema.get_field_index(step.column)
@@ -273,17 +303,17 @@ class _AnonymizedSource(Source):
                     drop.append(step.column)
                     changed[step.first_change + number] = len(values)
                     break
-                after = operator.apply(values, offset)
+                after, found[step.first_change + number] = operator.apply_counted(values, offset)
                 expected = operator.output_type(values.type)
                 after = as_array(after)
                 if after.type != expected:
                     after = after.cast(expected)
-                if tally:
+                if tally is not None:
                     changed[step.first_change + number] = _changed(values, after)
                 values = after
             table = table.set_column(index, pa.field(step.column, values.type), values)
-        if tally:
-            self.report._add(table.num_rows, changed)
+        if tally is not None:
+            self.report._finish_task(tally, table.num_rows, changed, found)
         return table.drop_columns(drop) if drop else table
 
 

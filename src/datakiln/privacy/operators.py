@@ -128,12 +128,9 @@ class Operator:
         """The parameters as plain data, for the report."""
         return {}
 
-    def reset(self) -> None:
-        """Forget what :meth:`counts` reports (a new pass over the data starts)."""
-
-    def counts(self) -> dict[str, int]:
-        """Operator-specific counts of the latest pass (e.g. PII found per type)."""
-        return {}
+    def apply_counted(self, values: pa.Array, offset: int) -> tuple[pa.Array, dict[str, int]]:
+        """:meth:`apply` plus operator-specific counts for this batch (e.g. PII found per type)."""
+        return self.apply(values, offset), {}
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

@@ -50,7 +50,7 @@ def hmac_pseudonyms(values: pa.Array | pa.ChunkedArray, key: bytes, *, length: i
     (32 bytes); nulls stay null.
 
     >>> hmac_pseudonyms(pa.array(["a", None, "a"]), b"k" * 32, length=8).to_pylist()
-    ['5c2ca3b4', None, '5c2ca3b4']
+    ['d8bd1537', None, 'd8bd1537']
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
@@ -167,8 +167,8 @@ def pseudonymize(values: pa.Array | pa.ChunkedArray | list[Any], key: Any, *, fo
     arguments are those of :class:`Pseudonymize` (``format="auto"`` acts as for an
     identifier column).
 
-    >>> pseudonymize(["555-0100", "555-0101"], b"k" * 32, format="phone").to_pylist()  # doctest: +SKIP
-    ['093-8812', '417-2230']
+    >>> pseudonymize(["555-0100", "555-0101"], b"k" * 32, format="phone").to_pylist()
+    ['311-7440', '138-7295']
     """
     from datakiln.privacy.keys import resolve_key
     from datakiln.privacy.operators import as_array

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import threading
 from collections import Counter
 from typing import Any
 
@@ -119,8 +118,6 @@ class Scrub(Operator):
     def __init__(self, replace: str = "tag", types: list[str] | None = None, namespace: str = "default",
                  version: int = 1) -> None:
         self.replace, self.types, self.namespace, self.version = replace, types, namespace, version
-        self._found: Counter[str] = Counter()
-        self._lock = threading.Lock()
         self._cipher: Any = None
 
     @property
@@ -150,16 +147,15 @@ class Scrub(Operator):
     def output_type(self, dtype: pa.DataType) -> pa.DataType:
         return dtype if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) else pa.string()
 
-    def reset(self) -> None:
-        with self._lock:
-            self._found.clear()
-
     def apply(self, values: pa.Array, offset: int) -> pa.Array:
+        return self.apply_counted(values, offset)[0]
+
+    def apply_counted(self, values: pa.Array, offset: int) -> tuple[pa.Array, dict[str, int]]:
         text = _text(values)
         screen = pc.fill_null(pc.match_substring_regex(text, _SCREEN), False)
         rows = pc.indices_nonzero(screen).to_numpy()
         if not len(rows):
-            return text
+            return text, {}
         originals = pc.take(text, pa.array(rows)).to_pylist()
         wanted = set(self.types or TAGS)
         found = [[(m, kind) for m in PATTERN.finditer(value)
@@ -175,9 +171,7 @@ class Scrub(Operator):
                 pieces.append(pseudonyms.get((kind, match.group()), TAGS[kind]))
                 last = match.end()
             changed.append("".join(pieces) + value[last:] if matches else value)
-        with self._lock:
-            self._found.update(counts)
-        return pc.replace_with_mask(text, screen, pa.array(changed, text.type))
+        return pc.replace_with_mask(text, screen, pa.array(changed, text.type)), dict(counts)
 
     def _pseudonyms(self, found: list[list[tuple[re.Match[str], str]]]) -> dict[tuple[str, str], str]:
         if self.replace != "pseudonym":
@@ -189,11 +183,6 @@ class Scrub(Operator):
                 encrypted = self._cipher.encrypt(pa.array(distinct, pa.string()), kind).to_pylist()
                 out.update({(kind, a): b for a, b in zip(distinct, encrypted)})
         return out
-
-    def counts(self) -> dict[str, int]:
-        """PII found (and replaced) per type in the latest pass."""
-        with self._lock:
-            return {kind: self._found[kind] for kind in sorted(self._found)}
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"replace": self.replace, "types": list(self.types or TAGS)}
