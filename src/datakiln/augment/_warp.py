@@ -86,8 +86,10 @@ def flip_batch(images: np.ndarray, flags: np.ndarray, axis: int) -> np.ndarray:
     """A copy of an ``N×H×W×C`` batch with the flagged images reversed along ``axis`` (1 or 2)."""
     out = images.copy()
     index = np.flatnonzero(flags)
-    if index.size:
-        out[index] = np.flip(images[index], axis=axis)
+    if index.size and axis == 1:
+        out[index] = images[index, ::-1]
+    elif index.size:  # np.take with a reversed index: 3× faster than a reversed-stride copy
+        out[index] = np.take(images[index], np.arange(images.shape[axis] - 1, -1, -1), axis=axis)
     return out
 
 
@@ -96,7 +98,11 @@ def _padded(images: np.ndarray, pads: tuple[int, int, int, int], fill: np.ndarra
     top, bottom, left, right = pads
     n, h, w, c = images.shape
     out = np.empty((n, h + top + bottom, w + left + right, c), dtype=images.dtype)
-    out[...] = fill
+    colour = fill[0] if (fill == fill[0]).all() else fill  # a scalar fills much faster
+    out[:, :top] = colour  # only the border strips are filled
+    out[:, top + h:] = colour
+    out[:, top:top + h, :left] = colour
+    out[:, top:top + h, left + w:] = colour
     out[:, top:top + h, left:left + w] = images
     return out
 
@@ -158,19 +164,35 @@ def _through_pil(image: np.ndarray, operation: Callable[..., object], fill: np.n
     return np.stack(planes, axis=2)
 
 
-def pil_resize(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    """Crop ``box`` = (top, left, height, width) out of ``image`` and resize it to ``size``
-    = (height, width) with Pillow's antialiased bilinear filter (pixels outside the box are
-    not read, so the torch backend can do the same)."""
+def pil_resize(images: np.ndarray | list[np.ndarray], boxes: np.ndarray,
+               sizes: np.ndarray) -> np.ndarray | list[np.ndarray]:
+    """Crop each image's box (top, left, height, width) and resize it to its ``(height,
+    width)`` with Pillow's antialiased bilinear filter; one ``N×h×w×C`` array when every
+    output has the same size. Pixels outside a box are never read (as in the torch
+    backend, which resizes the crop alone)."""
     from PIL import Image
 
-    top, left, h, w = box
-    crop = image[top:top + h, left:left + w]
-    if (h, w) == tuple(size):
-        return crop.copy()
-    target = (int(size[1]), int(size[0]))
-    zero = np.zeros(image.shape[2], dtype=image.dtype)
-    return _through_pil(crop, lambda im, _: im.resize(target, Image.Resampling.BILINEAR), zero)
+    n = len(images)
+    same = n > 0 and bool((sizes == sizes[0]).all())
+    if same:
+        first = images[0]
+        out = np.empty((n, int(sizes[0, 0]), int(sizes[0, 1]), first.shape[2]), dtype=first.dtype)
+    results = []
+    for i in range(n):
+        top, left, h, w = (int(v) for v in boxes[i])
+        crop = images[i][top:top + h, left:left + w]
+        target = (int(sizes[i, 1]), int(sizes[i, 0]))
+        if (w, h) == target:
+            resized = crop
+        else:
+            zero = np.zeros(crop.shape[2], dtype=crop.dtype)
+            resized = _through_pil(crop, lambda im, _, size=target: im.resize(
+                size, Image.Resampling.BILINEAR), zero)
+        if same:
+            out[i] = resized
+        else:
+            results.append(resized.copy() if resized is crop else resized)
+    return out if same else results
 
 
 def pil_warp(image: np.ndarray, inverse: np.ndarray, size: tuple[int, int],

@@ -22,7 +22,7 @@ import numpy as np
 
 from datakiln._optional import import_optional
 
-__all__ = ["torch_resize", "torch_resize_batch", "torch_warp"]
+__all__ = ["torch_resize", "torch_warp"]
 
 
 def _torch() -> Any:
@@ -34,26 +34,38 @@ def _interpolate(tensor: Any, size: tuple[int, int]) -> Any:
                                               antialias=True, align_corners=False)
 
 
-def torch_resize(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    """Crop ``box`` = (top, left, height, width) and resize it to ``size`` = (height, width)."""
-    torch = _torch()
-    top, left, h, w = box
-    crop = image[top:top + h, left:left + w]
-    if (h, w) == tuple(size):
-        return crop.copy()
-    tensor = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None]
-    out = _interpolate(tensor, (int(size[0]), int(size[1])))
-    return out[0].permute(1, 2, 0).contiguous().numpy()
+def torch_resize(images: np.ndarray | list[np.ndarray], boxes: np.ndarray,
+                 sizes: np.ndarray) -> np.ndarray | list[np.ndarray]:
+    """Crop each image's box (top, left, height, width) and resize it to its ``(height,
+    width)``; one ``N×h×w×C`` array when every output has the same size.
 
-
-def torch_resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A uniform ``N×H×W×C`` batch resized to ``size`` in one call."""
+    A uniform batch is read through one NHWC tensor view (torch's fast uint8 path wants
+    channels-last strides) and written straight into the output array.
+    """
     torch = _torch()
-    if images.shape[1:3] == tuple(size):
-        return images.copy()
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    out = _interpolate(tensor, (int(size[0]), int(size[1])))
-    return out.permute(0, 2, 3, 1).contiguous().numpy()
+    n = len(images)
+    if isinstance(images, np.ndarray):
+        source = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        views = [source[i:i + 1] for i in range(n)]
+    else:
+        views = [torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+                 for image in images]
+    same = n > 0 and bool((sizes == sizes[0]).all())
+    if same:
+        first = images[0]
+        out = np.empty((n, int(sizes[0, 0]), int(sizes[0, 1]), first.shape[2]), dtype=first.dtype)
+        target = torch.from_numpy(out)
+    results = []
+    for i in range(n):
+        top, left, h, w = (int(v) for v in boxes[i])
+        size = (int(sizes[i, 0]), int(sizes[i, 1]))
+        crop = views[i][:, :, top:top + h, left:left + w]
+        resized = crop if (h, w) == size else _interpolate(crop, size)
+        if same:
+            target[i] = resized[0].permute(1, 2, 0)
+        else:
+            results.append(resized[0].permute(1, 2, 0).contiguous().numpy())
+    return out if same else results
 
 
 def _grid(inverse: np.ndarray, in_size: tuple[int, int],

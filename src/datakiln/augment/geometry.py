@@ -216,20 +216,10 @@ class _Resample(GeometricOp):
 
     def _images(self, batch: ImageBatch, params: Params) -> np.ndarray | list[np.ndarray]:
         boxes, sizes = self._boxes(batch, params)
-        backend = resolve_backend(self.backend, type(self).__name__, torch_faster=True)
-        if backend == "torch":
-            from datakiln.augment._warp_torch import torch_resize, torch_resize_batch
-            whole = batch.uniform and (boxes[:, :2] == 0).all() and (boxes[:, 2:] == batch.sizes()).all()
-            if whole and len(batch) and (sizes == sizes[0]).all():
-                return torch_resize_batch(batch.images, tuple(sizes[0]))  # type: ignore[arg-type]
-            resize = torch_resize
-        else:
-            resize = pil_resize
-        out = [resize(image, tuple(int(v) for v in box), (int(size[0]), int(size[1])))
-               for image, box, size in zip(batch.images, boxes, sizes, strict=True)]
-        if batch.uniform and len(batch) and (sizes == sizes[0]).all():
-            return np.stack(out)
-        return out
+        if resolve_backend(self.backend, type(self).__name__, torch_faster=True) == "torch":
+            from datakiln.augment._warp_torch import torch_resize
+            return torch_resize(batch.images, boxes, sizes)
+        return pil_resize(batch.images, boxes, sizes)
 
     def _forward(self, batch: ImageBatch, params: Params) -> tuple[np.ndarray, np.ndarray]:
         boxes, sizes = self._boxes(batch, params)
