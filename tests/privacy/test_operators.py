@@ -55,6 +55,8 @@ def test_generalize_numbers_exact():
         "[30, 40)", "[40, 50)", "[0, 10)", None, "[-10, 0)", "[90, 100)"]
     assert _apply({"op": "generalize", "width": 5, "origin": 2}, [2, 6.9, 7]).to_pylist() == [
         "[2, 7)", "[2, 7)", "[7, 12)"]
+    assert _apply({"op": "generalize", "width": 10}, [float("inf"), float("-inf"), float("nan"), 3.0]
+                  ).to_pylist() == ["inf", "-inf", None, "[0, 10)"]
     ages = [5, 18, 29, 30, 64.5, 65, 90, None]
     assert _apply({"op": "generalize", "edges": [18, 30, 65]}, ages).to_pylist() == [
         "< 18", "[18, 30)", "[18, 30)", "[30, 65)", "[30, 65)", ">= 65", ">= 65", None]

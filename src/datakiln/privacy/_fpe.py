@@ -17,6 +17,12 @@ one AES-ECB call over all values of a batch of equal length (``cryptography``'s 
 so a million phone numbers take about a second. It follows FF1's structure but is not a
 certified FF1 implementation.
 
+Small domains are a limit of every format-preserving cipher: a value with few letters or
+digits (a three-letter e-mail local part has 26**3 = 17,576 possible values) has few possible
+pseudonyms, and NIST asks FF1 domains to hold at least a million values. Such pseudonyms stay
+collision-free and keyed, but someone holding many (value, pseudonym) pairs learns more of
+the permutation than on a large domain; use ``hmac`` pseudonyms where the shape does not matter.
+
 Integers keep their sign and number of digits (``4711`` → another four-digit number): the
 digits ``[10**(d-1), 10**d)`` are enciphered with *cycle walking* (re-enciphering a result
 that starts with 0), which stays a bijection on that range.

@@ -183,10 +183,11 @@ class Generalize(Operator):
     def _bins(self, values: pa.Array) -> pa.Array:
         x = self._numbers(values)
         width, origin = float(self.width), float(self.origin)  # type: ignore[arg-type]
-        missing = ~np.isfinite(x)
+        missing = np.isnan(x)  # NaN is a missing value; ±inf keep their own label
         index = np.floor((np.where(missing, origin, x) - origin) / width)
         bins, position = np.unique(index, return_inverse=True)
-        names = [f"[{_label(origin + i * width)}, {_label(origin + (i + 1) * width)})" for i in bins.tolist()]
+        names = [f"[{_label(origin + i * width)}, {_label(origin + (i + 1) * width)})"
+                 if np.isfinite(i) else ("inf" if i > 0 else "-inf") for i in bins.tolist()]
         return pc.take(pa.array(names, pa.string()), pa.array(position.reshape(-1), mask=missing))
 
     def _edges(self, values: pa.Array) -> pa.Array:
