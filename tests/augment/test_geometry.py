@@ -343,3 +343,14 @@ def test_bad_arguments_are_clear_errors() -> None:
                      masks=[np.zeros((5, 4), np.uint8)])
     with pytest.raises(InvalidArgumentError, match="row 42"):
         Resize(8)(bad)
+
+
+def test_empty_batches_and_the_auto_backend() -> None:
+    from datakiln.augment._geometric import resolve_backend
+
+    empty = ImageBatch(images=np.zeros((0, 8, 8, 3), np.uint8), row_ids=np.zeros(0, np.int64))
+    assert Compose([RandomCrop(4), HorizontalFlip(), Rotate(10)])(empty).images.shape == (0, 4, 4, 3)
+    assert RandomResizedCrop((3, 5))(empty).images.shape == (0, 3, 5, 3)
+    # measured: torch resizes faster, Pillow warps faster
+    assert resolve_backend("auto", "Resize", torch_faster=True) == "torch"
+    assert resolve_backend("auto", "Rotate", torch_faster=False) == "numpy"

@@ -92,6 +92,11 @@ class GeometricOp(Augmenter):
 
     def apply(self, batch: ImageBatch, params: Params) -> ImageBatch:
         check_images(batch.images)
+        if len(batch) == 0:  # nothing to move; a fixed output size still shapes the array
+            size, empty = getattr(self, "size", None), batch.images
+            if isinstance(empty, np.ndarray) and isinstance(size, tuple):
+                empty = np.empty((0, *size, empty.shape[3]), dtype=empty.dtype)
+            return batch.with_images(empty)
         images = self._images(batch, params)
         if batch.boxes is None and batch.masks is None and batch.keypoints is None:
             return batch.with_images(images)
