@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import datakiln
 from datakiln.dataset.dataset import Dataset
@@ -283,3 +285,33 @@ def test_anonymize_adult_sample_numbers(adult_sample):
     assert changes["age"] == 600 and changes["capital-gain"] >= 595 and report.rows == 600
     assert result["education"][0].as_py() == "*******rs"  # "Bachelors"
     assert result["income"].equals(adult_sample["income"])  # no PII in Adult: the rest is untouched
+
+
+def test_config_hierarchy_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "cities.yaml").write_text("Paris: [France]\nKyoto: [Japan]\n")
+    (folder / "privacy.yaml").write_text("columns:\n  city: {op: generalize, hierarchy: cities.yaml}\n")
+    monkeypatch.chdir(tmp_path)
+    out, _ = anonymize(pa.table({"city": ["Kyoto", "Paris"]}), folder / "privacy.yaml")
+    assert out.to_arrow()["city"].to_pylist() == ["Japan", "France"]
+
+
+_WORDS = st.sampled_from(["order", "shipped", "the", "total", "on", "room", "v2.0.1", "3.14", "1,000,000",
+                          "2024-01-15", "1999-2004", "12:30:45", "#42", "(draft)", "x-ray", "e.g."])
+# numbers of up to three digits, or longer ones alone: four 4-digit numbers in a row can be a card
+_NUMBERS = st.one_of(st.integers(0, 999).map(str), st.sampled_from(["12345", "2023", "987654"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_WORDS, _NUMBERS), min_size=1, max_size=12),
+       st.lists(st.sampled_from(["bob.lee@example.org", "+44 20 7946 0958", "4111 1111 1111 1111",
+                                 "10.1.2.3", "fe80::1ff:fe23:4567:890a", "(555) 010-9999"]), max_size=3))
+def test_scrub_property_ordinary_text_stays_and_inserted_pii_goes(words, pii):
+    plain = " ".join(words)
+    assert _apply("scrub", [plain]).to_pylist() == [plain]
+    mixed = " ".join(words + [f"at {p} ." for p in pii])
+    out = _apply("scrub", [mixed]).to_pylist()[0]
+    for value in pii:
+        assert value not in out
+    assert out.count("<") == len(pii) and out.startswith(plain)

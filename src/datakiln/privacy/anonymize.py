@@ -81,12 +81,16 @@ def default_operator(kind: str, pii: str | None) -> dict[str, Any] | None:
 
 
 def load_config(config: Mapping[str, Any] | str | os.PathLike[str] | None) -> dict[str, Any]:
-    """A privacy configuration as a dict, from a mapping or a YAML/JSON file."""
+    """A privacy configuration as a dict, from a mapping or a YAML/JSON file.
+
+    Hierarchy files named by a configuration file are found relative to that file's folder.
+    """
     if config is None:
         return {"columns": {}}
     where = "the privacy configuration"
+    config_path = None
     if isinstance(config, (str, os.PathLike)):
-        path = Path(config)
+        path = config_path = Path(config)
         where = f"the privacy configuration {str(path)!r}"
         if not path.is_file():
             raise InvalidArgumentError(f"{where} does not exist")
@@ -105,7 +109,8 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str] | None) -> di
     columns = config.get("columns") or {}
     if not isinstance(columns, Mapping):
         raise InvalidArgumentError(f"{where}: 'columns' must map column names to operators")
-    return {**config, "columns": {str(k): v for k, v in columns.items()}}
+    base = str(Path(config_path).parent) if config_path else ""
+    return {**config, "columns": {str(k): v for k, v in columns.items()}, "_base": base}
 
 
 @dataclass
@@ -328,6 +333,8 @@ def _operators_for(spec: Any, column: str, config: Mapping[str, Any]) -> list[Op
         if isinstance(one, dict) and one.get("op") in ("pseudonymize", "scrub"):
             one.setdefault("namespace", config.get("namespace", "default"))
             one.setdefault("version", config.get("key_version", 1))
+        if isinstance(one, dict) and isinstance(one.get("hierarchy"), str) and config.get("_base"):
+            one["hierarchy"] = os.path.join(config["_base"], os.path.expanduser(one["hierarchy"]))
         operators.append(make_operator(one, column))
     return operators
 
