@@ -346,3 +346,31 @@ def test_cli_risk_bad_input_is_one_line(adult_sample_path, tmp_path, extra, mess
                                       "--qi", "age,sex", *extra])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_dictionary_dates_and_bools_as_quasi_identifiers():
+    import datetime as dt
+
+    table = pa.table({
+        "city": pa.array(["a", "b", "a", "b", "c"] * 20).dictionary_encode(),
+        "day": pa.array([dt.date(2020, 1, i % 3 + 1) for i in range(100)]),
+        "member": [True, False] * 50,
+        "score": [1.5, 2.5] * 50,
+        "s": ["u", "v", "w", "u"] * 25,
+    })
+    report = risk(table, ["city", "day", "member"], ["s", "score"], k=5)
+    frame = table.to_pandas().astype({"city": str})
+    sizes = frame.groupby(["city", "day", "member"]).size()
+    assert (report.k, report.classes) == (sizes.min(), len(sizes))
+    assert [p.distance for p in report.per_sensitive] == ["equal", "ordered"]
+    out, rep = generalize_to_k(table, ["city", "day", "member"], k=30)
+    result = out.to_arrow()
+    assert risk(result, ["city", "day", "member"]).k >= 30
+    for change in rep.changes:
+        if change["level"]:
+            assert set(result[change["column"]].to_pylist()) == {"*"}
+
+
+def test_nested_quasi_identifier_is_refused():
+    with pytest.raises(SchemaError, match="'tags'.*nested"):
+        risk(pa.table({"tags": [[1], [2]], "s": ["a", "b"]}), ["tags"], ["s"])

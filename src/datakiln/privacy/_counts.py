@@ -23,11 +23,26 @@ COUNT = "__datakiln_count"
 _MERGE_ROWS = 1_000_000  # re-group the partial counts when they exceed this many rows
 
 
-def check_columns(columns: Sequence[str], available: Sequence[str], what: str) -> None:
-    """Refuse column names the data lacks, naming them and the columns it has."""
+def check_columns(columns: Sequence[str], dataset: Any, what: str) -> None:
+    """Refuse column names the data lacks (naming them and the columns it has), and nested
+    or binary columns (which have no equality classes to count)."""
+    from datakiln.schema import refuse_nested
+
+    available = dataset.columns
     missing = [c for c in columns if c not in available]
     if missing:
         raise SchemaError(f"the {what} {missing} are not columns of the data; it has {list(available)}")
+    schema = dataset.arrow_schema
+    refuse_nested(pa.schema([schema.field(c) for c in columns]), f"counting classes over the {what}",
+                  "leave them out or flatten them into plain columns first")
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns decoded to their values (one type across batches)."""
+    for i, column_type in enumerate(table.schema.types):
+        if pa.types.is_dictionary(column_type):
+            table = table.set_column(i, table.field(i).name, table.column(i).cast(column_type.value_type))
+    return table
 
 
 def _group(table: pa.Table, keys: Sequence[str], weight: str | None) -> pa.Table:
@@ -71,7 +86,7 @@ def group_counts(dataset: Any, key_sets: Sequence[Sequence[str]], *,
     columns = sorted({c for keys in key_sets for c in keys})
 
     def count(table: pa.Table) -> tuple[int, list[pa.Table]]:
-        table = table.select(columns)
+        table = _plain(table.select(columns))
         return table.num_rows, [_group(table, keys, None) for keys in key_sets]
 
     parts: list[list[pa.Table]] = [[] for _ in key_sets]
@@ -89,7 +104,7 @@ def group_counts(dataset: Any, key_sets: Sequence[Sequence[str]], *,
     merged = []
     for keys, part in zip(key_sets, parts, strict=True):
         if not part:
-            schema = dataset.arrow_schema
+            schema = _plain(dataset.arrow_schema.empty_table()).schema
             merged.append(pa.table({**{k: pa.array([], schema.field(k).type) for k in keys},
                                     COUNT: pa.array([], pa.int64())}))
         else:

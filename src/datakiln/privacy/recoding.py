@@ -192,7 +192,7 @@ def generalize_to_k(data: Any, quasi_identifiers: Sequence[str], k: int = 10, *,
     qis = list(quasi_identifiers)
     if not qis or len(set(qis)) < len(qis):
         raise InvalidArgumentError(f"give one or more distinct quasi-identifiers, got {qis}")
-    check_columns(qis, dataset.columns, "quasi-identifiers")
+    check_columns(qis, dataset, "quasi-identifiers")
     _validate(k, max_suppression, metric)
     specs = _specs(hierarchies, qis)
     (snapshot,) = group_counts(dataset, [qis], memory_budget=memory_budget, on_progress=on_progress)

@@ -187,8 +187,8 @@ def risk(data: Any, quasi_identifiers: Sequence[str], sensitive: Sequence[str] =
     if not qis:
         raise InvalidArgumentError(
             "risk needs at least one quasi-identifier column (quasi_identifiers=[...])")
-    check_columns(qis, dataset.columns, "quasi-identifiers")
-    check_columns(sens, dataset.columns, "sensitive columns")
+    check_columns(qis, dataset, "quasi-identifiers")
+    check_columns(sens, dataset, "sensitive columns")
     both = sorted(set(qis) & set(sens))
     if both or len(set(qis)) < len(qis) or len(set(sens)) < len(sens):
         raise InvalidArgumentError(
