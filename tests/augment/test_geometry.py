@@ -354,3 +354,16 @@ def test_empty_batches_and_the_auto_backend() -> None:
     # measured: torch resizes faster, Pillow warps faster
     assert resolve_backend("auto", "Resize", torch_faster=True) == "torch"
     assert resolve_backend("auto", "Rotate", torch_faster=False) == "numpy"
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4, 5])
+def test_any_channel_count_resamples_channel_by_channel_alike(channels: int) -> None:
+    images = np.random.default_rng(channels).integers(0, 256, (3, 30, 40, channels), dtype=np.uint8)
+    batch = batch_of(images)
+    for kind, kwargs in ((RandomResizedCrop, {"size": 16}), (Rotate, {"degrees": 30, "fill": 7})):
+        out, params = run(kind(**kwargs, backend="numpy"), batch)
+        torch_out = kind(**kwargs, backend="torch").apply(batch, params)
+        assert np.abs(out.images.astype(int) - torch_out.images).max() <= 1
+        for c in range(channels):  # each channel as if it were a grey image on its own
+            grey, _ = run(kind(**kwargs, backend="numpy"), batch_of(images[..., c:c + 1].copy()))
+            np.testing.assert_array_equal(out.images[..., c], grey.images[..., 0])

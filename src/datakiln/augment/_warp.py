@@ -18,8 +18,9 @@ What runs where, and why (measured on this project's 2-core machine, one thread)
 - Rotation and affine warps use Pillow's ``Image.transform(AFFINE, BILINEAR)``: 1.1 ms per
   256×256 image, against 2.7 ms for torch's ``grid_sample``.
 
-uint8 images with 1, 3 or 4 channels go to Pillow whole ("L", "RGB", "RGBA"); other channel
-counts and float32 images (after ``Normalize``) go channel by channel ("L" or "F" planes).
+uint8 images with 1, 3 or 4 channels go to Pillow whole ("L", "RGB", "RGBX": never "RGBA",
+whose resampling premultiplies by alpha); other channel counts and float32 images (after
+``Normalize``) go channel by channel ("L" or "F" planes).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ __all__ = [
     "pil_warp", "stack_or_list",
 ]
 
-_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+_MODES = {1: "L", 3: "RGB", 4: "RGBX"}
 
 
 def check_images(images: np.ndarray | list[np.ndarray]) -> None:
@@ -152,9 +153,14 @@ def _through_pil(image: np.ndarray, operation: Callable[..., object], fill: np.n
 
     channels = image.shape[2]
     if image.dtype == np.uint8 and channels in _MODES:
-        whole = image[:, :, 0] if channels == 1 else image
+        whole = np.ascontiguousarray(image[:, :, 0] if channels == 1 else image)
         colour = int(fill[0]) if channels == 1 else tuple(int(v) for v in fill)
-        result = np.asarray(operation(Image.fromarray(np.ascontiguousarray(whole)), colour))
+        if channels == 4:  # "RGBX": "RGBA" would be resampled with premultiplied alpha
+            size = (image.shape[1], image.shape[0])
+            pil = Image.frombuffer("RGBX", size, whole, "raw", "RGBX", 0, 1)  # type: ignore[arg-type]
+        else:
+            pil = Image.fromarray(whole)
+        result = np.asarray(operation(pil, colour))
         return result.reshape(result.shape[0], result.shape[1], channels)
     planes = []
     for c in range(channels):
