@@ -264,6 +264,10 @@ def test_anonymize_bad_configs():
         anonymize(table, {"columns": {"card": {"op": "mask", "keep": 4}}}, key=KEY)
     with pytest.raises(InvalidArgumentError, match="unknown key"):
         anonymize(table, {"column": {}}, key=KEY)
+    with pytest.raises(InvalidArgumentError, match="last operator"):
+        anonymize(table, {"columns": {"age": ["suppress", "redact"]}}, key=KEY)
+    with pytest.raises(InvalidArgumentError, match="empty operator list"):
+        anonymize(table, {"columns": {"age": []}}, key=KEY)
 
 
 def test_anonymize_adult_sample_numbers(adult_sample):
@@ -299,8 +303,8 @@ def test_config_hierarchy_paths_are_relative_to_the_config_file(tmp_path, monkey
 
 _WORDS = st.sampled_from(["order", "shipped", "the", "total", "on", "room", "v2.0.1", "3.14", "1,000,000",
                           "2024-01-15", "1999-2004", "12:30:45", "#42", "(draft)", "x-ray", "e.g."])
-# numbers of up to three digits, or longer ones alone: four 4-digit numbers in a row can be a card
-_NUMBERS = st.one_of(st.integers(0, 999).map(str), st.sampled_from(["12345", "2023", "987654"]))
+# numbers of up to three, five or seven digits: 4-4-4-4 or 4-6-5 digit groups in a row can be a card
+_NUMBERS = st.one_of(st.integers(0, 999).map(str), st.sampled_from(["12345", "98765", "1000000"]))
 
 
 @settings(max_examples=200, deadline=None)

@@ -336,6 +336,9 @@ def _operators_for(spec: Any, column: str, config: Mapping[str, Any]) -> list[Op
         if isinstance(one, dict) and isinstance(one.get("hierarchy"), str) and config.get("_base"):
             one["hierarchy"] = os.path.join(config["_base"], os.path.expanduser(one["hierarchy"]))
         operators.append(make_operator(one, column))
+    if any(op.drops_column for op in operators[:-1]):
+        raise InvalidArgumentError(f"column {column!r}: 'suppress' without min_count drops the column, so "
+                                   "it can only be the last operator of a chain")
     return operators
 
 
@@ -359,8 +362,8 @@ def anonymize(ds: Any, config: Mapping[str, Any] | str | os.PathLike[str] | None
     Returns
     -------
     (Dataset, AnonymizationReport)
-        A lazy dataset (operators run while it is written or iterated) and the report that
-        fills in during that pass.
+        A lazy dataset (operators run while it is written or iterated) and the report, whose
+        counts describe the latest complete pass over that dataset.
 
     >>> anonymous, report = anonymize(ds, key_file="secret.key")   # doctest: +SKIP
     >>> anonymous.write("anonymous.parquet"); print(report.to_json())  # doctest: +SKIP
