@@ -387,7 +387,8 @@ def anonymize(ds: Any, config: Mapping[str, Any] | str | os.PathLike[str] | None
                 reason = f"default for {column.kind}" + (f" ({column.pii})" if column.pii else "")
                 plan.append((column.name, _operators_for(spec, column.name, settings), reason))
     resolved = None
-    if any(op.needs_key for _, ops, _ in plan for op in ops):
+    given = any(k is not None for k in (key, key_file, key_env))  # a key given is checked even if unused
+    if given or any(op.needs_key for _, ops, _ in plan for op in ops):
         from datakiln.privacy.keys import resolve_key
 
         needing = [name for name, ops, _ in plan if any(op.needs_key for op in ops)]
