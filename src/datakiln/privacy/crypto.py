@@ -258,12 +258,30 @@ class EncryptingWriter(io.RawIOBase):
         return len(data)
 
     def _seal(self, plain: bytes, final: bool) -> None:
+        if self._index >= 2**32:
+            raise InvalidArgumentError("the file is too large for the envelope (2**32 chunks)")
         prefix = self._fixed[-7:]
         self._sink.write(self._aead.encrypt(_nonce(prefix, self._index, final), plain,
                                             _aad(self._fixed, self._index, final)))
         self._index += 1
-        if self._index >= 2**32:
-            raise InvalidArgumentError("the file is too large for the envelope (2**32 chunks)")
+
+    def write_chunks(self, stream: BinaryIO, on_progress: Progress | None = None) -> None:
+        """Seal everything ``stream`` holds, reading one chunk ahead to know the final one
+        (no buffering copies: the fast path of :func:`encrypt_file`)."""
+        if self._buffer:
+            raise ValueError("write_chunks must come before any write()")
+        block = _read_exact(stream, self._chunk)
+        while True:
+            following = _read_exact(stream, self._chunk) if len(block) == self._chunk else b""
+            if not following:
+                self._buffer += block  # the final chunk, sealed by close()
+                if on_progress is not None:
+                    on_progress(len(block))
+                return
+            self._seal(block, final=False)
+            if on_progress is not None:
+                on_progress(len(block))
+            block = following
 
     def close(self) -> None:
         if not self.closed:
@@ -314,10 +332,7 @@ def encrypt_file(source: str | os.PathLike[str], output: str | os.PathLike[str],
     def fill(sink: BinaryIO) -> None:
         writer = EncryptingWriter(_Unclosable(sink), kek, passphrase=phrase, chunk_size=chunk_size)
         with _open_in(source) as stream:
-            while block := stream.read(chunk_size):
-                writer.write(block)
-                if on_progress is not None:
-                    on_progress(len(block))
+            writer.write_chunks(stream, on_progress)
         writer.close()
 
     written = _write_atomic(output, fill, overwrite=overwrite, inputs=[os.fspath(source)],
