@@ -258,3 +258,16 @@ def test_pipeline_of_colour_ops_is_deterministic_by_row():
     part, _ = run(pipe, images[10:17], seed=8, row_ids=np.arange(10, 17))
     np.testing.assert_array_equal(part, full[10:17])
     np.testing.assert_array_equal(pipe.apply(batch_of(images), params).images, full)
+
+
+def test_chunking_and_backends_agree(monkeypatch):
+    from datakiln.augment import _jitter
+
+    images = np.concatenate([cifar()] * 5)
+    op = ColorJitter(0.6, 0.6, 0.6)
+    whole, params = run(op, images, seed=21)
+    monkeypatch.setattr(_jitter, "_CHUNK_BYTES", 3 * 32 * 32 * 4 * 3)  # three images at a time
+    chunked = op.apply(batch_of(images), params).images
+    pure_numpy = ColorJitter(0.6, 0.6, 0.6, backend="numpy").apply(batch_of(images), params).images
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_array_equal(pure_numpy, whole)

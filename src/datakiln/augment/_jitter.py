@@ -45,8 +45,10 @@ class _NumpyOps:
         return np.asarray(values, dtype=np.float32).reshape(-1, 1, 1, 1)
 
     def scaled(self, x: Any, factor: Any) -> Any:
-        """``x * factor`` as a new float32 array (x may be uint8: the cast is fused)."""
-        return np.multiply(x, factor, dtype=np.float32)
+        """``x * factor`` as a new float32 array (a cast, then in place: faster than a
+        casting multiply)."""
+        y = x.astype(np.float32)
+        return np.multiply(y, factor, out=y)
 
     def to_float(self, x: Any) -> Any:
         return x.astype(np.float32)
@@ -118,8 +120,41 @@ class _TorchOps(_NumpyOps):
         return y.round_().to(self.torch.uint8).numpy()
 
 
+class _HybridOps(_NumpyOps):
+    """NumPy arrays, with the clamp done by torch in place on the same memory: NumPy's
+    ``clip`` is about 5x slower than torch's ``clamp_`` here (66 vs 13 us per 224x224x3
+    float32 image, measured), and it is the kernel's most frequent full pass."""
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+
+    def clip_(self, y: Any, lo: Any, hi: Any) -> Any:
+        if np.ndim(lo) == 0 and np.ndim(hi) == 0:
+            self.torch.from_numpy(y).clamp_(float(lo), float(hi))
+            return y
+        lows, highs = np.broadcast_to(lo, (len(y), 1, 1, 1)), np.broadcast_to(hi, (len(y), 1, 1, 1))
+        tensor = self.torch.from_numpy(y)
+        for i in range(len(y)):
+            low, high = float(lows[i, 0, 0, 0]), float(highs[i, 0, 0, 0])
+            if low > -np.inf or high < np.inf:
+                tensor[i].clamp_(None if low == -np.inf else low, None if high == np.inf else high)
+        return y
+
+
+def _torch_or_none() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
 def _backend(name: str) -> _NumpyOps:
-    return _TorchOps() if name == "torch" else _NumpyOps()
+    """"torch", "numpy", or "auto": NumPy with torch's clamp when torch is installed."""
+    if name == "torch":
+        return _TorchOps()
+    torch = _torch_or_none() if name == "auto" else None
+    return _NumpyOps() if torch is None else _HybridOps(torch)
 
 
 class _State:
@@ -268,7 +303,7 @@ def _run_group(state: _State, order: tuple[int, ...], factors: dict[int, np.ndar
 
 
 def jitter(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray, *,
-           backend: str = "numpy") -> np.ndarray:
+           backend: str = "auto") -> np.ndarray:
     """Apply colour jitter to a uniform ``N×H×W×3`` batch.
 
     Parameters
@@ -280,7 +315,7 @@ def jitter(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray
         saturation of 1 and a hue of 0 are skipped.
     order : ndarray of int, ``(N, 4)``
         Each sample's order of the four op codes.
-    backend : {"numpy", "torch"}
+    backend : {"auto", "numpy", "torch"}
     """
     ops = _backend(backend)
     is_uint8 = images.dtype == np.uint8
@@ -292,17 +327,25 @@ def jitter(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)
+    step = _chunk_rows(images)
     for key, members in groups.items():
-        index = np.asarray(members)
-        whole = index.size == len(images)
-        part = images if whole else images[index]
-        if not key:
-            out[index] = part
-            continue
-        state = _State(ops, part, bound)
-        _run_group(state, key, {op: np.asarray(factors[op], np.float64)[index] for op in key})
-        result = state.final_uint8() if is_uint8 else state.final_float()
-        if whole:
-            return result
-        out[index] = result
+        for start in range(0, len(members), step):
+            index = np.asarray(members[start:start + step])
+            part = images[index]
+            if not key:
+                out[index] = part
+                continue
+            state = _State(ops, part, bound)
+            _run_group(state, key, {op: np.asarray(factors[op], np.float64)[index] for op in key})
+            out[index] = state.final_uint8() if is_uint8 else state.final_float()
     return out
+
+
+#: float32 bytes worked on at once: temporaries stay in cache and in the malloc heap
+#: (arrays past glibc's 32 MiB mmap threshold come back as fresh, page-faulting memory)
+_CHUNK_BYTES = 4 << 20
+
+
+def _chunk_rows(images: np.ndarray) -> int:
+    per_image = 4 * int(np.prod(images.shape[1:]))
+    return max(1, _CHUNK_BYTES // max(per_image, 1))

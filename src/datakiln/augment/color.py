@@ -120,7 +120,7 @@ class ColorJitter(Augmenter):
         return params
 
     def apply(self, batch: ImageBatch, params: Params) -> ImageBatch:
-        backend = "numpy" if self.backend == "auto" else self.backend
+        backend = self.backend
 
         def run(images: np.ndarray, index: np.ndarray) -> np.ndarray:
             if images.shape[-1] != 3:
@@ -320,6 +320,12 @@ class Normalize(Augmenter):
         add = (-np.asarray(self.mean) / np.asarray(self.std)).astype(np.float32)
         n, h, w = images.shape[:3]
         rows = images.reshape(n * h, w * channels)
-        out = np.multiply(rows, np.tile(mul, w), dtype=np.float32)
-        np.add(out, np.tile(add, w), out=out)
+        out = np.empty(rows.shape, np.float32)
+        mul_row, add_row = np.tile(mul, w), np.tile(add, w)
+        step = max(1, (256 << 10) // (4 * w * channels))  # ~256 KiB at a time: cache-resident
+        for start in range(0, rows.shape[0], step):
+            part = out[start:start + step]
+            part[...] = rows[start:start + step]  # the cast, then in place
+            np.multiply(part, mul_row, out=part)
+            np.add(part, add_row, out=part)
         return out.reshape(images.shape)
