@@ -44,8 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+except ImportError:  # the privacy extra
+    from datakiln._optional import import_optional
+
+    import_optional("cryptography", extra="privacy", purpose="encryption")
+    raise
 
 from datakiln.errors import DecryptionError, InvalidArgumentError, SourceNotFoundError
 from datakiln.privacy.keys import Key, derive, key_from_passphrase, resolve_key

@@ -30,9 +30,15 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+try:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+except ImportError:  # the privacy extra
+    from datakiln._optional import import_optional
+
+    import_optional("cryptography", extra="privacy", purpose="keys")
+    raise
 
 from datakiln.errors import InvalidArgumentError, KeyFileError
 

@@ -29,8 +29,15 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet.encryption as pe
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+except ImportError:  # the privacy extra
+    from datakiln._optional import import_optional
+
+    import_optional("cryptography", extra="privacy", purpose="Parquet encryption")
+    raise
 
 from datakiln.errors import DecryptionError, InvalidArgumentError, SchemaError
 from datakiln.privacy.keys import Key, derive, resolve_key
