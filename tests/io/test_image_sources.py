@@ -291,3 +291,15 @@ def test_read_all_of_the_shared_cifar_train_folder():
     counts = table.column("label").combine_chunks().value_counts()
     assert counts.field("counts").to_pylist() == [1000] * 10
     assert len(table.column("label").combine_chunks().dictionary) == 10
+
+
+def test_with_on_error_skips_single_files_not_whole_read_tasks(odd_folder):
+    """The loader's on_error='skip' goes through Dataset.with_on_error: the image source
+    skips the bad files themselves, never the 1,024-file read task around them."""
+    strict = datakiln.read_images(odd_folder)
+    lenient = strict.with_on_error("skip")
+    assert lenient.count() == 5 and lenient.stats["bad_rows"] == 4
+    assert strict.stats["bad_rows"] == 0  # the strict dataset's counts are its own
+    assert lenient.fingerprint == strict.fingerprint  # same rows whenever nothing is bad
+    with pytest.raises(ImageDecodeError):
+        lenient.with_on_error("raise").to_arrow()

@@ -372,7 +372,14 @@ class Dataset:
 
     def with_on_error(self, on_error: str) -> Dataset:
         """The same dataset, with unreadable pieces skipped and counted (``"skip"``) or
-        raised (``"raise"``, the default)."""
+        raised (``"raise"``, the default). A source that can skip single rows (image
+        files, shard samples: ``source.with_on_error``) does so itself, so one bad file
+        never costs the other rows of its read task."""
+        per_row = getattr(self._source, "with_on_error", None)
+        if per_row is not None:
+            return Dataset(per_row(on_error), self._ops, kinds=self._kinds,
+                           memory_budget=self._memory_budget, num_threads=self._num_threads,
+                           on_error=on_error)
         return self._derive(on_error=on_error)
 
     @staticmethod

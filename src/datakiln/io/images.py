@@ -24,6 +24,7 @@ a CSV path
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import logging
@@ -246,9 +247,18 @@ class ImageFolderSource(Source):
         return pa.schema(fields)
 
     def fingerprint(self) -> str:
+        # on_error is left out: a read that raises yields every file, one that skips yields
+        # the same rows when nothing is bad (a pass that raised never made data to key)
         return (f"images:{self.labels_option if isinstance(self.labels_option, str) else 'csv'}:"
-                f"{self._labels_digest}:{self.on_error}:{self.max_pixels}:"
-                f"{self.files.fingerprint()}")
+                f"{self._labels_digest}:{self.max_pixels}:{self.files.fingerprint()}")
+
+    def with_on_error(self, on_error: str) -> ImageFolderSource:
+        """A copy that raises on, or skips and counts, each bad file (own ``stats``); what
+        ``Dataset.with_on_error`` uses, so one bad file never drops a whole read task."""
+        other = copy.copy(self)
+        other.on_error = check_on_error(on_error)
+        other.stats = ReadStats(keep=KEEP_SKIPPED)
+        return other
 
     def count_rows(self) -> int:
         if self.on_error == "raise":

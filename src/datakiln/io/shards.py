@@ -15,6 +15,7 @@ column :func:`datakiln.read_images` gives; other shards give ``label`` as int64 
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -123,7 +124,14 @@ class ShardSource(Source):
         return pa.schema(fields)
 
     def fingerprint(self) -> str:
-        return f"shards:{self.on_error}:{self.max_pixels}:{self.files.fingerprint()}"
+        return f"shards:{self.max_pixels}:{self.files.fingerprint()}"  # on_error: see images.py
+
+    def with_on_error(self, on_error: str) -> ShardSource:
+        """A copy that raises on, or skips and counts, each bad sample (own ``stats``)."""
+        other = copy.copy(self)
+        other.on_error = check_on_error(on_error)
+        other.stats = ReadStats(keep=KEEP_SKIPPED)
+        return other
 
     def estimate_size(self) -> SizeEstimate:
         return SizeEstimate(None, self.files.total_bytes)
