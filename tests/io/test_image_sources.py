@@ -303,3 +303,16 @@ def test_with_on_error_skips_single_files_not_whole_read_tasks(odd_folder):
     assert lenient.fingerprint == strict.fingerprint  # same rows whenever nothing is bad
     with pytest.raises(ImageDecodeError):
         lenient.with_on_error("raise").to_arrow()
+
+
+def test_hugging_face_image_structs_profile_as_images():
+    png = _encode(Image.fromarray(_pixels()), "PNG")
+    hf = pa.array([{"bytes": png, "path": "a.png"}] * 3,
+                  pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    ds = datakiln.Dataset.from_arrow(pa.table({"image": hf, "label": [0, 1, 0]}))
+    column = next(c for c in ds.profile().columns if c.name == "image")
+    assert (column.kind, column.count, column.nulls) == ("image", 3, 0)
+    with pytest.raises(SchemaError, match="'image' holds images"):
+        from datakiln.synth import GaussianCopula
+
+        GaussianCopula().fit(ds)

@@ -385,7 +385,8 @@ def _finish(name: str, mode: str, state: _ColumnState, rows: int, sample: RowSam
             column: Any, top_k: int, dtype: pa.DataType) -> ColumnProfile:
     if mode == "nested":
         return ColumnProfile(
-            name=name, kind="nested", type=str(dtype), count=rows, nulls=state.nulls, distinct=None,
+            name=name, kind="image" if column.kind == "image" else "nested", type=str(dtype),
+            count=rows, nulls=state.nulls, distinct=None,
             distinct_exact=False, top_exact=False,
             evidence=[f"nested Arrow type {dtype}: only rows and nulls are profiled (flatten it, or "
                       f"select other columns, to profile its values)"])
