@@ -13,7 +13,16 @@ from PIL import Image
 from tests.conftest import sample_dataset
 
 import datakiln
-from datakiln.augment import Augmenter, Compose, ImageBatch
+from datakiln.augment import (
+    Augmenter,
+    Compose,
+    HorizontalFlip,
+    ImageBatch,
+    MixUp,
+    Normalize,
+    RandomCrop,
+    RandomResizedCrop,
+)
 from datakiln.augment._random import partner_rows
 from datakiln.errors import ImageDecodeError, InvalidArgumentError, MemoryBudgetError
 from datakiln.io.image_codec import decode
@@ -98,6 +107,9 @@ class Mix(Augmenter):
 
 
 TRANSFORM = Compose([PadCrop(32, 4), Flip(), Scale()])
+#: the issue's CIFAR pipeline with datakiln's own ops
+CIFAR = Compose([RandomCrop(32, padding=4), HorizontalFlip(), Normalize()])
+BOTH = pytest.mark.parametrize("transform", [TRANSFORM, CIFAR], ids=["tiny-ops", "cifar-ops"])
 
 
 def _by_row(loader, batches=None) -> dict[int, np.ndarray]:
@@ -136,11 +148,12 @@ def test_one_epoch_delivers_every_row_once(images):
 
 
 # -- the same augmentation whatever the batching --------------------------------------------
-def test_identical_outputs_across_threads_and_batch_sizes(images):
-    reference = _by_row(images.loader(64, seed=5, transform=TRANSFORM, num_threads=1))
+@BOTH
+def test_identical_outputs_across_threads_and_batch_sizes(images, transform):
+    reference = _by_row(images.loader(64, seed=5, transform=transform, num_threads=1))
     for batch_size in (7, 64, 256):
         for threads in (1, 2, 4):
-            got = _by_row(images.loader(batch_size, seed=5, transform=TRANSFORM, num_threads=threads))
+            got = _by_row(images.loader(batch_size, seed=5, transform=transform, num_threads=threads))
             assert got.keys() == reference.keys()
             assert all(np.array_equal(got[r], reference[r]) for r in reference), (batch_size, threads)
 
@@ -155,10 +168,11 @@ def test_identical_outputs_across_ranks_and_a_new_seed_differs(images):
     assert sum(not np.array_equal(other[r], reference[r]) for r in reference) > N_ROWS // 2
 
 
+@BOTH
 @pytest.mark.parametrize("workers", [0, 2])
-def test_identical_outputs_across_torch_facades_and_workers(images, workers):
-    reference = _by_row(images.loader(64, seed=5, transform=TRANSFORM, num_threads=1))
-    loader = images.loader(64, seed=5, transform=TRANSFORM, format="torch")
+def test_identical_outputs_across_torch_facades_and_workers(images, workers, transform):
+    reference = _by_row(images.loader(64, seed=5, transform=transform, num_threads=1))
+    loader = images.loader(64, seed=5, transform=transform, format="torch")
     order = [loader.indices(b) for b in range(len(loader))]
     for facade in ("torch_loader", "iterable_dataset"):
         if facade == "torch_loader":
@@ -188,13 +202,14 @@ def _whole(batch):
 
 
 # -- resume, per-sample randomness, replay ---------------------------------------------------
-def test_exact_resume_mid_epoch(images):
-    full = [b["image"] for b in images.loader(32, seed=9, transform=TRANSFORM)]
-    first = images.loader(32, seed=9, transform=TRANSFORM)
+@BOTH
+def test_exact_resume_mid_epoch(images, transform):
+    full = [b["image"] for b in images.loader(32, seed=9, transform=transform)]
+    first = images.loader(32, seed=9, transform=transform)
     batches = iter(first)
     head = [next(batches)["image"] for _ in range(4)]
     state = first.state_dict()
-    resumed = images.loader(32, seed=9, transform=TRANSFORM, num_threads=1)
+    resumed = images.loader(32, seed=9, transform=transform, num_threads=1)
     resumed.load_state_dict(state)
     tail = [b["image"] for b in resumed]
     assert len(head) + len(tail) == len(full)
@@ -254,6 +269,22 @@ def test_mixing_loads_partners_and_gives_soft_labels(images):
     expected_labels = lam[:, None] * onehot[rows % 3] + (1 - lam[:, None]) * onehot[partners % 3]
     np.testing.assert_allclose(batch["label"], expected_labels, atol=1e-6)
     assert (partners != rows).mean() > 0.9
+
+
+def test_real_ops_per_sample_in_a_batch_of_256_and_mixup(images):
+    loader = images.loader(256, seed=2, transform=CIFAR, shuffle=False)
+    batch = next(iter(loader))["image"]
+    assert batch.shape == (256, 32, 32, 3) and batch.dtype == np.float32
+    crop, flip = loader.last_params["params"]["ops"][:2]
+    offsets = set(zip(crop["top"].tolist(), crop["left"].tolist()))
+    flips = flip["flip"]
+    assert len(offsets) >= 60 and 0.35 < flips.mean() < 0.65
+    mixing = images.loader(64, seed=2, transform=Compose([RandomResizedCrop(24), MixUp(alpha=1.0)]))
+    mixed = next(iter(mixing))
+    assert mixed["image"].shape[:3] == (64, 24, 24) and mixed["label"].shape == (64, 3)
+    assert mixed["label"].dtype == np.float32
+    np.testing.assert_allclose(mixed["label"].sum(axis=1), 1, atol=1e-5)
+    assert (mixed["label"].max(axis=1) < 1).mean() > 0.5  # most rows mixed with another class
 
 
 # -- other image columns ---------------------------------------------------------------------

@@ -544,7 +544,8 @@ class Dataset:
             Dict of NumPy arrays (categories as int64 codes, see ``loader.categories``),
             an Arrow RecordBatch, a pandas DataFrame, or a dict of torch tensors.
         prefetch, num_threads : int
-            Batches assembled ahead of use, on this many threads (default: cores + 1).
+            Batches assembled ahead of use, on this many threads (default: cores + 1; one per
+            core for images, whose decoding waits on no I/O).
         rank, world_size : int
             This process's shard; ranks never overlap (see ``even_batches``).
         on_error : {"raise", "skip"}

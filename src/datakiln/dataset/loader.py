@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from pyarrow.fs import LocalFileSystem
 
-from datakiln.dataset._executor import ordered_map
+from datakiln.dataset._executor import default_threads, ordered_map
 from datakiln.dataset._gather import Gather
 from datakiln.dataset._image_batches import ImagePipeline, channels_first, find_image_columns, image_pipeline
 from datakiln.dataset._permute import permute
@@ -205,6 +205,8 @@ class Loader:
                                           mode=image_mode)
             if self._images is not None:
                 table = table.drop_columns([self._images.column])
+                if num_threads is None:  # decoding waits on no I/O: one thread per core
+                    self.num_threads = max(1, default_threads() - 1)
             self._gather = Gather(table, self.categories, contiguous=contiguous)
         if self.streaming and (transform is not None or find_image_columns(
                 self.dataset._inference_sample(), self.dataset.schema.kinds)):
