@@ -187,3 +187,26 @@ def test_random_erasing_mixed_sizes_and_checks():
     assert all((im == 0).any() for im in out.images)
     with pytest.raises(InvalidArgumentError, match="scale"):
         RandomErasing(scale=(0.5, 0.1))
+
+
+def test_through_the_loader_a_row_is_mixed_the_same_in_any_batch():
+    import datakiln
+    from datakiln.augment import parse_ops
+    from tests.conftest import sample_dataset
+
+    ds = datakiln.read_images(str(sample_dataset("cifar10_jpg_subset/train")))
+    transform = parse_ops("jitter:0.4; cutmix; normalize")
+    by_path = {}
+    for batch_size in (3, 10):
+        loader = ds.loader(batch_size, transform=transform, format="numpy", seed=4)
+        for batch in loader:
+            assert batch["label"].shape == (len(batch["path"]), 10)
+            np.testing.assert_allclose(batch["label"].sum(axis=1), 1.0, atol=1e-6)
+            for path, image, label in zip(batch["path"], batch["image"], batch["label"]):
+                if path in by_path:
+                    np.testing.assert_array_equal(by_path[path][0], image)
+                    np.testing.assert_array_equal(by_path[path][1], label)
+                by_path[path] = (image, label)
+    assert len(by_path) == 10
+    # one image per class and nobody is its own partner: most labels mix two classes
+    assert sum(int((label > 0).sum() == 2) for _, label in by_path.values()) >= 7

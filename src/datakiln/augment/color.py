@@ -161,7 +161,9 @@ class Grayscale(Augmenter):
         def run(images: np.ndarray, index: np.ndarray) -> np.ndarray:
             if images.shape[-1] == 1:
                 return images
-            grey = _finish(np.matmul(images[..., :3], GREY_WEIGHTS, dtype=np.float32)[..., None], images)
+            grey = np.matmul(images[..., :3], GREY_WEIGHTS, dtype=np.float32)[..., None]
+            # a weighted mean stays in range: float images (even normalised ones) are not clipped
+            grey = _finish(grey, images) if images.dtype == np.uint8 else grey.astype(images.dtype)
             if not self.keep_channels:
                 return grey
             out = images.copy()
