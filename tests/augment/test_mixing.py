@@ -190,9 +190,10 @@ def test_random_erasing_mixed_sizes_and_checks():
 
 
 def test_through_the_loader_a_row_is_mixed_the_same_in_any_batch():
+    from tests.conftest import sample_dataset
+
     import datakiln
     from datakiln.augment import parse_ops
-    from tests.conftest import sample_dataset
 
     ds = datakiln.read_images(str(sample_dataset("cifar10_jpg_subset/train")))
     transform = parse_ops("jitter:0.4; cutmix; normalize")
