@@ -402,7 +402,7 @@ def refuse_nested(schema: pa.Schema, what: str, fix: str = "select the other col
     """Raise :class:`SchemaError` naming every nested column (list, struct, map, union) of
     ``schema``, for work (``what``) that handles flat columns only; ``fix`` says what to do."""
     images = [f"{f.name!r}" for f in schema if _is_pixel_tensor(f.type) or _is_hf_image(f.type)
-              or _is_binary(f.type) or isinstance(f.type, pa.ExtensionType)]
+              or _is_binary(f.type) or isinstance(f.type, pa.BaseExtensionType)]
     if images:
         raise SchemaError(
             f"{what} handles flat columns of numbers, text, categories and times; "
