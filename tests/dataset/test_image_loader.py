@@ -302,6 +302,16 @@ def test_tensor_columns_and_hugging_face_structs(tmp_path):
     assert np.array_equal(batch["img"], np.stack([decode(_jpeg(0)), decode(_jpeg(1))]))
 
 
+def test_chunked_sliced_and_memory_mapped_columns_give_the_right_images(images, tmp_path):
+    table = images.to_arrow()
+    chunked = pa.concat_tables([table.slice(0, 7), table.slice(7, 150), table.slice(157)])
+    assert chunked.column("image").num_chunks == 3 and chunked.column("image").chunk(1).offset == 7
+    reference = _by_row(images.loader(64, seed=1, transform=CIFAR))
+    for ds in (datakiln.from_arrow(chunked), images.cache(str(tmp_path / "images.arrow"))):
+        got = _by_row(ds.loader(64, seed=1, transform=CIFAR))
+        assert all(np.array_equal(got[r], reference[r]) for r in reference)
+
+
 def test_real_cifar_sample_loads_with_labels():
     files = sorted(sample_dataset("cifar10_jpg_subset/train").glob("*/*.jpg"))
     table = pa.table({"image": [f.read_bytes() for f in files],

@@ -76,10 +76,15 @@ _MAGIC = (b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 def _first_is_image(column: pa.ChunkedArray) -> bool:
     if isinstance(column.type, pa.FixedShapeTensorType):
         return True
-    values = column.drop_null()
-    if not len(values):
+    value = None
+    for chunk in column.chunks:  # the first non-null value, without copying the column
+        valid = np.flatnonzero(chunk.is_valid().to_numpy(zero_copy_only=False)) if chunk.null_count else (
+            np.arange(min(len(chunk), 1)))
+        if valid.size:
+            value = chunk[int(valid[0])].as_py()
+            break
+    if value is None:
         return False
-    value = values[0].as_py()
     data = value.get("bytes") if isinstance(value, dict) else value
     if data is None:
         return isinstance(value, dict) and bool(value.get("path"))
@@ -112,7 +117,7 @@ class EncodedImages:
         buffers = chunk.buffers()
         wide = pa.types.is_large_binary(chunk.type)
         offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
-        offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1].tolist()
+        offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1]
         data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
         nulls = chunk.is_null().to_numpy(zero_copy_only=False) if chunk.null_count else None
         return offsets, data, nulls, paths
@@ -120,19 +125,21 @@ class EncodedImages:
     def values(self, rows: np.ndarray) -> list[Any]:
         """The encoded value of each row (``None`` for a null)."""
         chunk_of = np.searchsorted(self.starts, rows, side="right") - 1
-        local = (rows - self.starts[chunk_of]).tolist()
-        out: list[Any] = []
-        for chunk, i in zip(chunk_of.tolist(), local):
-            prepared = self.chunks[chunk]
-            if self.tensor:
-                out.append(prepared[i])
-                continue
-            offsets, data, nulls, paths = prepared
-            if nulls is not None and nulls[i]:
-                path = None if paths is None else paths[i].as_py()
-                out.append({"bytes": None, "path": path} if path else None)
-            else:
-                out.append(data[offsets[i]:offsets[i + 1]])
+        local = rows - self.starts[chunk_of]
+        if self.tensor:
+            return [self.chunks[c][i] for c, i in zip(chunk_of.tolist(), local.tolist())]
+        out: list[Any] = [None] * len(rows)
+        for chunk in np.unique(chunk_of).tolist():
+            places = np.flatnonzero(chunk_of == chunk)
+            here = local[places]
+            offsets, data, nulls, paths = self.chunks[chunk]
+            starts, ends = offsets[here].tolist(), offsets[here + 1].tolist()
+            for place, i, a, b in zip(places.tolist(), here.tolist(), starts, ends):
+                if nulls is not None and nulls[i]:
+                    path = None if paths is None else paths[i].as_py()
+                    out[place] = {"bytes": None, "path": path} if path else None
+                else:
+                    out[place] = data[a:b]
         return out
 
 
