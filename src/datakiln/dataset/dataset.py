@@ -568,6 +568,8 @@ class Dataset:
         on_params : callable, optional
             Called with each delivered batch's record ``{"batch", "epoch", "row_ids",
             "params"}`` (also kept as ``loader.last_params``); ``transform.apply`` replays it.
+            Both live in the process that assembles the batch (a DataLoader worker's copy of the
+            loader when ``num_workers > 0``).
 
         >>> loader = ds.cache("train.arrow").loader(4096, seed=0)          # doctest: +SKIP
         >>> for epoch in range(3):                                          # doctest: +SKIP
