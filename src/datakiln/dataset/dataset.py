@@ -243,6 +243,9 @@ class Dataset:
         names = [columns] if isinstance(columns, str) else list(columns)
         missing = [c for c in names if c not in self.columns]
         if missing:
+            refuse = getattr(self._source, "refuse_columns", None)  # an access policy names them
+            if refuse is not None:
+                refuse(missing)
             raise SchemaError(f"select: no column(s) {missing}; the columns are {self.columns}")
         return self._derive(_Op("select", tuple(names)))
 

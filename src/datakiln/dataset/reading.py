@@ -9,9 +9,10 @@ and databases alike.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,32 @@ from datakiln.io._secrets import redact_url
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read", "read_sql"]
+__all__ = ["read", "read_sql", "register_read_hook"]
 
 PathLike = str | os.PathLike[str]
+
+#: read-time hooks by keyword of :func:`read`: ``hook(dataset, **values) -> Dataset``. Layers
+#: above this one (``privacy/``) register them, so a reader applying an access policy calls
+#: down into a registered function and this module never imports the layer above.
+_READ_HOOKS: dict[str, Callable[..., Dataset]] = {}
+#: where a hook that is not registered yet lives: imported by name (never at import time of
+#: this module) the first time its keyword is used; that module registers itself on import
+_HOOK_PROVIDERS = {"policy": "datakiln.privacy.policy"}
+
+
+def register_read_hook(keyword: str, hook: Callable[..., Dataset]) -> None:
+    """Let :func:`read` hand a dataset to ``hook`` when ``keyword=`` is given.
+
+    ``hook(dataset, **values)`` receives the opened dataset and the values of ``keyword``
+    (for ``"policy"``: ``policy=`` and ``role=``) and returns the dataset the caller gets.
+    """
+    _READ_HOOKS[keyword] = hook
+
+
+def _read_hook(keyword: str) -> Callable[..., Dataset]:
+    if keyword not in _READ_HOOKS and keyword in _HOOK_PROVIDERS:
+        importlib.import_module(_HOOK_PROVIDERS[keyword])  # registers itself
+    return _READ_HOOKS[keyword]
 
 
 def _is_database_url(path: object) -> bool:
@@ -41,6 +65,8 @@ def read(
     memory_budget: int | str | None = None,
     table: str | None = None,
     query: str | None = None,
+    policy: Any = None,
+    role: str | None = None,
     **options: Any,
 ) -> Dataset:
     """Open files, a URL or a database table/query as a lazy :class:`~datakiln.Dataset`.
@@ -67,12 +93,22 @@ def read(
         ``encoding``, ``column_types``, ``on_bad_rows`` ("error" | "skip"),
         ``newlines_in_values``. Parquet: ``partitioning``, ``decryption`` (a
         :class:`datakiln.privacy.DecryptionConfig` for files written with ``encryption=``).
+    policy, role : path or Policy, str, optional
+        An access policy (YAML file, see :mod:`datakiln.privacy.policy`) and the role to read
+        as: only the role's columns are read (projection pushed into the reader), its row
+        filter is pushed down, masked columns are masked batch by batch, and every read is
+        appended to the policy's audit log. The policy layer is reached through a hook
+        (:func:`register_read_hook`), so this module does not import it.
 
     Examples
     --------
     >>> ds = datakiln.read("adult.csv", names=ADULT_COLUMNS)   # doctest: +SKIP
     >>> ds = datakiln.read("postgresql://me@db/sales", table="orders")  # doctest: +SKIP
     """
+    if policy is not None or role is not None:
+        opened = read(path, format=format, schema=schema, memory_budget=memory_budget, table=table,
+                      query=query, **options)
+        return _read_hook("policy")(opened, policy=policy, role=role)
     if table is not None or query is not None or _is_database_url(path):
         if not _is_database_url(path):
             raise InvalidArgumentError(
