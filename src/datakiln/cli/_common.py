@@ -46,6 +46,9 @@ TableOption = typer.Option(None, "--table", help="With a database URL (postgresq
                            "sqlite:///...): the table to read, e.g. 'orders' or 'sales.orders'.")
 QueryOption = typer.Option(None, "--query", help="With a database URL: one SQL statement to read, "
                            "e.g. 'SELECT * FROM orders WHERE year = 2024'.")
+PolicyOption = typer.Option(None, "--policy", help="Access policy (YAML): read only what --role may "
+                            "see, masked as it says; every read is appended to the policy's audit log.")
+RoleOption = typer.Option(None, "--role", help="With --policy: the role to read as, e.g. analyst.")
 BudgetOption = typer.Option("1GB", "--memory-budget",
                             help="Memory the streaming work may use, e.g. 512MB, 2GB.")
 
@@ -73,6 +76,7 @@ _READ_OPTIONS = {  # name: (annotation, typer option) shared by every command th
     "na": (list[str], NaOption), "format": (str, FormatOption), "encoding": (str, EncodingOption),
     "skip_bad_rows": (bool, SkipBadOption), "schema": (str, SchemaOption),
     "table": (str, TableOption), "query": (str, QueryOption),
+    "policy": (str, PolicyOption), "role": (str, RoleOption),
 }
 
 
@@ -98,7 +102,8 @@ def with_read_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def read_options(names: str | None, header: bool | None, delimiter: str | None,
                  na: list[str] | None, format: str | None, encoding: str | None,
                  skip_bad_rows: bool, schema: str | None, table: str | None = None,
-                 query: str | None = None) -> dict[str, Any]:
+                 query: str | None = None, policy: str | None = None,
+                 role: str | None = None) -> dict[str, Any]:
     """Keyword arguments for :func:`datakiln.read` from the shared CLI options."""
     options: dict[str, Any] = {"format": format}
     if names:
@@ -119,6 +124,8 @@ def read_options(names: str | None, header: bool | None, delimiter: str | None,
         options["table"] = table
     if query is not None:
         options["query"] = query
+    if policy is not None or role is not None:  # datakiln.read refuses one without the other
+        options.update(policy=policy, role=role)
     return options
 
 

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from datakiln.cli._common import report_error, with_read_options
 from datakiln.cli.commands.anonymize import anonymize_command
+from datakiln.cli.commands.audit import audit_app
 from datakiln.cli.commands.augment import augment_command
 from datakiln.cli.commands.balance import balance_command
 from datakiln.cli.commands.clean import clean
@@ -67,6 +68,7 @@ app.command("augment")(augment_command)
 app.command("risk")(with_read_options(risk_command))
 app.add_typer(synth_app, name="synth")
 app.add_typer(key_app, name="key")
+app.add_typer(audit_app, name="audit")
 app.command("encrypt")(encrypt_command)
 app.command("decrypt")(decrypt_command)
 app.command("rekey")(rekey_command)

@@ -46,6 +46,15 @@ _LAZY: dict[str, str] = {
     "Generalize": "datakiln.privacy.generalize",
     "Scrub": "datakiln.privacy.scrub",
     "find_pii": "datakiln.privacy.scrub",
+    # access policies (read-time enforcement) and the tamper-evident audit log
+    "Policy": "datakiln.privacy.policy",
+    "RolePolicy": "datakiln.privacy.policy",
+    "load_policy": "datakiln.privacy.policy",
+    "apply_policy": "datakiln.privacy.policy",
+    "parse_filter": "datakiln.privacy.rowfilter",
+    "AuditLog": "datakiln.privacy.audit",
+    "AuditVerification": "datakiln.privacy.audit",
+    "verify_log": "datakiln.privacy.audit",
 }
 
 __all__ = sorted(_LAZY)

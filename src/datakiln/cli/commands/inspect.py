@@ -26,7 +26,7 @@ def _image_input(data: str, options: dict[str, Any]) -> bool:
     from datakiln.io._files import resolve_files
     from datakiln.io.images import image_family
 
-    if any(options.get(k) is not None for k in ("table", "query", "names", "delimiter")):
+    if any(options.get(k) is not None for k in ("table", "query", "names", "delimiter", "policy", "role")):
         return False
     try:
         return image_family(resolve_files(data).paths, options.get("format")) in ("images", "tar")
