@@ -27,7 +27,7 @@ __all__ = ["read", "read_sql", "register_read_hook"]
 
 PathLike = str | os.PathLike[str]
 
-#: read-time hooks by keyword of :func:`read`: ``hook(dataset, **values) -> Dataset``. Layers
+#: read-time hooks by keyword of :func:`read`: ``hook(open, **values) -> Dataset``. Layers
 #: above this one (``privacy/``) register them, so a reader applying an access policy calls
 #: down into a registered function and this module never imports the layer above.
 _READ_HOOKS: dict[str, Callable[..., Dataset]] = {}
@@ -39,8 +39,9 @@ _HOOK_PROVIDERS = {"policy": "datakiln.privacy.policy"}
 def register_read_hook(keyword: str, hook: Callable[..., Dataset]) -> None:
     """Let :func:`read` hand a dataset to ``hook`` when ``keyword=`` is given.
 
-    ``hook(dataset, **values)`` receives the opened dataset and the values of ``keyword``
-    (for ``"policy"``: ``policy=`` and ``role=``) and returns the dataset the caller gets.
+    ``hook(open, **values)`` receives a function opening the dataset (so the hook can check
+    its arguments first and govern what errors say) and the values of ``keyword`` (for
+    ``"policy"``: ``policy=`` and ``role=``); it returns the dataset the caller gets.
     """
     _READ_HOOKS[keyword] = hook
 
@@ -106,8 +107,10 @@ def read(
     >>> ds = datakiln.read("postgresql://me@db/sales", table="orders")  # doctest: +SKIP
     """
     if policy is not None or role is not None:
-        opened = read(path, format=format, schema=schema, memory_budget=memory_budget, table=table,
-                      query=query, **options)
+        def opened() -> Dataset:  # opened by the hook, so it governs errors that quote data
+            return read(path, format=format, schema=schema, memory_budget=memory_budget,
+                        table=table, query=query, **options)
+
         return _read_hook("policy")(opened, policy=policy, role=role)
     if table is not None or query is not None or _is_database_url(path):
         if not _is_database_url(path):

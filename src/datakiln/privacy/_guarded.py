@@ -22,12 +22,38 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datakiln.errors import AccessDeniedError
+from datakiln.errors import (
+    AccessDeniedError,
+    ConstraintError,
+    EncodingError,
+    ParseError,
+    SourceError,
+)
 from datakiln.io._secrets import redact_text
 from datakiln.io.base import ReadTask, SizeEstimate, Source
 from datakiln.privacy.operators import Operator, as_array
 
-__all__ = ["GuardedSource"]
+__all__ = ["GuardedSource", "withholding_details"]
+
+#: errors whose messages quote the data (a malformed row's text, undecodable bytes)
+_QUOTING = (ParseError, EncodingError, ConstraintError)
+
+
+@contextlib.contextmanager
+def withholding_details(role: str, source: str) -> Iterator[None]:
+    """Re-raise an error that may quote data (a malformed row) without its details: the row
+    may hold values of columns ``role`` may not read."""
+    try:
+        yield
+    except _QUOTING as exc:
+        message = (f"{source} could not be read ({type(exc).__name__}); the details are withheld "
+                   f"because they may quote values role {role!r} may not read: read it without a "
+                   "policy (as someone allowed every column) to see them")
+        try:
+            error = type(exc)(message)
+        except TypeError:  # pragma: no cover - every DatakilnError takes one message
+            error = SourceError(message)
+        raise error from None
 
 
 class _Pass:
@@ -181,7 +207,8 @@ class GuardedSource(Source):
                                    "filter": None if filter is None else str(filter)})
         tally = _Pass(self, start["seq"])
         try:
-            inner = self._inner.read_tasks(need, self._row_filter)
+            with withholding_details(self.role, repr(redact_text(str(self.name)))):
+                inner = self._inner.read_tasks(need, self._row_filter)
         except BaseException as exc:
             tally.failed(exc)
             raise
@@ -189,7 +216,8 @@ class GuardedSource(Source):
 
     def count_rows(self) -> int:
         if self._row_filter is None:
-            rows = self._inner.count_rows()
+            with withholding_details(self.role, repr(redact_text(str(self.name)))):
+                rows = self._inner.count_rows()
             self.audit.append({**self._event, "event": "count", "columns": [], "rows": rows})
             return rows
         with contextlib.closing(self.read_tasks(columns=[])) as tasks:
@@ -198,7 +226,8 @@ class GuardedSource(Source):
     def _run(self, task: ReadTask, wanted: list[str], filter: pc.Expression | None,
              tally: _Pass) -> pa.Table:
         try:
-            table = self._mask(task())
+            with withholding_details(self.role, repr(redact_text(str(self.name)))):
+                table = self._mask(task())
             if filter is not None:
                 table = table.filter(filter)
             table = table.select(wanted)

@@ -53,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,8 +378,9 @@ def _bind(role: RolePolicy, policy: Policy, ds: Dataset) -> dict[str, list[Opera
     return built
 
 
-def apply_policy(ds: Dataset, *, policy: Any, role: str | None) -> Dataset:
-    """``ds`` (just opened by :func:`datakiln.read`) as ``role`` of ``policy`` may read it.
+def apply_policy(ds: Dataset | Callable[[], Dataset], *, policy: Any, role: str | None) -> Dataset:
+    """``ds`` (just opened by :func:`datakiln.read`, or a function opening it) as ``role`` of
+    ``policy`` may read it.
 
     This is the read hook :func:`datakiln.read` calls for ``policy=`` / ``role=`` (see the
     module docstring for what is enforced). The audit key and, when a column is
@@ -398,12 +399,15 @@ def apply_policy(ds: Dataset, *, policy: Any, role: str | None) -> Dataset:
     if policy is None or role is None:
         raise InvalidArgumentError("an access policy needs both policy= (a YAML file) and role= (a role "
                                    "it defines); on the command line --policy FILE --role NAME")
-    from datakiln.privacy._guarded import GuardedSource
+    from datakiln.privacy._guarded import GuardedSource, withholding_details
     from datakiln.privacy.audit import AuditLog
     from datakiln.privacy.keys import resolve_key
 
     loaded = load_policy(policy)
     rules = loaded.role(role)
+    if not isinstance(ds, Dataset):
+        with withholding_details(rules.name, "the data"):
+            ds = ds()
     if ds._ops:
         raise InvalidArgumentError("apply_policy takes a dataset just opened by datakiln.read; read it "
                                    "with datakiln.read(path, policy=..., role=...) instead")
