@@ -290,7 +290,7 @@ def test_a_read_is_refused_when_the_log_was_tampered_with(place):
 def _policy_error(place: Path, text: str, error=InvalidArgumentError, role: str = "analyst") -> str:
     (place / "policy.yaml").write_text(text)
     with pytest.raises(error) as caught:
-        _read(place, role=role).columns
+        _read(place, role=role)
     return str(caught.value)
 
 
