@@ -33,7 +33,7 @@ batch); images/s per core is images over the CPU seconds of the process and its 
 the resident memory of the process and its worker processes (``/proc``, sampled every
 20 ms); first batch is the time from listing the folder to the first batch.
 
-    python benchmarks/images.py [--images 10000] [--runs 3] [--data DIR] [--quick]
+    python benchmarks/images.py [--images 10000] [--runs 3] [--data DIR] [--quick] [--json OUT]
 
 The last line prints the ratios the issue sets targets for: 256 px datakiln per core
 against the best DataLoader and against albumentations (≥ 2×), datakiln against the
@@ -492,6 +492,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated contestants: " + ",".join(CONTESTANTS))
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 512 images (or --images), 1 run, no 2-worker variants")
+    parser.add_argument("--json", type=Path, default=None, help="also write the medians here (JSON)")
     parser.add_argument("--child", nargs=3, metavar=("NAME", "PIPELINE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -526,6 +527,8 @@ def main() -> None:
           f"{len(files['256px']):,} generated JPEGs (quality 90, {kilobytes:.1f} KB on average), "
           "batches of 128; one shuffled epoch each")
     print_table(results, args.runs)
+    if args.json is not None:
+        args.json.write_text(json.dumps({f"{p}/{n}": r for (p, n), r in results.items()}, indent=1))
     if args.data is None:
         shutil.rmtree(folder, ignore_errors=True)
     print(headline(results))
