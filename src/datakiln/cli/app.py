@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:  # typer 0.2x vendors click (typer._click) and roots its usage errors here
+    from typer.exceptions import TyperException as _UsageError
+except ImportError:  # older typer raises click's own
+    from click import ClickException as _UsageError
 
 from datakiln.cli._common import report_error, with_read_options
 from datakiln.cli.commands.anonymize import anonymize_command
@@ -34,7 +38,7 @@ class _Boundary(TyperGroup):
     (typer prints usage errors itself, with status 2).
     """
 
-    _PASS = (typer.Exit, typer.Abort, click.ClickException, EOFError, BrokenPipeError)
+    _PASS = (typer.Exit, typer.Abort, _UsageError, EOFError, BrokenPipeError)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
