@@ -271,7 +271,7 @@ def augment_command(
                                "none, or a CSV file of path,label rows."),
     skip_bad: bool = typer.Option(False, "--skip-bad-images",
                                   help="Skip and count corrupt or non-image files instead of stopping."),
-    overwrite: bool = overwrite_option("a preview file", "its own earlier grid or copies"),
+    overwrite: bool = overwrite_option("a preview file", "its own earlier output"),
 ) -> None:
     """Preview augmentation ops on real images, or write augmented copies.
 
