@@ -346,3 +346,23 @@ def test_model_file_round_trip_exact(tmp_path, adult_sample, keys):
     decrypt_file(tmp_path / "adult.kiln.dke", tmp_path / "back.kiln", keys[0])
     assert (tmp_path / "back.kiln").read_bytes() == path.read_bytes()
     assert load(tmp_path / "back.kiln").sample(200, seed=3).equals(model.sample(200, seed=3))
+
+
+def test_model_save_encrypted_and_load(tmp_path, adult_sample, keys):
+    """Synthesizer.save(encryption=) seals the model file as it is written (no plaintext model
+    on disk); load(decryption=) opens it; a wrong key or no key fails clearly."""
+    from datakiln.errors import ModelFormatError
+    from datakiln.privacy import DecryptionConfig, EncryptionConfig
+    from datakiln.synth import GaussianCopula, load
+
+    model = GaussianCopula(seed=0).fit(adult_sample)
+    path = tmp_path / "adult.kiln"
+    model.save(path, encryption=EncryptionConfig(key=keys[0], chunk_size=CHUNK))
+    assert is_encrypted(path) and read_header(path).key_id == keys[0].key_id
+    back = load(path, decryption=DecryptionConfig(key=keys[0]))
+    assert back.sample(300, seed=1).equals(model.sample(300, seed=1))
+    with pytest.raises(DecryptionError, match="wrong key"):
+        load(path, decryption=DecryptionConfig(key=keys[1]))
+    with pytest.raises(ModelFormatError):
+        load(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.key", "adult.kiln", "b.key"]

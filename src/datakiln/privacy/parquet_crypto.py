@@ -196,7 +196,8 @@ class EncryptionConfig(_KeyedConfig):
 
 @dataclass
 class DecryptionConfig(_KeyedConfig):
-    """The key to read Parquet files written with :class:`EncryptionConfig`.
+    """The key to read what was written with :class:`EncryptionConfig`: Parquet files
+    (``datakiln.read(path, decryption=...)``) and model files (``datakiln.synth.load``).
 
     Parameters
     ----------
@@ -209,6 +210,13 @@ class DecryptionConfig(_KeyedConfig):
         decryption_properties=...)``)."""
         return self.crypto_factory().file_decryption_properties(
             pe.KmsConnectionConfig(), pe.DecryptionConfiguration(cache_lifetime=_CACHE))
+
+    def decrypt_bytes(self, path: str | os.PathLike[str]) -> bytes:
+        """The verified plaintext of an envelope-encrypted file (a model file, a report), in
+        memory; :class:`~datakiln.errors.DecryptionError` on any failure."""
+        from datakiln.privacy.crypto import decrypt_bytes
+
+        return decrypt_bytes(path, self.resolved_key())
 
     def parquet_file_format(self) -> pads.ParquetFileFormat:
         """A ``pyarrow.dataset.ParquetFileFormat`` that decrypts with this key."""

@@ -164,12 +164,14 @@ class Synthesizer:
             yield table.slice(start, batch_rows)
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
-             inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+             inputs: Iterable[str | os.PathLike[str]] = (), encryption: Any = None) -> None:
         """Write the fitted model to ``path`` (a ``.kiln`` model file), atomically.
 
         An existing file at ``path`` is replaced only if it is a datakiln model file, or
         with ``overwrite=True``; a path among ``inputs`` (e.g. the training files) is always
-        refused with :class:`~datakiln.errors.OutputExistsError`.
+        refused with :class:`~datakiln.errors.OutputExistsError`. ``encryption`` (a
+        :class:`datakiln.privacy.EncryptionConfig`) writes it AES-GCM encrypted; load it with
+        ``datakiln.synth.load(path, decryption=DecryptionConfig(...))``.
         """
         if not hasattr(self, "schema_"):
             raise InvalidArgumentError(f"{type(self).__name__} is not fitted yet; nothing to save")
@@ -178,7 +180,7 @@ class Synthesizer:
         payload = {"params": self.get_params(), "state": state, "state_version": self._state_version}
         write_model(path, ModelData(type(self).__name__, payload,
                                     {**arrays, "__schema__": np.frombuffer(schema, dtype=np.uint8)}),
-                    overwrite=overwrite, inputs=inputs)
+                    overwrite=overwrite, inputs=inputs, encryption=encryption)
 
     # -- for subclasses ---------------------------------------------------------------------
     def _fit(self, data: Any) -> None:  # pragma: no cover - abstract
@@ -195,9 +197,10 @@ class Synthesizer:
         raise NotImplementedError
 
 
-def load(path: str | os.PathLike[str]) -> Synthesizer:
-    """Read a model file written by :meth:`Synthesizer.save` (any registered model type)."""
-    data = read_model(path)
+def load(path: str | os.PathLike[str], *, decryption: Any = None) -> Synthesizer:
+    """Read a model file written by :meth:`Synthesizer.save` (any registered model type);
+    ``decryption`` (a :class:`datakiln.privacy.DecryptionConfig`) opens an encrypted one."""
+    data = read_model(path, decryption=decryption)
     kind = _MODELS.get(data.model)
     if kind is None:
         raise ModelFormatError(f"{str(path)!r} holds a {data.model!r} model, which this datakiln "

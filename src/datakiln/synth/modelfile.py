@@ -89,12 +89,14 @@ def is_own_model(path: Path) -> bool:
 
 
 def write_model(path: str | os.PathLike[str], data: ModelData, *, overwrite: bool = False,
-                inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+                inputs: Iterable[str | os.PathLike[str]] = (), encryption: Any = None) -> Path:
     """Write ``data`` to ``path`` atomically; returns the absolute path.
 
     An existing file at ``path`` is replaced only if it is a datakiln model file or with
     ``overwrite=True``; a directory there, or a path among ``inputs`` (the files the model
-    learned from), raises :class:`~datakiln.errors.OutputExistsError`.
+    learned from), raises :class:`~datakiln.errors.OutputExistsError`. ``encryption`` (a
+    :class:`datakiln.privacy.EncryptionConfig`) seals the file in the AES-GCM envelope as it
+    is written; read it with ``read_model(path, decryption=...)``.
     """
     from datakiln import __version__
 
@@ -113,23 +115,29 @@ def write_model(path: str | os.PathLike[str], data: ModelData, *, overwrite: boo
                 "sizes": {n: len(b) for n, b in members.items()}}
 
     def write(temp: Path) -> None:
-        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        sealed = None if encryption is None else encryption.wrap_stream(open(temp, "wb"))  # noqa: SIM115
+        with zipfile.ZipFile(temp if sealed is None else sealed, "w",
+                             compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("manifest.json", json.dumps(manifest, indent=1))
             for name, content in members.items():
                 archive.writestr(name, content)
+        if sealed is not None:
+            sealed.close()  # seals the final chunk and closes the file
 
     return write_file_atomic(Path(path).expanduser(), write, is_own=is_own_model, overwrite=overwrite,
                              inputs=inputs)
 
 
-def read_model(path: str | os.PathLike[str]) -> ModelData:
-    """Read and verify a model file written by :func:`write_model`."""
+def read_model(path: str | os.PathLike[str], *, decryption: Any = None) -> ModelData:
+    """Read and verify a model file written by :func:`write_model` (``decryption``: a
+    :class:`datakiln.privacy.DecryptionConfig` for one written with ``encryption=``)."""
     where = str(path)
     if Path(path).is_dir():
         raise ModelFormatError(f"{where!r} is a directory, not a model file; give the path of the .kiln "
                                "file that Synthesizer.save wrote")
+    source: Any = path if decryption is None else io.BytesIO(decryption.decrypt_bytes(path))
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             manifest = _manifest(archive, where)
             contents, total = {}, 0
             for name, expected in manifest["members"].items():
