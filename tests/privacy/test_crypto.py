@@ -366,3 +366,14 @@ def test_model_save_encrypted_and_load(tmp_path, adult_sample, keys):
     with pytest.raises(ModelFormatError):
         load(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.key", "adult.kiln", "b.key"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=st.binary(max_size=400), keep_magic=st.booleans())
+def test_arbitrary_bytes_only_ever_raise_decryption_error(tmp_path_factory, body, keep_magic):
+    """Whatever bytes a file holds (with or without a valid-looking start), opening it is a
+    DecryptionError, never another exception from deep inside."""
+    path = tmp_path_factory.mktemp("fuzz") / "f.dke"
+    path.write_bytes((b"DKILNENC\x01" if keep_magic else b"") + body)
+    with pytest.raises(DecryptionError):
+        decrypt_bytes(path, Key(b"k" * 32))
