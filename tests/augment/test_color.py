@@ -261,7 +261,10 @@ def test_pipeline_of_colour_ops_is_deterministic_by_row():
 
 
 def test_chunking_and_backends_agree(monkeypatch):
+    pytest.importorskip("torch")  # imported: "auto" then clamps with torch (the hybrid path)
     from datakiln.augment import _jitter
+
+    assert type(_jitter._backend("auto")).__name__ == "_HybridOps"
 
     images = np.concatenate([cifar()] * 5)
     op = ColorJitter(0.6, 0.6, 0.6)
@@ -271,3 +274,16 @@ def test_chunking_and_backends_agree(monkeypatch):
     pure_numpy = ColorJitter(0.6, 0.6, 0.6, backend="numpy").apply(batch_of(images), params).images
     np.testing.assert_array_equal(chunked, whole)
     np.testing.assert_array_equal(pure_numpy, whole)
+
+
+def test_colour_ops_never_import_torch_themselves():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, sys; from datakiln.augment import ColorJitter, Normalize, parse_ops;"
+            "from datakiln.augment.base import ImageBatch;"
+            "b = ImageBatch(images=np.zeros((2, 8, 8, 3), np.uint8), row_ids=[0, 1]);"
+            "parse_ops('jitter:0.4; blur:3; noise:2; erase; normalize')(b);"
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -19,6 +19,7 @@ algorithm: NumPy and torch (``_Ops`` hides the difference; hue runs through NumP
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -141,19 +142,13 @@ class _HybridOps(_NumpyOps):
         return y
 
 
-def _torch_or_none() -> Any:
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
 def _backend(name: str) -> _NumpyOps:
-    """"torch", "numpy", or "auto": NumPy with torch's clamp when torch is installed."""
+    """"torch", "numpy", or "auto": NumPy, with torch's clamp when torch is already
+    imported (a torch loader, a DataLoader). "auto" never imports torch itself: that
+    would cost a second and hundreds of MB on a NumPy loader's first batch."""
     if name == "torch":
         return _TorchOps()
-    torch = _torch_or_none() if name == "auto" else None
+    torch = sys.modules.get("torch") if name == "auto" else None
     return _NumpyOps() if torch is None else _HybridOps(torch)
 
 

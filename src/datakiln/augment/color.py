@@ -92,8 +92,9 @@ class ColorJitter(Augmenter):
     hue : float or (min, max), default 0
         A number ``v`` in ``[0, 0.5]`` shifts the hue by a draw from ``[-v, v]`` turns (HSV).
     backend : {"auto", "numpy", "torch"}, default "auto"
-        "auto" is NumPy, measured faster here on CPU (README); torch results equal it
-        within 1/255.
+        "auto" is NumPy plus torch's in-place clamp when torch is already imported (the
+        fastest measured on CPU, README; it never imports torch itself); "torch" runs on
+        torch tensors and equals NumPy within 1/255.
 
     Each sample applies the active ops in its own random order and clips to the valid
     range after each, as in the usual definition. uint8 in, uint8 out.
