@@ -92,13 +92,13 @@ def torch_warp(images: np.ndarray, inverse: np.ndarray, size: tuple[int, int],
     torch = _torch()
     n, height, width, _ = images.shape
     grid, inside = _grid(np.asarray(inverse, dtype=np.float64).reshape(n, 2, 3), (height, width), size)
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(torch.float32)
-    sampled = torch.nn.functional.grid_sample(tensor, torch.from_numpy(grid), mode="bilinear",
-                                              padding_mode="border", align_corners=False)
-    out = sampled.permute(0, 2, 3, 1).numpy()
+    # NCHW-contiguous float input: grid_sample is ~30% slower on channels-last strides
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    sampled = torch.nn.functional.grid_sample(tensor.to(torch.float32), torch.from_numpy(grid),
+                                              mode="bilinear", padding_mode="border",
+                                              align_corners=False)
     if images.dtype == np.uint8:
-        out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    else:
-        out = out.astype(images.dtype, copy=False)
+        sampled = sampled.round_().clamp_(0, 255).to(torch.uint8)
+    out = sampled.permute(0, 2, 3, 1).contiguous().numpy()
     out[~inside] = fill
-    return np.ascontiguousarray(out)
+    return out
