@@ -36,6 +36,14 @@ _LAZY = {
     "RandomErasing": "datakiln.augment.mixing",
     "MixUp": "datakiln.augment.mixing",
     "CutMix": "datakiln.augment.mixing",
+    # text (datakiln.augment.text) and tables (datakiln.augment.tabular)
+    "TextBatch": "datakiln.augment.text",
+    "SynonymReplace": "datakiln.augment.text",
+    "RandomInsert": "datakiln.augment.text",
+    "RandomSwap": "datakiln.augment.text",
+    "RandomDelete": "datakiln.augment.text",
+    "EDA": "datakiln.augment.text",
+    "augment_copies": "datakiln.augment.text",
     # the CLI's op strings ("crop:32,padding=4; flip; jitter:0.4")
     "parse_ops": "datakiln.augment.spec",
 }

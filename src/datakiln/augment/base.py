@@ -132,7 +132,11 @@ def stack_if_uniform(images: np.ndarray | list[np.ndarray]) -> np.ndarray | list
 
 
 def merge(batch: ImageBatch, parts: Sequence[tuple[np.ndarray, ImageBatch]]) -> ImageBatch:
-    """Put subsets (``(index, sub-batch)`` pairs covering every row once) back in row order."""
+    """Put subsets (``(index, sub-batch)`` pairs covering every row once) back in row order.
+
+    Other batch types (text, tables) merge themselves: ``batch.merge(parts)``."""
+    if not isinstance(batch, ImageBatch):
+        return batch.merge(parts)
     n = len(batch)
     images: list[Any] = [None] * n
     labels = None
