@@ -44,6 +44,10 @@ _LAZY = {
     "RandomDelete": "datakiln.augment.text",
     "EDA": "datakiln.augment.text",
     "augment_copies": "datakiln.augment.text",
+    "TableBatch": "datakiln.augment.tabular",
+    "GaussianJitter": "datakiln.augment.tabular",
+    "TabularMixUp": "datakiln.augment.tabular",
+    "table_copies": "datakiln.augment.tabular",
     # the CLI's op strings ("crop:32,padding=4; flip; jitter:0.4")
     "parse_ops": "datakiln.augment.spec",
 }
