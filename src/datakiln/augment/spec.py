@@ -9,9 +9,11 @@ Grammar (what ``kiln augment --ops`` takes)::
 
 Positional values fill the op's parameters in order (``crop:32`` is ``RandomCrop(32)``);
 a tuple is written in parentheses or brackets (``rrc:224,scale=(0.08,1)``). ``p=...`` on an
-op that has no ``p`` wraps it in :class:`RandomApply` (``blur:5,p=0.3``). Two shorthands:
-``jitter:V`` is ``ColorJitter(V, V, V)`` and a single ``x`` inside a value makes a pair
-(``crop:32x24`` is ``RandomCrop((32, 24))``). Unknown ops and arguments are
+op that has no ``p`` wraps it in :class:`RandomApply` (``blur:5,p=0.3``). Shorthands:
+``jitter:V`` is ``ColorJitter(V, V, V)``, ``eda:A`` is ``EDA(A, A, A, A)``, and a single
+``x`` inside a value makes a pair (``crop:32x24`` is ``RandomCrop((32, 24))``). Text ops
+(``synonym:0.1; swap:0.1``) and table ops (``table_jitter:0.05; table_mixup:0.2``) use
+the same grammar. Unknown ops and arguments are
 :class:`~datakiln.errors.InvalidArgumentError` listing the valid ones.
 """
 
@@ -30,6 +32,8 @@ __all__ = ["OPS", "parse_ops"]
 _GEOMETRY = "datakiln.augment.geometry"
 _COLOR = "datakiln.augment.color"
 _MIXING = "datakiln.augment.mixing"
+_TEXT = "datakiln.augment.text"
+_TABULAR = "datakiln.augment.tabular"
 
 #: op name in strings → (module, class); classes are imported when an op is used
 OPS: dict[str, tuple[str, str]] = {
@@ -53,6 +57,14 @@ OPS: dict[str, tuple[str, str]] = {
     "cutout": (_MIXING, "RandomErasing"),
     "mixup": (_MIXING, "MixUp"),
     "cutmix": (_MIXING, "CutMix"),
+    # text (a column of strings) and tables (numeric columns)
+    "synonym": (_TEXT, "SynonymReplace"),
+    "insert": (_TEXT, "RandomInsert"),
+    "swap": (_TEXT, "RandomSwap"),
+    "delete": (_TEXT, "RandomDelete"),
+    "eda": (_TEXT, "EDA"),
+    "table_jitter": (_TABULAR, "GaussianJitter"),
+    "table_mixup": (_TABULAR, "TabularMixUp"),
 }
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -134,6 +146,8 @@ def _build(name: str, args: list[str], where: str) -> Augmenter:
         keywords[key] = _value(raw, where)
     if name == "jitter" and len(positional) == 1:
         positional = positional * 3  # jitter:V = ColorJitter(V, V, V)
+    if name == "eda" and len(positional) == 1:
+        positional = positional * 4  # eda:A = EDA(A, A, A, A)
     if len(positional) > len(valid):
         raise InvalidArgumentError(f"{where}: {cls.__name__} takes at most {len(valid)} values "
                                    f"({', '.join(valid)}), got {len(positional)}")

@@ -5,8 +5,9 @@ Ops: :class:`SynonymReplace`, :class:`RandomInsert`, :class:`RandomSwap`,
 message as the paper does. With a rate ``alpha`` and a text of ``L`` words, the first three
 change ``n = max(1, round(alpha * L))`` words (0 when ``alpha == 0``); deletion drops each
 word with probability ``p`` (never every word: one is kept, and a one-word text is left
-alone). Stop words (:data:`~datakiln.augment._tokenize.STOP_WORDS`) are never replaced and
-never the source of an inserted synonym; swap and delete act on any word, as in EDA.
+alone). Stop words (:data:`~datakiln.augment._tokenize.STOP_WORDS`) and one-character words
+are never replaced and never the source of an inserted synonym; swap and delete act on
+any word, as in EDA.
 
 Every random choice (which positions, which synonym) comes from one generator per row
 keyed by ``(seed, epoch, row id, op stream)`` (:meth:`SampleRandom.generators`), so a
@@ -128,6 +129,13 @@ class _TextOp(Augmenter):
         self.stop_words = frozenset(w.lower() for w in (stop_words or ()))
         self.lexicon = lexicon if lexicon is None or isinstance(lexicon, Lexicon) else Lexicon(lexicon)
 
+    def __repr__(self) -> str:
+        extra = f", source={self.source!r}" if hasattr(self, "source") else ""
+        stop = "" if not self.stop_words else ", stop_words=STOP_WORDS" if (
+            self.stop_words == STOP_WORDS) else f", stop_words=<{len(self.stop_words)}>"
+        lexicon = "" if self.lexicon is None else f", lexicon=<{len(self.lexicon)} words>"
+        return f"{type(self).__name__}({self.rate}, tokenizer={self.tokenizer.name!r}{stop}{lexicon}{extra})"
+
     def _lexicon(self) -> Lexicon:
         return wordnet() if self.lexicon is None else self.lexicon
 
@@ -157,10 +165,11 @@ class _TextOp(Augmenter):
         return batch.with_texts(texts)
 
     def _eligible(self, words: list[str]) -> list[int]:
-        """Positions of words that are not stop words and have synonyms."""
+        """Positions of words that are not stop words, not a single character (WordNet reads
+        the texting "u" as uranium) and have synonyms."""
         lexicon = self._lexicon()
         return [i for i, w in enumerate(words)
-                if w.lower() not in self.stop_words and lexicon.synonyms(w)]
+                if len(w) > 1 and w.lower() not in self.stop_words and lexicon.synonyms(w)]
 
 
 class SynonymReplace(_TextOp):

@@ -1,5 +1,9 @@
 """``kiln augment``: see augmentation ops at work (a preview grid) or write augmented copies.
 
+Text and table ops (``synonym``, ``insert``, ``swap``, ``delete``, ``eda``; ``table_jitter``,
+``table_mixup``) take a table file instead of an image folder and write ``-n`` augmented
+copies of every row (:func:`datakiln.augment.rows.augment_rows`) to one file.
+
 The images are augmented exactly as the loader would augment them: the random draws are
 keyed by (``--seed``, epoch, each image's row number in the folder), so the preview of an
 image with seed 0 is what ``ds.loader(..., transform=parse_ops(OPS), seed=0)`` yields for it
@@ -18,7 +22,15 @@ from typing import Any
 import numpy as np
 import typer
 
-from datakiln.cli._common import console, distinct_outputs, esc, overwrite_option, progress_bar, seed_option
+from datakiln.cli._common import (
+    console,
+    distinct_outputs,
+    esc,
+    overwrite_option,
+    progress_bar,
+    seed_option,
+    with_read_options,
+)
 from datakiln.errors import EmptySourceError, InvalidArgumentError, WriteError
 
 _CHUNK = 64  # images decoded and augmented together when writing copies
@@ -254,14 +266,61 @@ def _check_outputs(preview: str | None, out: str | None, transform: Any, overwri
         check_output(out, inputs=inputs, directory=True, overwrite=overwrite)
 
 
+def augment_rows_command(path: str, transform: Any, *, text_column: str | None, copies: int,
+                         out: str | None, preview: str | None, seed: int, overwrite: bool,
+                         read_kwargs: dict[str, Any]) -> None:
+    """``kiln augment data.csv --text-column message --ops "synonym:0.1" -n 4 -o out.parquet``."""
+    import pyarrow as pa
+
+    import datakiln
+    from datakiln.augment.rows import COPY_COLUMN, augment_rows, op_kind
+    from datakiln.io._output import source_inputs
+    from datakiln.io.write import check_output, format_for, write_tables
+
+    if preview is not None:
+        raise InvalidArgumentError("--preview draws images; for text and table ops write the copies with "
+                                   "-o OUT.parquet (a few are shown here)")
+    if out is None:
+        raise InvalidArgumentError("nothing to write: give -o OUT.parquet (or .csv, .jsonl) for the "
+                                   "augmented copies")
+    dataset = datakiln.read(path, **read_kwargs)
+    inputs = ([path] if os.path.exists(path) else []) + source_inputs(dataset.source)
+    check_output(out, inputs=inputs, overwrite=overwrite)
+    schema = dataset.arrow_schema.append(pa.field(COPY_COLUMN, pa.int64()))
+    shown: list[pa.Table] = []
+
+    def tables(advance: Any) -> Any:
+        for table in augment_rows(dataset, transform, copies, text_column=text_column, seed=seed,
+                                  on_progress=advance):
+            if not shown:
+                shown.append(table.slice(0, min(3 * copies, table.num_rows)))
+            yield table
+
+    with progress_bar("augmenting", dataset.count()) as advance:
+        result = write_tables(tables(advance), schema, out, format=format_for(out), overwrite=overwrite,
+                              inputs=inputs)
+    console.print(f"wrote {esc(out)}: {result.rows:,} rows ({copies} augmented copies of each of "
+                  f"{result.rows // copies:,} rows, column {COPY_COLUMN!r} numbers them)")
+    if shown and op_kind(transform) == "text":
+        originals = dataset.head(3)[text_column].to_pylist()
+        for i, text in enumerate(shown[0][text_column].to_pylist()[: 2 * copies: copies]):
+            console.print(f"  {esc(str(originals[i])[:100])}\n  → {esc(str(text)[:100])}")
+
+
+@with_read_options
 def augment_command(
-    images: str = typer.Argument(..., help="Image folder (one sub-folder per class), glob or tar shards."),
+    images: str = typer.Argument(..., help="Image folder (one sub-folder per class), glob or tar shards; "
+                                 "for text or table ops a table file (CSV, Parquet, JSON Lines)."),
     ops: str = typer.Option(..., "--ops", help='Augmentation ops separated by ";", e.g. '
-                            '"crop:32,padding=4; flip; jitter:0.4".'),
+                            '"crop:32,padding=4; flip; jitter:0.4", "synonym:0.1; swap:0.1" or '
+                            '"table_jitter:0.05".'),
     preview: str | None = typer.Option(None, "--preview", help="Write a PNG grid of originals beside "
                                        "their augmented versions."),
-    count: int = typer.Option(64, "-n", "--count", min=1, max=4096,
-                              help="Images in the preview, chosen at random with --seed."),
+    count: int | None = typer.Option(None, "-n", "--count", min=1, max=4096,
+                                     help="Images in the preview, chosen at random with --seed (default "
+                                     "64); for text and table ops, augmented copies of each row."),
+    text_column: str | None = typer.Option(None, "--text-column", help="The text column the text ops "
+                                           "change (default: text)."),
     out: str | None = typer.Option(None, "-o", "--out", help="Write augmented copies of every image as "
                                    "an ImageFolder tree of PNG files (OUT/<class>/<name>.png)."),
     copies: int = typer.Option(1, "--copies", min=1, max=1000,
@@ -272,6 +331,7 @@ def augment_command(
     skip_bad: bool = typer.Option(False, "--skip-bad-images",
                                   help="Skip and count corrupt or non-image files instead of stopping."),
     overwrite: bool = overwrite_option("a preview file", "its own earlier output"),
+    read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Preview augmentation ops on real images, or write augmented copies.
 
@@ -280,11 +340,23 @@ def augment_command(
       kiln augment images/ --ops "crop:32,padding=4; flip; jitter:0.4" --preview grid.png -n 64
 
       kiln augment images/ --ops "rrc:224; flip" -o augmented/ --copies 2 --seed 7
+
+      kiln augment data.csv --text-column message --ops "synonym:0.1; swap:0.1" -n 4 -o augmented.parquet
     """
     import datakiln
     from datakiln.augment import parse_ops
+    from datakiln.augment.rows import op_kind
 
     transform = parse_ops(ops)
+    if op_kind(transform) != "image":
+        augment_rows_command(images, transform, text_column=text_column or "text", copies=count or copies,
+                             out=out, preview=preview, seed=seed, overwrite=overwrite,
+                             read_kwargs=read_kwargs or {})
+        return
+    if any(value is not None for value in (read_kwargs or {}).values()) or text_column is not None:
+        raise InvalidArgumentError("--text-column and the table read options (--names, --delimiter ...) "
+                                   "apply to text and table ops; image ops read an image folder")
+    count = 64 if count is None else count
     dataset = datakiln.read_images(images, labels=labels, on_error="skip" if skip_bad else "raise")
     from datakiln.io._output import source_inputs
 
