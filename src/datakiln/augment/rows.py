@@ -66,6 +66,16 @@ def op_kind(op: Augmenter) -> str:
     return kinds.pop()
 
 
+def _single_eda(op: Augmenter) -> Augmenter:
+    """EDA makes the copies itself: alone (or alone in a Compose) it is used as is."""
+    if isinstance(op, Compose) and len(op.ops) == 1 and isinstance(op.ops[0], EDA):
+        return op.ops[0]
+    if not isinstance(op, EDA) and any(isinstance(leaf, EDA) for leaf in _leaves(op)):
+        raise InvalidArgumentError("eda makes the augmented copies itself: use it alone (eda:0.05 with "
+                                   "-n 16), or combine synonym, insert, swap and delete instead")
+    return op
+
+
 def _check_text_column(schema: pa.Schema, column: str) -> None:
     if column not in schema.names:
         raise SchemaError(f"no text column {column!r}; the columns are {schema.names} (choose one with "
@@ -80,8 +90,7 @@ def _text_copies(table: pa.Table, first_row: int, op: Augmenter, n: int, column:
     texts = table[column].to_pylist()
     ids = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
     if isinstance(op, EDA):
-        op.n_aug, op.include_original = n, False
-        out = op.expand(TextBatch(texts, ids), seed=seed)
+        out = op.with_copies(n).expand(TextBatch(texts, ids), seed=seed)
     else:
         out = augment_copies(op, TextBatch(texts, ids), n, seed=seed)
     rows = table.take(pa.array(np.repeat(np.arange(table.num_rows), n)))
@@ -117,6 +126,7 @@ def augment_rows(data: Any, op: Augmenter, n: int, *, text_column: str | None = 
         raise SchemaError(f"the input already has a column {COPY_COLUMN!r}, which the output uses for the "
                           f"copy number; rename it first")
     kind = op_kind(op)
+    op = _single_eda(op)
     if kind == "image":
         raise InvalidArgumentError("image ops augment image folders (kiln augment IMAGES --ops ...); "
                                    "text ops are synonym, insert, swap, delete, eda; table ops are "

@@ -29,6 +29,7 @@ or from a ``lexicon`` of your own (a dict word → synonyms, e.g. for Chinese wi
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -413,14 +414,22 @@ class EDA(Augmenter):
         step = self.n_aug + int(self.include_original)
         out = _copies_batch(batch, self.n_aug, self.include_original)
         texts = list(out.texts)
-        for k, copy in enumerate(params["copies"]):
+        for k, drawn in enumerate(params["copies"]):
             for position, op in enumerate(self._ops):
-                index = np.flatnonzero(np.asarray(copy["choice"]) == position)
+                index = np.flatnonzero(np.asarray(drawn["choice"]) == position)
                 if index.size:
-                    changed = op.apply(batch.subset(index), copy["params"][position])
+                    changed = op.apply(batch.subset(index), drawn["params"][position])
                     for j, i in enumerate(index):
                         texts[int(i) * step + k + int(self.include_original)] = changed.texts[j]
         return out.with_texts(texts)
+
+    def with_copies(self, n_aug: int, include_original: bool = False) -> EDA:
+        """The same operations making ``n_aug`` copies (and the originals when asked)."""
+        if not isinstance(n_aug, (int, np.integer)) or n_aug < 1:
+            raise InvalidArgumentError(f"n_aug must be a positive integer, got {n_aug!r}")
+        other = copy.copy(self)
+        other.n_aug, other.include_original = int(n_aug), include_original
+        return other
 
     def expand(self, batch: TextBatch, *, seed: int = 0, epoch: int = 0) -> TextBatch:
         """The augmented copies of ``batch`` (draws keyed by its ``row_ids``)."""
