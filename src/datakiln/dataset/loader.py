@@ -128,7 +128,10 @@ def _random_access_table(dataset: Dataset, budget: int | None) -> pa.Table | Non
         return source.table
     if budget is not None and decoded_bytes(dataset, INFER_ROWS) > budget:
         return None  # too big to hold and not random-access: stream it instead
-    return dataset.to_arrow()
+    table = dataset.to_arrow()
+    if dataset._head is None:  # its first rows are the kind-inference sample: not read twice
+        dataset._head = table.slice(0, INFER_ROWS)
+    return table
 
 
 @dataclass
