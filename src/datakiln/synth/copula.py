@@ -127,6 +127,17 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         Threads for sampling (default: one per core).
     seed : int
         Seed of the fitting randomness.
+    epsilon : float or None
+        Differential privacy budget ε (default None: no DP). When set, the fit is
+        (ε, δ)-DP under zCDP accounting (:mod:`datakiln.synth.dp.copula`): noisy histograms on
+        the declared ``domain`` and a noisy correlation matrix, half the budget each, one
+        copula (mixture components switched off). ``math.inf`` runs the same pipeline
+        without noise (for comparisons only).
+    delta : float
+        δ of the DP guarantee (default 1e-6; keep it well below 1/rows).
+    domain : dict, path or :class:`datakiln.synth.dp.Domain`
+        The public domain under DP: numeric bounds and category lists of every column, from
+        the user or a YAML/JSON schema file, never from the data (:mod:`datakiln.synth.dp.domain`).
     """
 
     _state_version = 3  # 3: pooled and withheld categories, text lengths, NaN/±inf shares
@@ -135,7 +146,8 @@ class GaussianCopula(CopulaSampling, Synthesizer):
                  min_component_rows: int = 200, constraints: list[Any] | None = None, pii: str = "fake",
                  text: str = "fake", sample_rows: int = 200_000, grid: int = 2049,
                  max_categories: int = 10_000, min_category_count: int = 1,
-                 memory_budget: str | int | None = "1GB", threads: int | None = None, seed: int = 0) -> None:
+                 memory_budget: str | int | None = "1GB", threads: int | None = None, seed: int = 0,
+                 epsilon: float | None = None, delta: float = 1e-6, domain: Any = None) -> None:
         self.by = by
         self.max_components = max_components
         self.min_component_rows = min_component_rows
@@ -149,6 +161,19 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         self.memory_budget = memory_budget
         self.threads = threads
         self.seed = seed
+        self.epsilon = epsilon
+        self.delta = delta
+        self.domain = domain
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments (a DP domain as its plain mapping, ε = inf as ``"inf"``)."""
+        params = super().get_params()
+        if params["domain"] is not None and not isinstance(params["domain"], (dict, str)):
+            params["domain"] = params["domain"].to_dict() if hasattr(params["domain"], "to_dict") else str(
+                params["domain"])
+        if isinstance(params["epsilon"], float) and params["epsilon"] == float("inf"):
+            params["epsilon"] = "inf"
+        return params
 
     # -- fitting -----------------------------------------------------------------------------
     def _validate(self, dataset: Any) -> None:
@@ -209,6 +234,12 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         return codes, numbers, kinds
 
     def _fit(self, data: Any) -> None:
+        self.dp_ = None
+        if self.epsilon is not None:  # differentially private: datakiln.synth.dp.copula
+            from datakiln.synth.dp.copula import fit_dp
+
+            fit_dp(self, data)
+            return
         dataset = as_dataset(data, what="fit")
         budget = parse_bytes(self.memory_budget)
         refuse_nested(dataset.arrow_schema, "the Gaussian copula")
@@ -418,6 +449,8 @@ class GaussianCopula(CopulaSampling, Synthesizer):
                  "withheld": self.withheld_, "avoid": self.avoid_,
                  "order": self.order_, "by": self.by_, "modelled": self.modelled_,
                  "constraints": [str(c) for c in self.constraints_], "components": []}
+        if getattr(self, "dp_", None):
+            state["dp"] = self.dp_
         arrays: dict[str, np.ndarray] = {}
         for i, component in enumerate(self.components_):
             part, part_arrays = component.to_state(f"c{i}")
@@ -432,6 +465,9 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         from datakiln.synth._validate import check_copula_state
 
         check_copula_state(self, state, arrays)  # every field, before any is used
+        from datakiln.synth.dp.copula import check_dp_state
+
+        self.dp_ = check_dp_state(self, state, arrays) or None
         self.roles_, self.pii_, self.rows_ = state["roles"], state["pii"], state["rows"]
         self.last_id_, self.order_, self.by_ = state["last_id"], state["order"], state["by"]
         self.modelled_ = state["modelled"]
@@ -506,7 +542,12 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         small = self.rows_ < MIN_TRAINING_ROWS
         notes = [f"only {self.rows_} training rows (fewer than {MIN_TRAINING_ROWS}): samples will mostly "
                  f"repeat training rows"] if small else []
-        return {"model": type(self).__name__, "rows": self.rows_, "by": list(self.by_),
+        dp = getattr(self, "dp_", None)
+        if dp:
+            notes.append(f"differentially private: epsilon={dp['epsilon']}, delta={dp['delta']:g} (zCDP; "
+                         f"marginals {dp['split']['marginals']:.0%}, correlation {dp['split']['correlation']:.0%} "
+                         f"of the budget); mixture switched off; row count noisy")
+        return {"model": type(self).__name__, "rows": self.rows_, "by": list(self.by_), "dp": dp,
                 "components": len(self.components_), "min_category_count": self.min_category_count,
                 "max_categories": self.max_categories, "small_training": small, "warnings": notes,
                 "columns": columns}
