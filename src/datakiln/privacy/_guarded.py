@@ -214,6 +214,17 @@ class GuardedSource(Source):
             raise
         return _Tasks(self, inner, wanted, filter, tally)
 
+    def read_all(self, columns: Sequence[str] | None = None,
+                 filter: pc.Expression | None = None) -> pa.Table:
+        """All rows the role may read, its tasks run on the executor's threads."""
+        from datakiln.dataset._executor import ordered_map
+
+        tables = list(ordered_map(self.read_tasks(columns, filter)))  # closes the tasks: logged
+        if tables:
+            return pa.concat_tables(tables)
+        names = self._visible if columns is None else list(columns)
+        return pa.schema([self._schema.field(c) for c in names]).empty_table()
+
     def count_rows(self) -> int:
         if self._row_filter is None:
             with withholding_details(self.role, repr(redact_text(str(self.name)))):
