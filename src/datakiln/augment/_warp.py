@@ -26,10 +26,12 @@ whose resampling premultiplies by alpha); other channel counts and float32 image
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from datakiln._optional import import_optional
 from datakiln.errors import InvalidArgumentError
 
 __all__ = [
@@ -38,6 +40,11 @@ __all__ = [
 ]
 
 _MODES = {1: "L", 3: "RGB", 4: "RGBX"}
+
+
+def _pil() -> Any:
+    """``PIL.Image``, or a MissingDependencyError naming the ``images`` extra."""
+    return import_optional("PIL.Image", extra="images", purpose="resizing and warping images")
 
 
 def check_images(images: np.ndarray | list[np.ndarray]) -> None:
@@ -149,7 +156,7 @@ def crop_image(image: np.ndarray, top: int, left: int, size: tuple[int, int],
 # -- Pillow resampling -------------------------------------------------------------------
 def _through_pil(image: np.ndarray, operation: Callable[..., object], fill: np.ndarray) -> np.ndarray:
     """Run ``operation(pil_image, fill)`` on the whole image or plane by plane."""
-    from PIL import Image
+    Image = _pil()
 
     channels = image.shape[2]
     if image.dtype == np.uint8 and channels in _MODES:
@@ -176,7 +183,7 @@ def pil_resize(images: np.ndarray | list[np.ndarray], boxes: np.ndarray,
     width)`` with Pillow's antialiased bilinear filter; one ``N×h×w×C`` array when every
     output has the same size. Pixels outside a box are never read (as in the torch
     backend, which resizes the crop alone)."""
-    from PIL import Image
+    Image = _pil()
 
     n = len(images)
     same = n > 0 and bool((sizes == sizes[0]).all())
@@ -206,7 +213,7 @@ def pil_warp(image: np.ndarray, inverse: np.ndarray, size: tuple[int, int],
     """Bilinear affine warp: output pixel centre ``p`` reads the input at ``inverse @ p``;
     where that point lies outside the input the pixel is ``fill`` (Pillow's rule; the
     neighbours of a point inside are clamped to the edge)."""
-    from PIL import Image
+    Image = _pil()
 
     data = tuple(float(v) for v in np.asarray(inverse, dtype=np.float64).reshape(6))
     target = (int(size[1]), int(size[0]))
