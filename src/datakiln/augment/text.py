@@ -40,6 +40,7 @@ from datakiln.augment._random import SampleRandom
 from datakiln.augment._tokenize import STOP_WORDS, Tokenizer, make_tokenizer
 from datakiln.augment._wordnet import Lexicon, wordnet
 from datakiln.augment.base import Augmenter, Params
+from datakiln.dataset._text_batches import register_text_batch
 from datakiln.errors import InvalidArgumentError
 
 __all__ = ["EDA", "RandomDelete", "RandomInsert", "RandomSwap", "SynonymReplace", "TextBatch",
@@ -96,6 +97,9 @@ class TextBatch:
             for j, i in enumerate(index):
                 texts[int(i)] = part.texts[j]
         return self.with_texts(texts)
+
+
+register_text_batch(TextBatch, SampleRandom)  # the loader builds batches of these
 
 
 def _changes(rate: float, words: int) -> int:

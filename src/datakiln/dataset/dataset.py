@@ -523,7 +523,9 @@ class Dataset:
                on_progress: Callable[[int], None] | None = None,
                even_batches: str | None = None, key: str | None = None, transform: Any = None,
                image_size: int | tuple[int, int] | None = None, image_mode: str = "RGB",
-               on_params: Callable[[dict[str, Any]], None] | None = None) -> Loader:
+               on_params: Callable[[dict[str, Any]], None] | None = None,
+               text_column: str | None = None, tokenizer: Any = None, pad_to: str | int = "longest",
+               bucket_by_length: bool = False) -> Loader:
         """Batches for training: shuffled, sharded over ranks, prefetched, exactly resumable.
 
         Parameters
@@ -573,6 +575,15 @@ class Dataset:
             "params"}`` (also kept as ``loader.last_params``); ``transform.apply`` replays it.
             Both live in the process that assembles the batch (a DataLoader worker's copy of the
             loader when ``num_workers > 0``).
+        text_column, tokenizer : str, callable, optional
+            Text batches: the column's texts (augmented by a ``transform`` of text ops, keyed
+            as above) go through ``tokenizer`` (text → token ids) into ``input_ids`` and
+            ``attention_mask`` (int64 ``N×L``, pad id 0); the other columns come as usual.
+        pad_to : "longest" or int
+            Pad to the batch's longest text (default) or pad/truncate to a fixed length.
+        bucket_by_length : bool
+            Batch texts of similar length (50 batches sorted by length at a time, dealt in a
+            keyed order): less padding, order and resume still exact.
 
         >>> loader = ds.cache("train.arrow").loader(4096, seed=0)          # doctest: +SKIP
         >>> for epoch in range(3):                                          # doctest: +SKIP
@@ -588,7 +599,9 @@ class Dataset:
                       world_size=world_size, memory_budget=memory_budget or self._memory_budget,
                       pin_memory=pin_memory, on_progress=on_progress,
                       even_batches=even_batches, key=key, transform=transform,
-                      image_size=image_size, image_mode=image_mode, on_params=on_params)
+                      image_size=image_size, image_mode=image_mode, on_params=on_params,
+                      text_column=text_column, tokenizer=tokenizer, pad_to=pad_to,
+                      bucket_by_length=bucket_by_length)
 
     def profile(self, *, memory_budget: int | str | None = "1GB", top_k: int = 10,
                 sample_rows: int = 65_536, seed: int = 0,

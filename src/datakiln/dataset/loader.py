@@ -23,6 +23,9 @@ cannot be read at random and whose decoded size (:mod:`datakiln.dataset._size`) 
 the budget are streamed instead: shuffled block order plus a shuffle buffer
 (:mod:`datakiln.dataset._stream`), dealt to ranks the same way.
 
+A text column is tokenised and padded on the same threads (``input_ids``, ``attention_mask``),
+optionally bucketed by length (:mod:`datakiln.dataset._text_batches`).
+
 Output formats beyond NumPy, Arrow and pandas come from integrations that register a
 converter (:func:`register_format`); this module names them but never imports them, so the
 layers look down only (``format="torch"`` loads :mod:`datakiln.integrations.torch` on
@@ -52,6 +55,7 @@ from datakiln.dataset._gather import Gather
 from datakiln.dataset._image_batches import ImagePipeline, channels_first, find_image_columns, image_pipeline
 from datakiln.dataset._permute import permute
 from datakiln.dataset._size import decoded_bytes
+from datakiln.dataset._text_batches import TextPipeline, text_pipeline
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError
 from datakiln.io.arrow import ArrowFileSource, TableSource
 from datakiln.units import format_bytes, parse_bytes
@@ -152,7 +156,9 @@ class Loader:
                  pin_memory: bool = False, on_progress: Callable[[int], None] | None = None,
                  even_batches: str | None = None, key: str | None = None, transform: Any = None,
                  image_size: int | tuple[int, int] | None = None, image_mode: str = "RGB",
-                 on_params: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_params: Callable[[dict[str, Any]], None] | None = None,
+                 text_column: str | None = None, tokenizer: Any = None, pad_to: str | int = "longest",
+                 bucket_by_length: bool = False) -> None:
         if batch_size <= 0:
             raise InvalidArgumentError(f"batch_size must be positive, got {batch_size}")
         if world_size <= 0 or not 0 <= rank < world_size:
@@ -192,6 +198,9 @@ class Loader:
         table = _random_access_table(dataset, self.memory_budget)
         self.streaming = table is None
         self._images: ImagePipeline | None = None
+        self._text: TextPipeline | None = text_pipeline(
+            table, text_column, tokenizer=tokenizer, pad_to=pad_to, transform=transform,
+            bucket=bucket_by_length, format=format)
         if table is None:  # block shuffle + buffer (see datakiln.dataset._stream)
             self.rows = dataset.count()
             self._buffer_rows = self._stream_buffer_rows()
@@ -202,6 +211,8 @@ class Loader:
             fits = self.memory_budget is None or table.nbytes <= self.memory_budget // 2
             contiguous = bool(table.num_columns) and fits and table.column(0).num_chunks > 1
             self.categories = self._categories(table)
+            if self._text is not None:  # see datakiln.dataset._text_batches
+                table, transform = table.drop_columns([text_column]), None
             self._images = image_pipeline(table, self.dataset.schema.kinds, self.categories,
                                           batch_size=batch_size, budget=self.memory_budget,
                                           format=format, transform=transform, size=image_size,
@@ -399,7 +410,12 @@ class Loader:
         return _converter(self.format)[0](arrays, pin_memory=self.pin_memory)
 
     def _assemble(self, batch: int) -> Any:
-        indices = self.indices(batch)
+        text = self._text
+        indices = text.bucketed(self.indices, batch, len(self), key=self._key(), epoch=self.epoch) if (
+            text is not None and text.bucket) else self.indices(batch)
+        if text is not None:
+            arrays, record = text.assemble(indices, self._columns(indices), seed=self.seed, epoch=self.epoch)
+            return _Recorded(self._finish(arrays), None if record is None else {"batch": batch, **record})
         if self._images is not None:
             arrays, record = self._images.assemble(indices, self._columns(indices),
                                                    seed=self.seed, epoch=self.epoch)
@@ -434,6 +450,8 @@ class Loader:
         arrays = self._columns(indices)
         if self._images is not None:
             arrays = self._images.assemble(indices, arrays, seed=self.seed, epoch=self.epoch)[0]
+        if self._text is not None:
+            arrays = self._text.assemble(indices, arrays, seed=self.seed, epoch=self.epoch)[0]
         return arrays
 
     def _columns(self, indices: np.ndarray) -> dict[str, np.ndarray]:
