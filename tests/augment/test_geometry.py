@@ -367,3 +367,19 @@ def test_any_channel_count_resamples_channel_by_channel_alike(channels: int) -> 
         for c in range(channels):  # each channel as if it were a grey image on its own
             grey, _ = run(kind(**kwargs, backend="numpy"), batch_of(images[..., c:c + 1].copy()))
             np.testing.assert_array_equal(out.images[..., c], grey.images[..., 0])
+
+
+def test_asymmetric_padding_follows_torchvision_order() -> None:
+    images = photo(64, 10, 12)
+    op = RandomCrop((10, 12), padding=(1, 2, 3, 4), fill=9)  # left, top, right, bottom
+    out, params = run(op, batch_of(images))
+    assert params["left"].min() == -1 and params["left"].max() == 3
+    assert params["top"].min() == -2 and params["top"].max() == 4
+    for i in range(64):
+        padded = np.pad(images[i], ((2, 4), (1, 3), (0, 0)), constant_values=9)
+        top, left = params["top"][i] + 2, params["left"][i] + 1
+        np.testing.assert_array_equal(out.images[i], padded[top:top + 10, left:left + 12])
+    public = {k: v for k, v in vars(op).items() if not k.startswith("_")}
+    assert RandomCrop(**public)._pads == op._pads  # what repr shows builds the same op
+    _, pair = run(RandomCrop(10, padding=(2, 1)), batch_of(images[:, :8, :8]))  # (left/right, top/bottom)
+    assert pair["left"].min() == -2 and pair["left"].max() == 0 and (pair["top"] == -1).all()

@@ -164,12 +164,13 @@ class RandomCrop(_Crop):
                  fill: float | Sequence[float] = 0, pad_if_needed: bool = False,
                  mask_fill: int = 0) -> None:
         self.size = size_pair(size, "RandomCrop")
-        self.padding = _padding(padding)
+        self._pads = _padding(padding)  # (top, bottom, left, right)
+        self.padding = padding
         self.fill, self.pad_if_needed, self.mask_fill = fill, bool(pad_if_needed), int(mask_fill)
 
     def _range(self, batch: ImageBatch, axis: int) -> tuple[np.ndarray, np.ndarray]:
         """Per sample the lowest and one past the highest window start along ``axis``."""
-        before, after = self.padding[2 * axis:2 * axis + 2]
+        before, after = self._pads[2 * axis:2 * axis + 2]
         extent = batch.sizes()[:, axis]
         need = self.size[axis]
         short = np.maximum(0, need - (extent + before + after))
@@ -178,7 +179,7 @@ class RandomCrop(_Crop):
             sizes = batch.sizes()[i]
             raise InvalidArgumentError(
                 f"RandomCrop(size={self.size}) needs images of at least that size after padding "
-                f"{self.padding}; row {int(batch.row_ids[i])} is {int(sizes[0])}×{int(sizes[1])}: "
+                f"{self.padding!r}; row {int(batch.row_ids[i])} is {int(sizes[0])}×{int(sizes[1])}: "
                 "pass pad_if_needed=True, more padding, or Resize first")
         low = -before - short // 2
         return low, extent + after + (short - short // 2) - need + 1
