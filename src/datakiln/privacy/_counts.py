@@ -91,15 +91,19 @@ def group_counts(dataset: Any, key_sets: Sequence[Sequence[str]], *,
 
     parts: list[list[pa.Table]] = [[] for _ in key_sets]
     pending = [0] * len(key_sets)
+    merged_rows = [0] * len(key_sets)
     for rows, grouped in dataset._tables(count):
         if on_progress is not None:
             on_progress(rows)
         for i, part in enumerate(grouped):
             parts[i].append(part)
             pending[i] += part.num_rows
-            if pending[i] > _MERGE_ROWS:
+            # merge when the partials outgrow both a floor and the last merge (doubling keeps
+            # the total merge work proportional to the rows grouped, however many combinations)
+            if pending[i] > max(_MERGE_ROWS, merged_rows[i]):
                 parts[i] = [_merge(parts[i], key_sets[i])]
-                pending[i] = parts[i][0].num_rows
+                merged_rows[i] = parts[i][0].num_rows
+                pending[i] = 0
                 _check_budget(parts, budget, key_sets)
     merged = []
     for keys, part in zip(key_sets, parts, strict=True):

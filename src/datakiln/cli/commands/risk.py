@@ -68,7 +68,8 @@ def risk_table(before: Any, after: Any = None) -> Table:
     if after is not None:
         table.add_column("after", justify="right")
     for name, label, pattern in _MEASURES:
-        cells = [_fmt(getattr(r, name), pattern) for r in (before, after) if r is not None]
+        cells = [_fmt(None if name == "share_below_k" and r.k_requested is None else getattr(r, name),
+                      pattern) for r in (before, after) if r is not None]
         table.add_row(label, *cells)
     return table
 
