@@ -59,15 +59,8 @@ __all__ = [
 ]
 
 # -- flips -------------------------------------------------------------------------------
-class HorizontalFlip(GeometricOp):
-    """Mirror each sample left-right with probability ``p`` (default 0.5).
-
-    >>> out = HorizontalFlip(p=1.0)(ImageBatch(np.arange(6, dtype=np.uint8).reshape(1, 1, 6, 1), [0]))
-    >>> out.images[0, 0, :, 0].tolist()
-    [5, 4, 3, 2, 1, 0]
-    """
-
-    _axis = 1  # the image's axis (H=0, W=1)
+class _Flip(GeometricOp):
+    _axis: int  # the image's axis (H=0, W=1)
 
     def __init__(self, p: float = 0.5) -> None:
         self.p = probability(p, type(self).__name__)
@@ -86,13 +79,24 @@ class HorizontalFlip(GeometricOp):
         sizes = batch.sizes()
         flags = np.asarray(params["flip"], dtype=bool)
         matrix = identity(len(batch))
-        row = 1 - self._axis  # x (row 0 of the matrix) for a horizontal flip
+        row = 1 - self._axis  # the matrix row of the flipped coordinate (x: 0, y: 1)
         matrix[flags, row, row] = -1.0
         matrix[flags, row, 2] = sizes[flags, self._axis]
         return matrix, sizes
 
 
-class VerticalFlip(HorizontalFlip):
+class HorizontalFlip(_Flip):
+    """Mirror each sample left-right with probability ``p`` (default 0.5).
+
+    >>> out = HorizontalFlip(p=1.0)(ImageBatch(np.arange(6, dtype=np.uint8).reshape(1, 1, 6, 1), [0]))
+    >>> out.images[0, 0, :, 0].tolist()
+    [5, 4, 3, 2, 1, 0]
+    """
+
+    _axis = 1
+
+
+class VerticalFlip(_Flip):
     """Mirror each sample top-bottom with probability ``p`` (default 0.5)."""
 
     _axis = 0
