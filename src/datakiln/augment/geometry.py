@@ -168,8 +168,8 @@ class RandomCrop(_Crop):
                  fill: float | Sequence[float] = 0, pad_if_needed: bool = False,
                  mask_fill: int = 0) -> None:
         self.size = size_pair(size, "RandomCrop")
-        self._pads = _padding(padding)  # (top, bottom, left, right)
-        self.padding = padding
+        self._pads = top, bottom, left, right = _padding(padding)
+        self.padding = (left, top, right, bottom)  # torchvision's 4-tuple: repr rebuilds the op
         self.fill, self.pad_if_needed, self.mask_fill = fill, bool(pad_if_needed), int(mask_fill)
 
     def _range(self, batch: ImageBatch, axis: int) -> tuple[np.ndarray, np.ndarray]:
