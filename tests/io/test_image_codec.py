@@ -256,3 +256,12 @@ def test_bad_arguments_are_datakiln_errors() -> None:
         decode(JPEG, size=(0, 3))
     with pytest.raises(DatakilnError):
         decode(JPEG, size=(1, 2, 3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.binary(max_size=300))
+def test_exif_walk_never_fails_on_arbitrary_segments(body: bytes) -> None:
+    app1 = b"\xff\xd8\xff\xe1"
+    for data in (b"\xff\xd8" + body, app1 + body, app1 + b"\x00\x20Exif\x00\x00" + body):
+        assert 1 <= exif_orientation(data) <= 8
+        assert 1 <= exif_orientation(np.frombuffer(data, np.uint8)) <= 8
