@@ -175,13 +175,17 @@ class _State:
     def _may_cut(self) -> np.ndarray:
         low = self.a * self.vmin + self.b
         high = self.a * self.vmax + self.b
-        return (low < self.lo - 1e-4) | (high > self.hi + 1e-4)
+        tolerance = 1e-6 * self.bound  # float rounding, far below a grey level
+        return (low < self.lo - tolerance) | (high > self.hi + tolerance)
 
     def settle(self) -> None:
         """Apply the clamp to ``Y`` where it may cut; afterwards the image is ``A*Y + B``."""
         cut = self._may_cut()
         if cut.any():
-            flat = self.a <= 0
+            # A ~ 0 (a factor of 0, or products of tiny ones): the image is the constant
+            # clip(B, lo, hi); dividing by A would overflow float32
+            flat = self.a < 1e-12
+            self.a = np.where(flat, 0.0, self.a)
             safe_a = np.where(flat, 1.0, self.a)
             ylo = np.where(cut, (self.lo - self.b) / safe_a, -np.inf)
             yhi = np.where(cut, (self.hi - self.b) / safe_a, np.inf)
@@ -200,8 +204,10 @@ class _State:
         """Compose ``clip(scale * image + shift, 0, bound)`` into the deferred map."""
         self.a = scale * self.a
         self.b = scale * self.b + shift
-        self.lo = np.clip(scale * self.lo + shift, 0.0, self.bound)
-        self.hi = np.clip(scale * self.hi + shift, 0.0, self.bound)
+        with np.errstate(invalid="ignore"):  # 0 * inf: the image is the constant `shift`
+            lo = np.where(scale == 0, shift, scale * self.lo + shift)
+            hi = np.where(scale == 0, shift, scale * self.hi + shift)
+        self.lo, self.hi = np.clip(lo, 0.0, self.bound), np.clip(hi, 0.0, self.bound)
 
     def grey(self) -> Any:
         if self.g is None:
