@@ -354,3 +354,17 @@ def test_argument_errors(images):
         images.loader(2, image_mode="CMYK")
     with pytest.raises(MemoryBudgetError, match="lower batch_size"):
         images.loader(256, transform=TRANSFORM, memory_budget="1MB")
+
+
+def test_the_dataset_layer_never_imports_augment():
+    """augment sits above dataset: it registers its batch types with the loader instead."""
+    import ast
+    from pathlib import Path
+
+    import datakiln.dataset
+
+    for path in Path(datakiln.dataset.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.startswith("datakiln.augment") for n in names), path.name
