@@ -295,6 +295,11 @@ def test_tensor_columns_and_hugging_face_structs(tmp_path):
     batch = next(iter(datakiln.from_arrow(table).loader(20, shuffle=False, image_mode="L")))
     assert np.array_equal(batch["image"][:, :, :, 0], digits) and batch["label"].tolist() == list(
         np.arange(20) % 10)
+    chunked = pa.concat_tables([table.slice(0, 6), table.slice(6)])
+    rgba = next(iter(datakiln.from_arrow(chunked).loader(20, shuffle=False, image_mode="RGBA")))["image"]
+    assert rgba.shape == (20, 28, 28, 4) and (rgba[..., 3] == 255).all()
+    assert all(np.array_equal(rgba[..., c], digits) for c in range(3))
+    assert next(iter(datakiln.from_arrow(table).loader(4, image_size=14)))["image"].shape == (4, 14, 14, 3)
     (tmp_path / "b.jpg").write_bytes(_jpeg(1))
     values = [{"bytes": _jpeg(0), "path": "a.jpg"}, {"bytes": None, "path": str(tmp_path / "b.jpg")}]
     structs = pa.array(values, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))

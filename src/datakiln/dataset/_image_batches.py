@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from datakiln.dataset._gather import Gather
 from datakiln.errors import InvalidArgumentError, MemoryBudgetError
-from datakiln.io.image_codec import MODES, _size, decode, decode_batch, is_jpeg, jpeg_header
+from datakiln.io.image_codec import MODES, _size, decode, decode_batch, from_pixels, is_jpeg, jpeg_header
 
 __all__ = ["EncodedImages", "ImagePipeline", "channels_first", "find_image_columns",
            "register_augment"]
@@ -128,12 +128,23 @@ class EncodedImages:
         nulls = chunk.is_null().to_numpy(zero_copy_only=False) if chunk.null_count else None
         return offsets, data, nulls, paths
 
+    def pixels(self, rows: np.ndarray) -> np.ndarray:
+        """Tensor columns: the rows' pixels as one ``N×H×W(×C)`` array (fancy indexing per chunk)."""
+        chunk_of = np.searchsorted(self.starts, rows, side="right") - 1
+        if len(self.chunks) == 1:
+            return self.chunks[0][rows]
+        out = np.empty((len(rows),) + self.chunks[0].shape[1:], dtype=np.uint8)
+        for chunk in np.unique(chunk_of).tolist():
+            places = np.flatnonzero(chunk_of == chunk)
+            out[places] = self.chunks[chunk][rows[places] - self.starts[chunk]]
+        return out
+
     def values(self, rows: np.ndarray) -> list[Any]:
         """The encoded value of each row (``None`` for a null)."""
         chunk_of = np.searchsorted(self.starts, rows, side="right") - 1
         local = rows - self.starts[chunk_of]
         if self.tensor:
-            return [self.chunks[c][i] for c, i in zip(chunk_of.tolist(), local.tolist())]
+            return list(self.pixels(rows))
         out: list[Any] = [None] * len(rows)
         for chunk in np.unique(chunk_of).tolist():
             places = np.flatnonzero(chunk_of == chunk)
@@ -201,6 +212,8 @@ class ImagePipeline:
 
     def decode(self, rows: np.ndarray) -> np.ndarray | list[np.ndarray]:
         """The rows' images decoded (and resized to ``image_size``), before any transform."""
+        if self.encoded.tensor and self.size is None:  # raw pixels (IDX): one vectorised gather
+            return np.ascontiguousarray(from_pixels(self.encoded.pixels(rows), self.mode, batch=True))
         names = _Names(rows, self.column, self._describe)
         return decode_batch(self.encoded.values(rows), mode=self.mode, size=self.size, where=names)
 

@@ -286,31 +286,31 @@ def _pillow_array(image: Any, mode: str, where: str | None) -> np.ndarray:
     return values[:, :, None] if values.ndim == 2 else values
 
 
-def from_pixels(values: np.ndarray, mode: str) -> np.ndarray:
-    """Raw uint8 pixels (``H×W``, ``H×W×1``, ``H×W×3`` or ``H×W×4``) in ``mode``
-    (grey is repeated into colour; colour to grey with ITU-R 601-2 luma, as Pillow)."""
+def from_pixels(values: np.ndarray, mode: str, *, batch: bool = False) -> np.ndarray:
+    """Raw uint8 pixels (``H×W``, ``H×W×1``, ``H×W×3`` or ``H×W×4``; with ``batch``, a
+    leading ``N`` axis) in ``mode`` (grey is repeated into colour; colour to grey with
+    ITU-R 601-2 luma, as Pillow)."""
     channels = _check_mode(mode)
     if values.dtype != np.uint8:
         raise InvalidArgumentError(f"raw image pixels must be uint8, got {values.dtype}")
-    if values.ndim == 2:
-        values = values[:, :, None]
-    have = values.shape[2]
+    if values.ndim == (3 if batch else 2):
+        values = values[..., None]
+    have = values.shape[-1]
     if have == channels:
         return values
+    opaque = np.full(values.shape[:-1] + (1,), 255, np.uint8)
     if have == 1:
-        grey = values
         if channels == 1:
-            return grey
-        colour = np.repeat(grey, 3, axis=2)
-        return colour if channels == 3 else np.concatenate(
-            [colour, np.full(grey.shape, 255, np.uint8)], axis=2)
-    rgb = values[:, :, :3]
+            return values
+        colour = np.repeat(values, 3, axis=-1)
+        return colour if channels == 3 else np.concatenate([colour, opaque], axis=-1)
+    rgb = values[..., :3]
     if channels == 3:
         return rgb
     if channels == 4:
-        return np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+        return np.concatenate([rgb, opaque], axis=-1)
     luma = rgb.astype(np.uint32) @ np.array([19595, 38470, 7471], dtype=np.uint32)
-    return ((luma + 32768) >> 16).astype(np.uint8)[:, :, None]
+    return ((luma + 32768) >> 16).astype(np.uint8)[..., None]
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
