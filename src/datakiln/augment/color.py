@@ -236,9 +236,10 @@ def _convolve_axis(images: np.ndarray, kernels: np.ndarray, axis: int) -> np.nda
     pad[axis] = (half, half)
     padded = np.pad(images, pad, mode="reflect")
     out = np.zeros(images.shape, np.float32)
+    window: list[slice] = [slice(None)] * images.ndim
     for tap in range(size):
-        window = np.take(padded, np.arange(tap, tap + length), axis=axis)
-        out += window * kernels[:, tap].astype(np.float32).reshape(-1, 1, 1, 1)
+        window[axis] = slice(tap, tap + length)
+        out += padded[tuple(window)] * kernels[:, tap].astype(np.float32).reshape(-1, 1, 1, 1)
     return out
 
 
