@@ -187,6 +187,8 @@ def test_random_erasing_mixed_sizes_and_checks():
     assert all((im == 0).any() for im in out.images)
     with pytest.raises(InvalidArgumentError, match="scale"):
         RandomErasing(scale=(0.5, 0.1))
+    with pytest.raises(InvalidArgumentError, match="one number per channel"):
+        RandomErasing(value="random")
 
 
 def test_through_the_loader_a_row_is_mixed_the_same_in_any_batch():

@@ -63,6 +63,13 @@ class RandomErasing(Augmenter):
         self.p = p
         self.scale = _pair("scale", scale, 0.0, 1.0)
         self.ratio = _pair("ratio", ratio, 1e-6, np.inf)
+        try:
+            fill = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            fill = np.array([np.nan])
+        if fill.ndim > 1 or not np.isfinite(fill).all():
+            raise InvalidArgumentError(f"RandomErasing value must be a number or one number per "
+                                       f"channel, got {value!r}")
         self.value = value
 
     def make_params(self, rng: SampleRandom, batch: ImageBatch) -> Params:
