@@ -189,6 +189,8 @@ def test_random_erasing_mixed_sizes_and_checks():
         RandomErasing(scale=(0.5, 0.1))
     with pytest.raises(InvalidArgumentError, match="one number per channel"):
         RandomErasing(value="random")
+    with pytest.raises(InvalidArgumentError, match="2 channels but row 1 has 3"):
+        RandomErasing(p=1.0, value=(1, 2))(ImageBatch(images=images, row_ids=np.array([1, 2])))
 
 
 def test_through_the_loader_a_row_is_mixed_the_same_in_any_batch():

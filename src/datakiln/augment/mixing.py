@@ -93,10 +93,14 @@ class RandomErasing(Augmenter):
         applied = np.asarray(params["applied"], dtype=bool)
         boxes = np.asarray(params["box"], dtype=np.int64)
         images = batch.images.copy() if batch.uniform else [image.copy() for image in batch.images]
+        fill = np.asarray(self.value, dtype=np.float64)
         for i in np.flatnonzero(applied):
             y0, y1, x0, x1 = boxes[i]
             image = images[i]
-            image[y0:y1, x0:x1] = np.asarray(self.value, dtype=np.float64).astype(image.dtype)
+            if fill.size not in (1, image.shape[-1]):
+                raise InvalidArgumentError(f"RandomErasing value has {fill.size} channels but row "
+                                           f"{int(batch.row_ids[i])} has {image.shape[-1]}")
+            image[y0:y1, x0:x1] = fill.astype(image.dtype)
         return batch.with_images(images)
 
 
