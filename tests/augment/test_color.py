@@ -181,6 +181,8 @@ def test_jitter_arguments_are_checked():
         ColorJitter(brightness=-1)
     with pytest.raises(InvalidArgumentError, match="backend"):
         ColorJitter(0.1, backend="cuda")
+    with pytest.raises(InvalidArgumentError, match=r"float images in \[0, 1\]; got floats in \[-2"):
+        ColorJitter(0.4)(batch_of(np.full((2, 4, 4, 3), -2.0, np.float32)))
     with pytest.raises(InvalidArgumentError, match="3 channels"):
         ColorJitter(0.4)(batch_of(np.zeros((2, 4, 4, 1), np.uint8)))
 
@@ -217,6 +219,9 @@ def test_gaussian_noise_has_the_asked_std_and_replays():
     assert abs(diff.mean()) < 0.2
     np.testing.assert_array_equal(GaussianNoise(std=(5.0, 20.0)).apply(batch_of(images), params).images, out)
     assert not np.array_equal(out[0], out[1])  # every row its own noise
+    normalised = np.full((2, 8, 8, 3), -1.5, np.float32)  # floats are not clipped
+    noisy = GaussianNoise(std=0.1)(batch_of(normalised)).images
+    assert noisy.dtype == np.float32 and noisy.min() < -1.6 and abs(noisy.mean() + 1.5) < 0.05
     again, _ = run(GaussianNoise(std=(5.0, 20.0)), images[:3], seed=1, row_ids=np.array([9, 0, 1]))
     np.testing.assert_array_equal(again[1:], out[:2])
 

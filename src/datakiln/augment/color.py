@@ -3,9 +3,10 @@
 Every op draws per-sample parameters (:mod:`datakiln.augment.base`) and runs vectorised
 over a uniform ``N×H×W×C`` batch (per-sample factors broadcast as ``(N, 1, 1, 1)``); a
 batch of mixed sizes (a list) is handled image by image with the same parameters. uint8
-images stay uint8 (values rounded half to even); float32 images are taken to lie in
-``[0, 1]`` (ColorJitter, Grayscale, GaussianNoise clip there) except after
-:class:`Normalize`, which is the last pixel op of a pipeline.
+images stay uint8 (clipped to 0..255, rounded half to even). ColorJitter also takes
+float32 images in ``[0, 1]`` (refusing others: clipping normalised values would be
+silently wrong); the other ops keep float images unclipped, so they work after
+:class:`Normalize` too.
 
 The kernels are written here rather than taken from torchvision or kornia: torchvision
 does not import beside the CPU torch this project uses, kornia draws one set of
@@ -60,17 +61,24 @@ def _check_backend(backend: str) -> str:
     return backend
 
 
-def _bound(image: np.ndarray) -> float:
-    return 255.0 if image.dtype == np.uint8 else 1.0
-
-
 def _finish(values: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """Clip to the valid range of ``like``'s dtype and cast back (uint8: rounded)."""
-    bound = _bound(like)
-    np.clip(values, 0.0, bound, out=values)
+    """uint8: clipped to 0..255 and rounded; float images are returned unclipped (they
+    may be normalised already)."""
     if like.dtype == np.uint8:
+        np.clip(values, 0.0, 255.0, out=values)
         return np.rint(values, out=values).astype(np.uint8)
     return values.astype(np.float32, copy=False)
+
+
+def _check_unit_range(op: str, images: np.ndarray) -> None:
+    """Float images must lie in [0, 1] where an op clips to that range."""
+    if images.dtype == np.uint8 or images.size == 0:
+        return
+    low, high = float(images.min()), float(images.max())
+    if low < -1e-6 or high > 1 + 1e-6 or not np.isfinite([low, high]).all():
+        raise InvalidArgumentError(
+            f"{op} takes uint8 images or float images in [0, 1]; got floats in [{low:.3g}, "
+            f"{high:.3g}]: put it before Normalize (or scale the images to [0, 1])")
 
 
 def _per_image(batch: ImageBatch, fn: Any) -> np.ndarray | list[np.ndarray]:
@@ -127,6 +135,7 @@ class ColorJitter(Augmenter):
             if images.shape[-1] != 3:
                 raise InvalidArgumentError(f"ColorJitter needs RGB images (3 channels), got "
                                            f"{images.shape[-1]}; decode with mode='RGB'")
+            _check_unit_range("ColorJitter", images)
             factors = {code: np.asarray(params[name])[index].astype(np.float64) for code, name in
                        enumerate(("brightness", "contrast", "saturation", "hue"))}
             return jitter(images, factors, np.asarray(params["order"])[index], backend=backend)
@@ -182,7 +191,8 @@ class GaussianNoise(Augmenter):
     ----------
     std : float or (min, max)
         Standard deviation in the image's units: grey levels for uint8 (e.g. 10), the
-        ``[0, 1]`` scale for float images; a pair draws it per sample.
+        float scale for float images; a pair draws it per sample. uint8 results are
+        clipped to 0..255, float results are not clipped.
     mean : float, default 0
     p : float, default 1.0
 
