@@ -105,8 +105,12 @@ def test_comparison_grid_puts_each_augmented_image_beside_its_original():
 def test_comparison_grid_with_crops_and_labels():
     originals = _images(4, 40, 40)
     crops = originals[:, 4:36, 4:36]
-    grid = comparison_grid(originals, crops, labels=["a", "b", "c", "d"])
-    assert grid.dtype == np.uint8 and grid.shape[2] == 3
+    grid = comparison_grid(originals, crops, labels=["a", "b", "c", "d"], pairs_per_row=4, scale=2)
+    assert grid.dtype == np.uint8 and grid.shape == (4 + 80 + 14 + 4, 4 + 4 * (161 + 4), 3)
+    left = 4 + 165  # the second pair: its crop (64 px shown) sits top-left in an 80 px cell
+    assert np.array_equal(grid[4:68:2, left + 81:left + 145:2], crops[1])
+    assert (grid[4:84, left + 80] == 160).all()  # the grey line between the two
+    assert (grid[68:84, left + 81:left + 161] == 255).all()  # the rest of the crop's cell is white
     with pytest.raises(InvalidArgumentError, match="3 originals, 2 augmented"):
         comparison_grid(originals[:3], crops[:2])
 

@@ -202,7 +202,8 @@ def comparison_grid(originals: Any, augmented: Any, *, labels: Sequence[Any] | N
     scale : int, optional
         Enlargement of each image (see :func:`image_grid`; default: at least 64 pixels).
     gap : int
-        Pixels between an original and its augmented version (default 1, grey 160).
+        Pixels of the grey line (160) between an original and its augmented version
+        (default 1); a smaller image leaves the rest of its cell white.
     padding : int
         Pixels between pairs (default 4, white).
     """
@@ -216,8 +217,12 @@ def comparison_grid(originals: Any, augmented: Any, *, labels: Sequence[Any] | N
     scale = scale or max(1, -(-MIN_CELL // largest))
     pairs = []
     for original, changed in zip(left, right):
-        pair = image_grid([original, changed], columns=2, scale=scale, padding=gap, background=160)
-        pairs.append(pair[gap:-gap, gap:-gap])  # the frame comes from the outer grid's padding
+        pair = image_grid([original, changed], columns=2, scale=scale, padding=gap, background=255)
+        if gap:
+            pair = pair[gap:-gap, gap:-gap]  # the frame comes from the outer grid's padding
+            middle = pair.shape[1] // 2
+            pair[:, middle - gap // 2:middle - gap // 2 + gap] = 160  # the grey line between them
+        pairs.append(pair)
     if pairs_per_row is None:
         pairs_per_row = max(1, int(np.ceil(np.sqrt(len(pairs) / 2))))
     return image_grid(pairs, labels=labels, columns=pairs_per_row, scale=1, padding=padding)
