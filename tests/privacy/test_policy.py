@@ -341,6 +341,23 @@ def test_pseudonymising_needs_a_private_key(place):
     assert "readable by other users" in message
 
 
+def test_a_missing_audit_key_stops_the_read_before_any_data(place):
+    (place / "audit.key").unlink()
+    message = _policy_error(place, POLICY, KeyFileError)
+    assert "audit.key" in message and "does not exist" in message
+    assert not (place / "logs").exists()
+
+
+def test_format_auto_pseudonymises_an_email_column_as_an_email(place):
+    policy = POLICY.replace("email: {op: mask, keep_last: 4}", "email: {op: pseudonymize, format: auto}")
+    (place / "policy.yaml").write_text(policy)
+    got = _read(place).to_arrow()["email"].to_pylist()
+    want = _expected(place)["email"]
+    key = load_key(place / "pseudonym.key")
+    assert got == pseudonymize(want, key, format="email").to_pylist()
+    assert all(v.endswith("@example.org") for v in got) and not set(got) & set(want.to_pylist())
+
+
 def test_policy_as_a_mapping_and_digest(place):
     import yaml
 

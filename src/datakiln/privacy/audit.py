@@ -59,10 +59,9 @@ def _canonical(body: Mapping[str, Any]) -> bytes:
 
 
 def _mac_key(key: Any) -> tuple[bytes, str]:
-    from datakiln.privacy.keys import Key, derive
+    from datakiln.privacy.keys import derive, resolve_key
 
-    if not isinstance(key, Key):
-        raise InvalidArgumentError(f"the audit log needs a datakiln Key, got {type(key).__name__}")
+    key = resolve_key(key, what="the audit log")  # a Key, key bytes or a key file path
     return derive(key, purpose="audit", namespace="chain"), key.key_id
 
 
@@ -165,9 +164,9 @@ class AuditLog:
     ----------
     path : str or path
         The log file (created with mode 0600 on the first append).
-    key : Key
-        The audit key (:func:`datakiln.privacy.load_key`); entries are MAC'd with a key
-        derived from it for the purpose ``"audit"``.
+    key : Key, bytes or path
+        The audit key (a :class:`~datakiln.privacy.keys.Key`, key bytes or a key file);
+        entries are MAC'd with a key derived from it for the purpose ``"audit"``.
     checkpoint : str or path, optional
         Where the head (entry count, last MAC) is written after each append.
 
@@ -290,7 +289,7 @@ def verify_log(path: str | os.PathLike[str], *, key: Any = None,
     from datakiln.privacy.keys import resolve_key
 
     mac_key, key_id = _mac_key(resolve_key(key, key_file=key_file, key_env=key_env,
-                                           what="verifying an audit log"))
+                                           what="verifying an audit log (--key-file)"))
     log = Path(os.fspath(path)).expanduser()
     head = None if checkpoint is None else _read_head(Path(os.fspath(checkpoint)).expanduser(),
                                                        mac_key, key_id)
