@@ -1,11 +1,16 @@
 """A tamper-evident audit log: JSON Lines chained with HMAC-SHA256, and a separate head.
 
-Every read under an access policy (:mod:`datakiln.privacy.policy`) appends one entry: the
-time, the role, the source (passwords in URLs masked), the columns returned, the row
-filter, the number of rows returned and whether the read ran to the end. An entry is
-written when its read *ends* (all its batches delivered, or the reader stopped early, as
-``head()`` does), because only then is the row count known; a read that never ends (the
-process is killed) leaves no entry.
+Every read under an access policy (:mod:`datakiln.privacy.policy`) appends two entries.
+A ``read`` entry is written when the read starts, before any row reaches the caller (if it
+cannot be written, the read does not happen): the time, the role, the policy (file name
+and the first 16 hex digits of its SHA-256), the source (passwords in URLs masked), the
+columns returned, those masked, the role's row filter and the caller's own filter. A
+``read-end`` entry follows when the read ends, because only then is the row count known:
+``rows`` handed on, ``status`` ``complete``, ``stopped`` (the reader stopped early, as
+``head()`` does; rows counted are those of the batches read) or ``failed`` (with the
+error's type), and ``read``, the ``seq`` of its start entry. A read whose process is
+killed leaves its ``read`` entry alone, so an unmatched start is itself evidence. A count
+answered from file metadata writes one ``count`` entry.
 
 Each line is a JSON object with ``seq`` (1, 2, 3 ...), ``prev`` (the MAC of the line
 before; 64 zeros for the first) and ``mac``: HMAC-SHA256 over the rest of the line,
@@ -50,7 +55,7 @@ _DOMAIN = b"datakiln-audit-v1\n"
 _HEAD_DOMAIN = b"datakiln-audit-head-v1\n"
 _HEAD_FORMAT = "datakiln-audit-head"
 _GENESIS = "0" * 64
-_RESERVED = ("seq", "prev", "mac", "key_id")
+_RESERVED = ("seq", "prev", "mac", "key_id", "time")
 
 
 def _canonical(body: Mapping[str, Any]) -> bytes:
@@ -198,7 +203,7 @@ class AuditLog:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             seq, prev = self._tail(fd)
-            body = {"time": _now(), **event, "seq": seq, "prev": prev, "key_id": self.key_id}
+            body = {**event, "time": _now(), "seq": seq, "prev": prev, "key_id": self.key_id}
             entry = {**body, "mac": _mac(self._mac_key, _DOMAIN, body)}
             line = _canonical(entry) + b"\n"
             written = os.write(fd, line)
