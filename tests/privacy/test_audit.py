@@ -214,3 +214,22 @@ def test_concurrent_appends_from_two_processes_keep_one_chain(tmp_path, key_path
     for w in range(2):
         assert [e["i"] for e in entries if e["worker"] == w] == list(range(200))
     assert len({(e["worker"], e["i"]) for e in entries}) == 400
+
+
+def test_concurrent_appends_from_threads_keep_one_chain(tmp_path, key_path):
+    import threading
+
+    key = load_key(key_path)
+
+    def work(worker: int) -> None:
+        log = AuditLog(tmp_path / "t.jsonl", key=key, checkpoint=tmp_path / "t.head")
+        for i in range(50):
+            log.append({"event": "read", "worker": worker, "i": i})
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = verify_log(tmp_path / "t.jsonl", key=key, checkpoint=tmp_path / "t.head")
+    assert result.entries == result.checkpoint_entries == 200

@@ -368,3 +368,24 @@ def test_policy_as_a_mapping_and_digest(place):
     assert ds.count() == _expected(place).num_rows
     assert load_policy(place / "policy.yaml").digest != load_policy(data).digest
     assert (place / "m.jsonl").exists()
+
+
+def test_the_reader_reaches_the_policy_through_its_hook_only(place):
+    """Layers look down: reading without a policy never imports datakiln.privacy.policy; the
+    first policy= read imports it through the hook registry."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, datakiln\n"
+        f"datakiln.read({str(place / 'people.parquet')!r}).to_arrow()\n"
+        "assert 'datakiln.privacy.policy' not in sys.modules\n"
+        "assert not any(m.startswith('datakiln.privacy') for m in sys.modules)\n"
+        f"ds = datakiln.read({str(place / 'people.parquet')!r}, policy={str(place / 'policy.yaml')!r},"
+        " role='analyst')\n"
+        "assert 'datakiln.privacy.policy' in sys.modules and ds.columns[-1] == 'country'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    source = Path(datakiln.__file__).parent / "dataset"
+    assert not any("datakiln.privacy" in line for path in source.glob("*.py")
+                   for line in path.read_text().splitlines() if line.lstrip().startswith(("import", "from")))
