@@ -94,7 +94,7 @@ def read(
         ``encoding``, ``column_types``, ``on_bad_rows`` ("error" | "skip"),
         ``newlines_in_values``. Parquet: ``partitioning``, ``decryption`` (a
         :class:`datakiln.privacy.DecryptionConfig` for files written with ``encryption=``).
-    policy, role : path or Policy, str, optional
+    policy, role : path, dict or Policy; str, optional
         An access policy (YAML file, see :mod:`datakiln.privacy.policy`) and the role to read
         as: only the role's columns are read (projection pushed into the reader), its row
         filter is pushed down, masked columns are masked batch by batch, and every read is
