@@ -24,7 +24,6 @@ can only exist once it has been).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -175,14 +174,6 @@ class _Names(Sequence[str]):
         if where:
             return f"{where} (row {row}, column {self.column!r})"
         return f"row {row} of column {self.column!r}"
-
-
-@dataclass
-class Decoded:
-    """One batch's images (one array, or a list when sizes differ) and their row ids."""
-
-    images: np.ndarray | list[np.ndarray]
-    rows: np.ndarray
 
 
 class ImagePipeline:
