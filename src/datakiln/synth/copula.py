@@ -168,7 +168,9 @@ class GaussianCopula(CopulaSampling, Synthesizer):
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments (a DP domain as its plain mapping, ε = inf as ``"inf"``)."""
         params = super().get_params()
-        if params["domain"] is not None and not isinstance(params["domain"], (dict, str)):
+        if getattr(self, "dp_", None):  # fitted under DP: the domain it used, so the file stands alone
+            params["domain"] = self.dp_["domain"]
+        elif params["domain"] is not None and not isinstance(params["domain"], (dict, str)):
             params["domain"] = params["domain"].to_dict() if hasattr(params["domain"], "to_dict") else str(
                 params["domain"])
         if isinstance(params["epsilon"], float) and params["epsilon"] == float("inf"):

@@ -23,7 +23,7 @@ from datakiln.errors import InvalidArgumentError
 from datakiln.units import format_bytes
 
 app = typer.Typer(help="Fit synthesizers and sample synthetic rows.", no_args_is_help=True)
-MODELS = ("copula",)
+MODELS = ("copula", "mst")
 
 
 def _by(text: str) -> str | list[str] | None:
@@ -53,12 +53,19 @@ def fit(
                                        "frequencies."),
     min_category_count: int = typer.Option(1, "--min-category-count", help="Withhold values seen fewer "
                                            "times than this: samples show one '(other)' value instead."),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="Differential privacy budget (e.g. 1): a "
+                                         "DP fit (copula or mst) on the declared --domain."),
+    delta: float = typer.Option(1e-6, "--delta", help="Delta of the DP guarantee (well below 1/rows)."),
+    domain: str | None = typer.Option(None, "--domain", help="YAML/JSON file declaring every column's public "
+                                      "domain (low/high or categories) for a DP fit."),
     overwrite: bool = overwrite_option("a file at --out", "an earlier model"),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Fit a synthesizer (two streaming passes for the copula) and save it.
 
     Example: kiln synth fit adult.parquet -o adult.kiln
+
+             kiln synth fit adult.csv -o dp.kiln --model mst --epsilon 1 --delta 1e-6 --domain domain.yaml
     """
     import time
     import warnings
@@ -72,15 +79,25 @@ def fit(
     with friendly_errors():
         if model not in MODELS:
             raise InvalidArgumentError(f"--model must be one of {MODELS}, got {model!r}")
+        if model == "mst" and epsilon is None:
+            raise InvalidArgumentError("--model mst is differentially private: give --epsilon (e.g. 1) and "
+                                       "--domain (the public domain file)")
         dataset = datakiln.read(data, **(read_kwargs or {}))
         inputs = source_inputs(dataset.source)
         check_output(out, inputs=inputs, overwrite=overwrite, is_own=is_own_model)  # before the fit
         started = time.perf_counter()
         with progress_bar("fitting (2 passes)", None) as advance, warnings.catch_warnings():
             warnings.simplefilter("ignore", SmallTrainingWarning)  # printed below, from the summary
-            fitted = GaussianCopula(memory_budget=memory_budget, by=_by(by), constraints=constraint or None,
-                                    pii=pii, text=text, max_categories=max_categories,
-                                    min_category_count=min_category_count).fit(dataset, on_progress=advance)
+            if model == "mst":
+                from datakiln.synth.dp import MSTSynthesizer
+
+                fitted = MSTSynthesizer(epsilon=epsilon, delta=delta, domain=domain,
+                                        memory_budget=memory_budget).fit(dataset, on_progress=advance)
+            else:
+                fitted = GaussianCopula(memory_budget=memory_budget, by=_by(by), constraints=constraint or None,
+                                        pii=pii, text=text, max_categories=max_categories,
+                                        min_category_count=min_category_count, epsilon=epsilon, delta=delta,
+                                        domain=domain).fit(dataset, on_progress=advance)
         seconds = time.perf_counter() - started
         fitted.save(out, overwrite=overwrite, inputs=inputs)
     table = Table(title=esc(f"{type(fitted).__name__} fitted on {data} in {seconds:.2f} s"),
@@ -95,8 +112,14 @@ def fit(
     console.print(table)
     for warning in summary["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {esc(warning)}")
-    by_text = ", ".join(fitted.by_) or "none"
-    console.print(f"one copula per combination of: {esc(by_text)} ({len(fitted.components_)} components)")
+    if summary.get("dp"):
+        spent = summary["dp"]["spent"]
+        console.print(f"privacy spent: epsilon={spent['epsilon']}, delta={spent['delta']:g} (zCDP)")
+    if model == "mst":
+        console.print(f"tree of 2-way marginals: {esc('; '.join(summary['tree']) or 'one column')}")
+    else:
+        by_text = ", ".join(fitted.by_) or "none"
+        console.print(f"one copula per combination of: {esc(by_text)} ({len(fitted.components_)} components)")
     console.print(f"wrote {esc(out)} ({format_bytes(Path(out).stat().st_size)}, "
                   f"{fitted.rows_:,} rows learned)")
 

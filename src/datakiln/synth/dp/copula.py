@@ -217,19 +217,13 @@ def fit_dp(model: Any, data: Any) -> None:
 
 
 # -- model files ------------------------------------------------------------------------------------------
-def _as_float(value: Any, field: str) -> float:
-    if value == "inf":
-        return math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ModelFormatError(f"state field 'dp.{field}' must be a number >= 0 or 'inf', got {value!r:.40}")
-    return float(value)
-
-
 def check_dp_state(model: Any, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """Validate a DP copula's ``dp`` record against its parameters, domain and fitted state.
 
-    Raises :class:`ModelFormatError` naming the field; returns the record.
+    Raises :class:`ModelFormatError` naming the field; returns the record ({} without DP).
     """
+    from datakiln.synth.dp._check import check_dp_record
+
     dp = state.get("dp")
     if model.epsilon is None:
         if dp is not None:
@@ -240,39 +234,11 @@ def check_dp_state(model: Any, state: dict[str, Any], arrays: dict[str, np.ndarr
                                "accounting) is missing; the file was edited")
     try:
         epsilon, delta = check_budget(model.epsilon, model.delta)
-    except InvalidArgumentError as exc:
-        raise ModelFormatError(f"model parameters epsilon/delta: {exc}") from exc
-    if dp.get("method") != "zCDP":
-        raise ModelFormatError(f"state field 'dp.method' must be 'zCDP', got {dp.get('method')!r:.40}")
-    if _as_float(dp.get("epsilon"), "epsilon") != epsilon or dp.get("delta") != delta:
-        raise ModelFormatError(f"state field 'dp.epsilon'/'dp.delta' ({dp.get('epsilon')!r}, {dp.get('delta')!r}) "
-                               f"differ from the model's parameters ({epsilon!r}, {delta!r})")
-    rho = rho_from_eps(epsilon, delta)
-    if not math.isclose(_as_float(dp.get("rho_budget"), "rho_budget"), rho, rel_tol=1e-9):
-        raise ModelFormatError(f"state field 'dp.rho_budget' is not the zCDP budget of epsilon={epsilon:g}, "
-                               f"delta={delta:g} ({rho:.6g})")
-    split = dp.get("split")
-    if not isinstance(split, dict) or set(split) != set(SPLIT) or not all(
-            isinstance(v, (int, float)) and 0 <= v <= 1 for v in split.values()) or \
-            abs(sum(split.values()) - 1) > 1e-9:
-        raise ModelFormatError(f"state field 'dp.split' must give shares of {sorted(SPLIT)} adding up to 1, "
-                               f"got {split!r:.80}")
-    ledger = dp.get("ledger")
-    if not isinstance(ledger, list) or not all(isinstance(e, dict) and isinstance(e.get("what"), str)
-                                               for e in ledger):
-        raise ModelFormatError("state field 'dp.ledger' must list {'what', 'rho'} spends")
-    total = math.fsum(_as_float(e.get("rho"), "ledger.rho") for e in ledger)
-    if total > rho * (1 + 1e-9):
-        raise ModelFormatError(f"state field 'dp.ledger' spends rho={total:.6g}, more than the budget {rho:.6g}")
-    spent = dp.get("spent")
-    if not isinstance(spent, dict) or not math.isclose(_as_float(spent.get("rho"), "spent.rho"), total,
-                                                       rel_tol=1e-9, abs_tol=1e-15):
-        raise ModelFormatError("state field 'dp.spent' does not match the ledger's total")
-    try:
         domain = Domain.from_dict(dp.get("domain"), "the model file")
         domain.check(model.schema_)
     except (InvalidArgumentError, ValueError) as exc:
-        raise ModelFormatError(f"state field 'dp.domain': {exc}") from exc
+        raise ModelFormatError(f"DP parameters or state field 'dp.domain': {exc}") from exc
+    check_dp_record(dp, epsilon, delta, rho_from_eps(epsilon, delta), set(SPLIT), domain)
     _check_against_domain(model, state, arrays, domain)
     return dp
 
