@@ -79,9 +79,12 @@ def first_bad_encoding_line(path: str, opener: Opener) -> int | None:
             lines += block.count(b"\n")
 
 
-def split_line(line: str, delimiter: str, quotechar: str) -> list[str]:
+def split_line(line: str, delimiter: str, quotechar: str | None) -> list[str]:
     """Fields of one line, also when the csv module refuses it (a field over its 128 kB
-    limit, a NUL byte): then a quote-aware regular expression splits it."""
+    limit, a NUL byte): then a quote-aware regular expression splits it. ``quotechar=None``
+    means no quoting (a quote is an ordinary character)."""
+    if quotechar is None:
+        return line.split(delimiter)
     try:
         return next(pycsv.reader([line], delimiter=delimiter, quotechar=quotechar), [])
     except pycsv.Error:

@@ -79,6 +79,9 @@ class CsvSource(CsvErrorsMixin, Source):
         Strip white space around text values; ``"auto"`` does when the sample is padded.
     encoding : str
         Text encoding of the files (default ``"utf-8"``).
+    quotechar : str or None
+        The quote character (default ``'"'``); ``None`` reads quotes as ordinary characters
+        (the SMS Spam TSV, whose messages start with unescaped quotes).
     column_types : dict, optional
         ``{column: Arrow type or type name}`` forced instead of inferred.
     on_bad_rows : {"error", "skip"}
@@ -102,7 +105,7 @@ class CsvSource(CsvErrorsMixin, Source):
         na_values: Sequence[str] | None = None,
         trim: bool | str = "auto",
         encoding: str = "utf-8",
-        quotechar: str = '"',
+        quotechar: str | None = '"',
         escapechar: str | None = None,
         column_types: Mapping[str, Any] | None = None,
         on_bad_rows: str = "error",
@@ -241,7 +244,7 @@ class CsvSource(CsvErrorsMixin, Source):
             return "skip"
 
         return pacsv.ParseOptions(delimiter=self.dialect.delimiter,
-                                  quote_char=self.dialect.quotechar,
+                                  quote_char=self.dialect.quotechar or False,
                                   escape_char=self.escapechar or False,
                                   newlines_in_values=self.newlines_in_values,
                                   invalid_row_handler=handler)
@@ -331,7 +334,8 @@ class CsvSource(CsvErrorsMixin, Source):
             except OSError as exc:
                 raise read_failure(where, exc) from exc
             if in_memory:
-                newlines = data.count(b"\n") if self.dialect.quotechar.encode() in data else None
+                newlines = data.count(b"\n") if self.dialect.quotechar and \
+                    self.dialect.quotechar.encode() in data else None
             else:
                 newlines = lines() if lines is not None else None
             if not self._merged_lines(table, newlines, skip_header, skipped):
@@ -510,6 +514,8 @@ class CsvSource(CsvErrorsMixin, Source):
 
     def _quoted_lines(self, path: str) -> int | None:
         """Newlines in ``path``, or ``None`` when it holds no quote (nothing to check)."""
+        if not self.dialect.quotechar:
+            return None
         quote, lines, quoted = self.dialect.quotechar.encode(), 0, False
         with self.files.filesystem.open_input_file(path) as handle:
             while block := handle.read(_SCAN_BLOCK):
