@@ -75,8 +75,10 @@ def test_bucketing_keeps_every_row_once_and_cuts_padding(ds) -> None:
         bucketed.set_epoch(epoch)
         rows = np.concatenate(_epoch(bucketed))
         assert np.sort(rows).tolist() == list(range(N))
-    waste = [1 - np.mean([b["attention_mask"].mean() for b in loader]) for loader in (plain, bucketed)]
-    assert waste[1] < waste[0] / 4, waste
+    chars = ds.loader(16, text_column="text", tokenizer=tokenize, seed=3, bucket_by_length="chars")
+    assert np.sort(np.concatenate(_epoch(chars))).tolist() == list(range(N))
+    waste = [1 - np.mean([b["attention_mask"].mean() for b in loader]) for loader in (plain, bucketed, chars)]
+    assert waste[1] < waste[0] / 4 and waste[1] < waste[2] < waste[0] / 2, waste
     # a block's rows are the same rows as without bucketing, only regrouped
     bucketed.set_epoch(0)
     plain.set_epoch(0)
@@ -168,6 +170,8 @@ def test_text_loader_errors(ds) -> None:
         ds.loader(8, text_column="text", tokenizer=tokenize, format="arrow")
     with pytest.raises(InvalidArgumentError, match="text_column"):
         ds.loader(8, tokenizer=tokenize)
+    with pytest.raises(InvalidArgumentError, match="bucket_by_length"):
+        ds.loader(8, text_column="text", tokenizer=tokenize, bucket_by_length="words")
     with pytest.raises(InvalidArgumentError, match="EDA makes several copies"):
         next(iter(ds.loader(8, text_column="text", tokenizer=tokenize, transform=EDA(n_aug=2))))
     with pytest.raises(InvalidArgumentError, match="row"):

@@ -9,13 +9,15 @@ an integer pads or truncates to that length.
 
 **Length bucketing** (``bucket_by_length=True``) groups texts of similar length so a batch
 wastes little padding: the loader's batches are taken ``BUCKET_BATCHES`` at a time (a
-block of this rank's epoch), the block's rows sorted by length in characters (ties by
-their position in the shuffled epoch) and cut into batches of the same sizes, and the
-block's full batches dealt in a keyed random order. Every step is a pure function of
-(seed, epoch, the dataset's content), so the order and resume stay exact, ranks still
-never share a row, and every row still comes once per epoch. Lengths are measured in
-characters (no tokenising twice); texts are measured where they are gathered, so no array
-of lengths is kept.
+block of this rank's epoch), the block's rows sorted by length (ties by their position in
+the shuffled epoch) and cut into batches of the same sizes, and the block's full batches
+dealt in a keyed random order. Every step is a pure function of (seed, epoch, the
+dataset's content), so the order and resume stay exact, ranks still never share a row,
+and every row still comes once per epoch. The length is the number of tokens (``True`` or
+``"tokens"``: the block is tokenised once more to measure it) or of characters
+(``"chars"``: no extra tokenising, looser batches); on SMS Spam with batches of 32, padding
+fell from 67 % of the cells to 12 % (tokens) or 27 % (chars), README. Lengths are measured
+block by block, so no array of lengths is kept. Lengths are those before augmentation.
 
 The text batch type lives one layer up (``datakiln.augment.text`` registers it here when
 it is imported: a text transform can only exist once it has been).
@@ -82,7 +84,7 @@ class TextPipeline:
     """Texts of the rows a batch holds → ``input_ids`` and ``attention_mask``."""
 
     def __init__(self, table: pa.Table, column: str, *, tokenizer: Callable[[str], Any],
-                 pad_to: str | int, transform: Any, bucket: bool) -> None:
+                 pad_to: str | int, transform: Any, bucket: str | None) -> None:
         self.column, self.tokenizer, self.pad_to = column, tokenizer, pad_to
         self.transform, self.bucket = transform, bucket
         self._texts = Gather(table.select([column]), {})
@@ -94,7 +96,11 @@ class TextPipeline:
         return self._texts.rows(rows)[self.column].to_pylist()
 
     def lengths(self, rows: np.ndarray) -> np.ndarray:
-        """The rows' texts' lengths in characters (0 for null)."""
+        """The rows' texts' lengths in tokens, or in characters with ``bucket="chars"`` (0 for
+        null)."""
+        if self.bucket == "tokens":
+            return np.array([_token_ids(self.tokenizer, text or "", int(row)).size
+                             for text, row in zip(self.texts(rows), rows)], dtype=np.int64)
         column = self._texts.rows(rows)[self.column]
         return pc.fill_null(pc.utf8_length(column), 0).to_numpy().astype(np.int64)
 
@@ -145,7 +151,7 @@ class TextPipeline:
 
 
 def text_pipeline(table: pa.Table | None, column: str | None, *, tokenizer: Any, pad_to: str | int,
-                  transform: Any, bucket: bool, format: str) -> TextPipeline | None:
+                  transform: Any, bucket: bool | str, format: str) -> TextPipeline | None:
     """The loader's text path when ``column`` is given, else None; ``table`` None means the
     source would be streamed."""
     if column is None:
@@ -169,7 +175,11 @@ def text_pipeline(table: pa.Table | None, column: str | None, *, tokenizer: Any,
         raise InvalidArgumentError(f"pad_to must be 'longest' or a positive integer, got {pad_to!r}")
     if format not in ("numpy", "torch"):
         raise InvalidArgumentError(f"text batches come as format='numpy' or 'torch', got {format!r}")
+    modes = {False: None, True: "tokens", "tokens": "tokens", "chars": "chars"}
+    if not isinstance(bucket, (bool, str)) or bucket not in modes:
+        raise InvalidArgumentError(f"bucket_by_length must be True/False, 'tokens' or 'chars', got "
+                                   f"{bucket!r}")
     if transform is not None and "batch" not in _AUGMENT:
         raise InvalidArgumentError(f"transform {transform!r} is not a text op (datakiln.augment.text)")
     return TextPipeline(table, column, tokenizer=tokenizer, pad_to=pad_to, transform=transform,
-                        bucket=bucket)
+                        bucket=modes[bucket])

@@ -525,7 +525,7 @@ class Dataset:
                image_size: int | tuple[int, int] | None = None, image_mode: str = "RGB",
                on_params: Callable[[dict[str, Any]], None] | None = None,
                text_column: str | None = None, tokenizer: Any = None, pad_to: str | int = "longest",
-               bucket_by_length: bool = False) -> Loader:
+               bucket_by_length: bool | str = False) -> Loader:
         """Batches for training: shuffled, sharded over ranks, prefetched, exactly resumable.
 
         Parameters
@@ -581,9 +581,10 @@ class Dataset:
             ``attention_mask`` (int64 ``N×L``, pad id 0); the other columns come as usual.
         pad_to : "longest" or int
             Pad to the batch's longest text (default) or pad/truncate to a fixed length.
-        bucket_by_length : bool
+        bucket_by_length : bool or {"tokens", "chars"}
             Batch texts of similar length (50 batches sorted by length at a time, dealt in a
-            keyed order): less padding, order and resume still exact.
+            keyed order): less padding, order and resume still exact. ``True`` measures in
+            tokens (one more tokeniser call per row), ``"chars"`` in characters.
 
         >>> loader = ds.cache("train.arrow").loader(4096, seed=0)          # doctest: +SKIP
         >>> for epoch in range(3):                                          # doctest: +SKIP

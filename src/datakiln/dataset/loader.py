@@ -158,7 +158,7 @@ class Loader:
                  image_size: int | tuple[int, int] | None = None, image_mode: str = "RGB",
                  on_params: Callable[[dict[str, Any]], None] | None = None,
                  text_column: str | None = None, tokenizer: Any = None, pad_to: str | int = "longest",
-                 bucket_by_length: bool = False) -> None:
+                 bucket_by_length: bool | str = False) -> None:
         if batch_size <= 0:
             raise InvalidArgumentError(f"batch_size must be positive, got {batch_size}")
         if world_size <= 0 or not 0 <= rank < world_size:
