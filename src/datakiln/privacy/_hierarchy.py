@@ -159,7 +159,8 @@ def _categorical(column: str, values: pa.Array, has_null: bool,
             codes.append(code.astype(np.int64))
             labels.append([*uniq.tolist(), *([None] if has_null else [])])
             loss.append(np.append(share, 0.0) if has_null else share.astype(float))
-            steps.append(f"hierarchy level {level + 1}")
+            sample = ", ".join(uniq[:3].tolist()) + (" ..." if len(uniq) > 3 else "")
+            steps.append(f"hierarchy level {level + 1}: {len(uniq)} labels ({sample})")
     for level in range(1, len(codes) - 1):
         pairs = np.unique(np.stack([codes[level], codes[level + 1]]), axis=1)
         if len(np.unique(pairs[0])) < pairs.shape[1]:
