@@ -1,4 +1,4 @@
-"""Sources: one module per family (csv, parquet, json, arrow, sql) implements the
+"""Sources: one module per family (csv, parquet, json, arrow, sql, xml) implements the
 :class:`Source` protocol in :mod:`datakiln.io.base`; ``write`` holds the atomic writers.
 
 :func:`open_source` turns paths and URLs into a Source. Wrapping a source in a Dataset is
@@ -46,6 +46,8 @@ def open_source(path: PathLike | Sequence[PathLike], *, format: str | None = Non
         from datakiln.io.parquet import ParquetSource as cls
     elif name == "json":
         from datakiln.io.json import JsonSource as cls
+    elif name == "xml":
+        from datakiln.io.xml import XmlSource as cls
     else:
         from datakiln.io.arrow import ArrowFileSource as cls
     if name == "csv" and "delimiter" not in options and any(

@@ -32,6 +32,7 @@ FORMATS = {
     "parquet": (".parquet", ".pq", ".parq"),
     "json": (".jsonl", ".ndjson", ".json"),
     "arrow": (".arrow", ".feather", ".ipc"),
+    "xml": (".xml",),
 }
 COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 _HIDDEN = ("_", ".")
@@ -248,7 +249,7 @@ def detect_format(paths: Sequence[str], format: str | None = None) -> str:
         if not matches:
             raise UnsupportedFormatError(
                 f"cannot tell the format of {path!r} from its extension; pass "
-                f"format='csv'|'parquet'|'json'|'arrow' (known endings: "
+                f"format='csv'|'parquet'|'json'|'arrow'|'xml' (known endings: "
                 f"{', '.join(e for ends in FORMATS.values() for e in ends)})"
             )
         found.add(matches[0])
