@@ -60,6 +60,7 @@ _LAZY = {
     "SplitResult": "datakiln.splits",
     "read_sql": "datakiln.dataset.reading",
     "read_images": "datakiln.dataset.image_reading",
+    "read_text": "datakiln.dataset.text_reading",
     "from_arrow": None,
     "from_pandas": None,
 }
@@ -107,6 +108,7 @@ __all__ = [
     "infer_schema",
     "read",
     "read_images",
+    "read_text",
     "read_sql",
     "split",
 ]
@@ -121,6 +123,7 @@ if TYPE_CHECKING:
     from datakiln.dataset.profile import ColumnProfile, Profile
     from datakiln.dataset.image_reading import read_images
     from datakiln.dataset.reading import read, read_sql
+    from datakiln.dataset.text_reading import read_text
     from datakiln.schema import ColumnSchema, Schema, infer_schema
     from datakiln.splits import SplitResult, split
 
