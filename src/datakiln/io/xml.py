@@ -32,6 +32,7 @@ __all__ = ["XmlSource"]
 
 _INT = re.compile(r"[+-]?(0|[1-9]\d*)\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z|[+-]?(inf|nan)\Z", re.I)
+_CODE = re.compile(r"[+-]?0\d")
 _BOOL = {"true", "false"}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?\Z")
@@ -40,8 +41,8 @@ _HINT = "pass column_types={%r: 'string'} to keep the text, or infer_records= to
 
 def infer_type(values: Sequence[str]) -> pa.DataType:
     """The Arrow type all ``values`` (non-null text) parse as; string when they differ."""
-    if not values:
-        return pa.string()
+    if not values or any(_CODE.match(v) for v in values):
+        return pa.string()  # leading zeros ('007', zip codes) are codes, kept as text
     if all(_INT.match(v) for v in values) and all(abs(int(v)) < 2 ** 63 for v in values):
         return pa.int64()
     if all(_FLOAT.match(v) for v in values):
@@ -267,26 +268,30 @@ class XmlSource(Source):
                 yield lambda t=table: apply_pushdown(t, columns, filter)
 
 
+def _cast(text: pa.Array, target: pa.DataType) -> pa.Array:
+    if pa.types.is_string(target):
+        return text
+    if pa.types.is_boolean(target):
+        lowered = pc.utf8_lower(text)
+        known = pc.is_in(lowered, value_set=pa.array(["true", "false"]))
+        if not pc.all(pc.or_(known, pc.is_null(lowered))).as_py():
+            raise pa.ArrowInvalid("not true/false")
+        return pc.equal(lowered, "true")
+    return pc.cast(text, target)
+
+
 def _convert(text: pa.Array, target: pa.DataType, name: str, path: str,
              lines: list[int]) -> pa.Array:
     """Cast text to ``target``; a value that does not parse names its record's line."""
-    if pa.types.is_string(target):
-        return text
     try:
-        if pa.types.is_boolean(target):
-            lowered = pc.utf8_lower(text)
-            known = pc.is_in(lowered, value_set=pa.array(["true", "false"]))
-            if not pc.all(pc.or_(known, pc.is_null(lowered))).as_py():
-                raise pa.ArrowInvalid("not true/false")
-            return pc.equal(lowered, "true")
-        return pc.cast(text, target)
+        return _cast(text, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     for index, value in enumerate(text.to_pylist()):
         try:
             if value is not None:
-                _convert(pa.array([value]), target, name, path, [0])
-        except SchemaError:
+                _cast(pa.array([value], pa.string()), target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             where = f"line {lines[index]}" if len(lines) == len(text) else "a record"
             raise SchemaError(
                 f"{path!r} {where}: field {name!r} holds {value[:80]!r}, which is not "
