@@ -113,7 +113,7 @@ def main() -> None:
         small_mb = small.stat().st_size / 1e6
         whole = run_child("datakiln", big, stream=True)
         assert whole["rows"] == rows, (whole["rows"], rows)
-        print(f"\n| file | reader | rows | seconds | MB/s | peak RSS MB |\n|---|---|---|---|---|---|")
+        print("\n| file | reader | rows | seconds | MB/s | peak RSS MB |\n|---|---|---|---|---|---|")
         print(f"| {size / 1e9:.2f} GB | datakiln (iter_batches) | {rows:,} | "
               f"{whole['seconds']:.1f} | {size / 1e6 / whole['seconds']:.1f} | "
               f"{whole['peak_mb']:.0f} |")

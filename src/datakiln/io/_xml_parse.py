@@ -161,14 +161,19 @@ def iter_records(stream: Any, where: str, record: RecordPath, *, namespaces: str
         refuse("refers to an external entity")
         return 0
 
+    names: dict[str, tuple[str, str]] = {}
+
     def start(raw: str, attrs: dict[str, str]) -> None:
-        local, full = _names(raw, namespaces)
+        named = names.get(raw)
+        if named is None:
+            named = names[raw] = _names(raw, namespaces)
+        local, full = named
         if building:
-            node = _Node(full, _attr_names(attrs, namespaces), parser.CurrentLineNumber)
+            node = _Node(full, _attr_names(attrs, namespaces) if attrs else attrs, 0)
             building[-1].children.append(node)
             building.append(node)
             return
-        stack.append((local, full))
+        stack.append(named)
         if record.matches(stack):
             building.append(_Node(full, _attr_names(attrs, namespaces), parser.CurrentLineNumber))
 

@@ -227,6 +227,9 @@ class XmlSource(Source):
     def _check_kind(self, name: str, values: list[Any], lines: list[int], path: str,
                     nested: bool) -> None:
         """A value nested where the column is text (or the reverse) names its line."""
+        kinds = set(map(type, values))
+        if kinds <= ({Nested, type(None)} if nested else {str, type(None)}):
+            return  # the common case, checked without a Python loop
         for value, line in zip(values, lines):
             items = value if isinstance(value, list) else [value]
             if any(v is not None and isinstance(v, Nested) != nested for v in items):
