@@ -80,7 +80,7 @@ def read(
         ``file://``; the matching fsspec package must be installed), or a database URL
         (``postgresql://``, ``mysql://``, ``sqlite:///`` ...) together with ``table=`` or
         ``query=``.
-    format : {"csv", "parquet", "json", "arrow"}, optional
+    format : {"csv", "parquet", "json", "arrow", "xml"}, optional
         Needed only when the file endings do not tell.
     schema : dict or path, optional
         Column kind overrides, e.g. ``{"zip": "categorical"}`` or a JSON/YAML file.
@@ -92,7 +92,9 @@ def read(
     **options
         Format options. CSV: ``delimiter``, ``header``, ``names``, ``na_values``, ``trim``,
         ``encoding``, ``column_types``, ``on_bad_rows`` ("error" | "skip"),
-        ``newlines_in_values``. Parquet: ``partitioning``, ``decryption`` (a
+        ``newlines_in_values``, ``quotechar`` (``None``: no quoting). XML (see
+        :class:`datakiln.io.xml.XmlSource`): ``record`` (``"item"``, ``"channel/item"``),
+        ``namespaces``, ``attribute_prefix``, ``column_types``, ``infer_records``. Parquet: ``partitioning``, ``decryption`` (a
         :class:`datakiln.privacy.DecryptionConfig` for files written with ``encryption=``).
     policy, role : path, dict or Policy; str, optional
         An access policy (YAML file, see :mod:`datakiln.privacy.policy`) and the role to read
