@@ -94,7 +94,8 @@ def read(
         ``encoding``, ``column_types``, ``on_bad_rows`` ("error" | "skip"),
         ``newlines_in_values``, ``quotechar`` (``None``: no quoting). XML (see
         :class:`datakiln.io.xml.XmlSource`): ``record`` (``"item"``, ``"channel/item"``),
-        ``namespaces``, ``attribute_prefix``, ``column_types``, ``infer_records``. Parquet: ``partitioning``, ``decryption`` (a
+        ``namespaces``, ``attribute_prefix``, ``column_types``, ``infer_records``.
+        Parquet: ``partitioning``, ``decryption`` (a
         :class:`datakiln.privacy.DecryptionConfig` for files written with ``encryption=``).
     policy, role : path, dict or Policy; str, optional
         An access policy (YAML file, see :mod:`datakiln.privacy.policy`) and the role to read
