@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datakiln.augment import Compose, OneOf, RandomApply, SampleRandom
 from datakiln.augment._tokenize import STOP_WORDS, WordTokenizer, make_tokenizer
@@ -253,3 +255,34 @@ def test_bad_arguments_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None
 def test_callable_tokenizer_keeps_gaps() -> None:
     op = RandomSwap(0.5, tokenizer=lambda t: t.split("|"))
     assert op.apply(TextBatch(["ab|cd"], [0]), {"edits": [[(0, 1)]]}).texts == ["cd|ab"]
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_words_and_gaps_rebuild_any_text(text: str) -> None:
+    words, gaps = WORDS.split(text)
+    assert len(gaps) == len(words) + 1
+    assert "".join(g + w for g, w in zip(gaps, words)) + gaps[-1] == text
+    batch = TextBatch([text], [0])
+    swapped = RandomSwap(0.5)(batch, seed=1).texts[0]
+    assert sorted(words_of(swapped)) == sorted(words)
+    assert len(words_of(RandomDelete(0.5)(batch, seed=1).texts[0])) <= max(len(words), 0)
+
+
+def test_op_strings_build_text_and_table_ops() -> None:
+    from datakiln.augment import parse_ops
+    from datakiln.augment.tabular import GaussianJitter, TabularMixUp
+
+    ops = parse_ops("synonym:0.1; insert:0.2,p=0.5; swap:0.3; delete:0.4; table_jitter:0.05,spread=iqr; "
+                    "table_mixup:0.2").ops
+    assert isinstance(ops[0], SynonymReplace) and ops[0].rate == 0.1
+    assert isinstance(ops[1], RandomApply) and ops[1].p == 0.5 and ops[1].op.rate == 0.2
+    assert ops[2].rate == 0.3 and isinstance(ops[3], RandomDelete) and ops[3].p == 0.4
+    assert isinstance(ops[4], GaussianJitter) and ops[4].spread == "iqr" and isinstance(ops[5], TabularMixUp)
+    eda = parse_ops("eda:0.05,n_aug=16").ops[0]
+    assert (eda.alpha_sr, eda.alpha_ri, eda.alpha_rs, eda.p_rd, eda.n_aug) == (0.05, 0.05, 0.05, 0.05, 16)
+    assert parse_ops("swap:0.1,tokenizer=jieba").ops[0].tokenizer.name == "jieba"
+    with pytest.raises(InvalidArgumentError, match="rate"):
+        parse_ops("synonym:1.5")
+    with pytest.raises(InvalidArgumentError, match="no argument 'alpha'"):
+        parse_ops("synonym:alpha=0.1")
