@@ -67,6 +67,10 @@ def test_record_paths_and_namespaces(tmp_path: Path) -> None:
     assert "{http://purl.org/dc/elements/1.1/}creator" in uri
     plain = datakiln.read(path, record="item", attribute_prefix="").columns
     assert plain[0] == "id"
+    clash = _write(tmp_path, "<r>\n<a id='1'><id>2</id></a></r>", "clash.xml")
+    with pytest.raises(ParseError, match=r"line 2: .* attribute and a child both named 'id'"):
+        datakiln.read(clash, attribute_prefix="")
+    assert datakiln.read(clash).to_arrow().to_pylist() == [{"@id": 1, "id": 2}]
     # default record: the children of the root
     doc = _write(tmp_path, "<r><a x='1'/><a x='2'/></r>", "root.xml")
     assert datakiln.read(doc).to_arrow().column("@x").to_pylist() == [1, 2]

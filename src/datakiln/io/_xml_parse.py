@@ -182,6 +182,12 @@ def iter_records(stream: Any, where: str, record: RecordPath, *, namespaces: str
             node = building.pop()
             if not building:
                 stack.pop()
+                if not prefix and any(child.name in node.attrs for child in node.children):
+                    clash = next(c.name for c in node.children if c.name in node.attrs)
+                    raise _Refused(
+                        f"{where!r} line {node.line}: the record has an attribute and a child "
+                        f"both named {clash!r}, which would be one column; pass "
+                        "attribute_prefix='@' (the default) to tell them apart")
                 done.append((node.line, to_row(node, prefix)))
             return
         stack.pop()
@@ -203,7 +209,7 @@ def iter_records(stream: Any, where: str, record: RecordPath, *, namespaces: str
         try:
             parser.Parse(chunk, not chunk)
         except _Refused as exc:
-            raise ParseError(str(exc)) from None
+            raise ParseError(str(exc)) from None  # from None: no expat frames for the user
         except expat.ExpatError as exc:
             raise ParseError(
                 f"{where!r} line {exc.lineno}, column {exc.offset + 1}: malformed XML "

@@ -84,7 +84,8 @@ class XmlSource(Source):
         Record paths match either form.
     attribute_prefix : str
         Prefix of attribute columns (default ``"@"``: ``<item id="3">`` → ``@id``); ``""``
-        names them like children (an attribute and a child of one name then clash: error).
+        names them like children (an attribute and a child of one name in a record is then
+        a :class:`ParseError` naming the line).
     column_types : dict, optional
         ``{column: Arrow type or name}`` instead of the inferred type (list columns take the
         element type); a column named here but absent from the sample is read too.
