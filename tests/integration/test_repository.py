@@ -184,7 +184,7 @@ def test_build_requirements_and_extras_are_honest():
     makefile = (REPO / "Makefile").read_text()
     assert "TORCH  ?= torch==2.13.0" in makefile  # the exact local build, installed first
     first = makefile.index("pip install -qq '$(TORCH)'")
-    assert first < makefile.index("pip install -qq -e '.[sql,dev,torch,images,privacy]'")
+    assert first < makefile.index("pip install -qq -e '.[sql,dev,torch,images,privacy,text]'")
     # pycanon pins numpy/scipy/pandas/typer exactly: installed without its pins, never an extra
     assert "pip install -qq --no-deps 'pycanon==" in makefile
     assert not any("pycanon" in spec for specs in data["project"]["optional-dependencies"].values()
