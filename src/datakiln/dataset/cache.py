@@ -8,6 +8,12 @@ the hashed footer or samples as they were), so touching or moving them rebuilds 
 The file is memory-mapped on read, so random access (the loader's exact shuffle) touches
 only the pages it needs.
 
+Without a path (``ds.cache()``) the copy goes into the shared cache directory
+(:class:`datakiln.dataset._cache_store.CacheStore`: ``cache_dir=``, ``DATAKILN_CACHE_DIR``
+or ``~/.cache/datakiln``) under a byte limit (``cache_limit="20GB"``), evicting the least
+recently used entries; an entry stays locked (never evicted) while a Dataset reads it, and
+the store's ``stats`` count hits and misses.
+
 The cache key is the dataset's content fingerprint (:mod:`datakiln.dataset._identity`):
 file contents, table buffers, and the code, defaults, closure values and globals of every
 ``map_batches`` function. What has no cheap content identity is refused rather than
@@ -18,6 +24,7 @@ fitted model, a connection, a random generator) needs ``key=``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -33,7 +40,7 @@ from datakiln.errors import InvalidArgumentError, OutputExistsError, WriteError
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
 
-__all__ = ["CACHE_BATCH_ROWS", "cache_dataset", "cache_key"]
+__all__ = ["CACHE_BATCH_ROWS", "cache_dataset", "cache_in_store", "cache_key", "cache_stats"]
 
 CACHE_BATCH_ROWS = 1 << 20  # few, large record batches: random gathers resolve chunks cheaply
 CACHE_VERSION = 2
@@ -89,6 +96,62 @@ def cache_key(dataset: Dataset, key: str | None = None) -> str:
             "or refresh=True to rebuild") from None
 
 
+def write_arrow(dataset: Dataset, target: Path) -> int:
+    """Stream ``dataset`` into the Arrow IPC file ``target``; returns the rows written."""
+    rows = 0
+    with pa.OSFile(str(target), "wb") as sink, ipc.new_file(sink, dataset.arrow_schema) as writer:
+        for batch in dataset.iter_batches(batch_rows=CACHE_BATCH_ROWS):
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def cache_in_store(dataset: Dataset, *, key: str | None = None, refresh: bool = False,
+                   cache_dir: str | os.PathLike[str] | None = None,
+                   cache_limit: str | int | None = "20GB") -> Dataset:
+    """Write (or reuse) the cache of ``dataset`` in the shared, size-limited cache directory.
+
+    The entry is keyed by a SHA-256 of the content fingerprint (and the files' stamp, as
+    for a path); the returned Dataset memory-maps it and holds a shared lock on it until
+    the Dataset's source is garbage-collected, so no process evicts it while in use.
+    """
+    from datakiln.dataset._cache_store import CacheStore
+    from datakiln.dataset.reading import read
+
+    if key is not None and (not isinstance(key, str) or not key):
+        raise InvalidArgumentError(f"key must be a non-empty string, got {key!r}")
+    store = CacheStore(cache_dir, cache_limit)
+    try:
+        fingerprint = cache_key(dataset, key)
+    except InvalidArgumentError:
+        if not refresh:
+            raise
+        fingerprint = f"refreshed:{dataset._fingerprint(strict=False)}:{uuid.uuid4().hex}"
+    text = json.dumps([CACHE_VERSION, fingerprint, _file_stamp(dataset)], default=str)
+    digest = "ds-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+    entry = None if refresh else store.open(digest)
+    if entry is None:
+        try:
+            with store.build(digest, {"kind": "dataset"}) as folder:
+                write_arrow(dataset, folder / "data.arrow")
+        except OSError as exc:
+            raise WriteError(f"cannot write the cache entry in {str(store.root)!r}: {exc}") from exc
+        entry = store.open(digest, count=False)
+        if entry is None:  # evicted between build and open: only with a limit below one entry
+            raise WriteError(f"the cache entry does not fit cache_limit={cache_limit!r} in "
+                             f"{str(store.root)!r}; raise the limit")
+    result = read(entry.file("data.arrow"), format="arrow")
+    entry.hold_while(result.source)
+    return result
+
+
+def cache_stats(cache_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
+    """Hit, miss and eviction totals (every process) and the size of the shared cache."""
+    from datakiln.dataset._cache_store import CacheStore
+
+    return CacheStore(cache_dir, None).stats
+
+
 def cache_dataset(dataset: Dataset, path: str | os.PathLike[str], *, key: str | None = None,
                   refresh: bool = False) -> Dataset:
     """Write (or reuse) the cache of ``dataset`` at ``path`` and return a Dataset over it."""
@@ -117,12 +180,8 @@ def cache_dataset(dataset: Dataset, path: str | os.PathLike[str], *, key: str | 
     target.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
     temp = target.with_name(f".{target.name}.tmp-{token}")
-    rows = 0
     try:
-        with pa.OSFile(str(temp), "wb") as sink, ipc.new_file(sink, dataset.arrow_schema) as writer:
-            for batch in dataset.iter_batches(batch_rows=CACHE_BATCH_ROWS):
-                writer.write_batch(batch)
-                rows += batch.num_rows
+        rows = write_arrow(dataset, temp)
         temp_meta = sidecar.with_name(f".{sidecar.name}.tmp-{token}")
         # first mark the cache as being rebuilt: a crash before the last rename leaves a key
         # that matches nothing (a rebuild next time, never stale rows served)

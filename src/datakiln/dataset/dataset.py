@@ -493,16 +493,19 @@ class Dataset:
         return write_sql(self._tables(), table, url, schema=self.arrow_schema,
                          if_exists=if_exists, chunk_rows=chunk_rows)
 
-    def cache(self, path: str | os.PathLike[str], *, key: str | None = None,
-              refresh: bool = False) -> Dataset:
-        """A local, memory-mapped Arrow copy at ``path``, reused while the content is unchanged.
+    def cache(self, path: str | os.PathLike[str] | None = None, *, key: str | None = None,
+              refresh: bool = False, cache_dir: str | os.PathLike[str] | None = None,
+              cache_limit: str | int | None = "20GB") -> Dataset:
+        """A local, memory-mapped Arrow copy, reused while the content is unchanged.
 
         Convert once, then shuffle and load at random: ``ds.cache("train.arrow").loader(...)``.
 
         Parameters
         ----------
-        path : str or path
-            The Arrow IPC file to write (a ``<path>.json`` sidecar records its key).
+        path : str or path, optional
+            The Arrow IPC file to write (a ``<path>.json`` sidecar records its key). Without
+            it the copy goes into the shared cache directory (``cache_dir``, else
+            ``$DATAKILN_CACHE_DIR``, else ``~/.cache/datakiln``), locked while in use.
         key : str, optional
             Your name for the data's state, for what has no content identity: a SQL query
             (``key="snapshot-2024-06-01"``) or a ``map_batches`` function holding a fitted
@@ -510,9 +513,16 @@ class Dataset:
             content fingerprint (files, table buffers, function code and values).
         refresh : bool
             Rebuild even if a cache with the same key exists.
+        cache_dir, cache_limit : path, str or int
+            Without ``path``: the shared directory and its byte limit (default ``"20GB"``);
+            the least recently used entries not in use are evicted past it. Hit and miss
+            counts: ``datakiln.dataset.cache.cache_stats(cache_dir)``.
         """
-        from datakiln.dataset.cache import cache_dataset
+        from datakiln.dataset.cache import cache_dataset, cache_in_store
 
+        if path is None:
+            return cache_in_store(self, key=key, refresh=refresh, cache_dir=cache_dir,
+                                  cache_limit=cache_limit)
         return cache_dataset(self, path, key=key, refresh=refresh)
 
     def loader(self, batch_size: int, *, columns: Sequence[str] | None = None,
