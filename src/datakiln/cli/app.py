@@ -25,6 +25,7 @@ from datakiln.cli.commands.encryption import decrypt_command, encrypt_command, k
 from datakiln.cli.commands.evaluate import evaluate_command
 from datakiln.cli.commands.inspect import inspect
 from datakiln.cli.commands.risk import risk_command
+from datakiln.cli.commands.run import run_command
 from datakiln.cli.commands.split import split_command
 from datakiln.cli.commands.synth import app as synth_app
 
@@ -70,6 +71,7 @@ app.command("demo")(demo)
 app.command("anonymize")(anonymize_command)
 app.command("augment")(augment_command)
 app.command("risk")(with_read_options(risk_command))
+app.command("run")(run_command)
 app.add_typer(synth_app, name="synth")
 app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
