@@ -118,7 +118,8 @@ def _table(rows: int = 2000, seed: int = 0) -> pa.Table:
     return pa.table({"x": np.round(x).astype(np.int64), "y": y, "colour": colour})
 
 
-SMALL = {"x": {"low": 0, "high": 80}, "y": {"low": -50, "high": 250}, "colour": {"categories": ["blue", "red"]}}
+SMALL = {"x": {"low": 0, "high": 80}, "y": {"low": -50, "high": 250},
+         "colour": {"categories": ["blue", "red"]}}
 
 
 def test_missing_domain_says_how_to_declare_it():
@@ -273,7 +274,7 @@ def test_non_dp_copula_is_unchanged():
     assert GaussianCopula().fit(table).dp_ is None
 
 
-# -- utility on Adult ------------------------------------------------------------------------------------------
+# -- utility on Adult --------------------------------------------------------------------------------
 def _tstr_auc(train: pa.Table, test: pa.Table) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -315,7 +316,7 @@ def test_full_adult_at_epsilon_1_meets_the_targets(adult, adult_test):
     assert report.fidelity["score"] >= 0.9
 
 
-# -- the CLI --------------------------------------------------------------------------------------------------
+# -- the CLI -----------------------------------------------------------------------------------------
 def test_cli_fits_dp_models(adult_sample_path, tmp_path):
     from datakiln.cli.app import app
 

@@ -547,8 +547,9 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         dp = getattr(self, "dp_", None)
         if dp:
             notes.append(f"differentially private: epsilon={dp['epsilon']}, delta={dp['delta']:g} (zCDP; "
-                         f"marginals {dp['split']['marginals']:.0%}, correlation {dp['split']['correlation']:.0%} "
-                         f"of the budget); mixture switched off; row count noisy")
+                         f"marginals {dp['split']['marginals']:.0%}, correlation "
+                         f"{dp['split']['correlation']:.0%} of the budget); mixture switched off; row "
+                         f"count noisy")
         return {"model": type(self).__name__, "rows": self.rows_, "by": list(self.by_), "dp": dp,
                 "components": len(self.components_), "min_category_count": self.min_category_count,
                 "max_categories": self.max_categories, "small_training": small, "warnings": notes,

@@ -94,9 +94,10 @@ def fit(
                 fitted = MSTSynthesizer(epsilon=epsilon, delta=delta, domain=domain,
                                         memory_budget=memory_budget).fit(dataset, on_progress=advance)
             else:
-                fitted = GaussianCopula(memory_budget=memory_budget, by=_by(by), constraints=constraint or None,
-                                        pii=pii, text=text, max_categories=max_categories,
-                                        min_category_count=min_category_count, epsilon=epsilon, delta=delta,
+                fitted = GaussianCopula(memory_budget=memory_budget, by=_by(by),
+                                        constraints=constraint or None, pii=pii, text=text,
+                                        max_categories=max_categories, min_category_count=min_category_count,
+                                        epsilon=epsilon, delta=delta,
                                         domain=domain).fit(dataset, on_progress=advance)
         seconds = time.perf_counter() - started
         fitted.save(out, overwrite=overwrite, inputs=inputs)

@@ -27,26 +27,30 @@ def check_dp_record(dp: Any, epsilon: float, delta: float, rho: float, split_key
                     domain: Domain) -> None:
     """The ``dp`` record: method, budget equal to the parameters, split, ledger within budget, domain."""
     if not isinstance(dp, dict) or dp.get("method") != "zCDP":
-        raise ModelFormatError("state field 'dp' must be the zCDP accounting record ({'method': 'zCDP', ...})")
+        raise ModelFormatError("state field 'dp' must be the zCDP accounting record "
+                               "({'method': 'zCDP', ...})")
     if _number(dp.get("epsilon"), "epsilon") != epsilon or dp.get("delta") != delta:
-        raise ModelFormatError(f"state field 'dp.epsilon'/'dp.delta' ({dp.get('epsilon')!r}, {dp.get('delta')!r}) "
-                               f"differ from the model's parameters ({epsilon!r}, {delta!r})")
+        raise ModelFormatError(f"state field 'dp.epsilon'/'dp.delta' ({dp.get('epsilon')!r}, "
+                               f"{dp.get('delta')!r}) differ from the model's parameters ({epsilon!r}, "
+                               f"{delta!r})")
     if not math.isclose(_number(dp.get("rho_budget"), "rho_budget"), rho, rel_tol=1e-9):
         raise ModelFormatError(f"state field 'dp.rho_budget' is not the zCDP budget of epsilon={epsilon:g}, "
                                f"delta={delta:g}")
     split = dp.get("split")
     if not isinstance(split, dict) or set(split) != split_keys or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in split.values()) or \
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+            for v in split.values()) or \
             abs(sum(split.values()) - 1) > 1e-9:
-        raise ModelFormatError(f"state field 'dp.split' must give shares of {sorted(split_keys)} adding up to 1, "
-                               f"got {split!r:.80}")
+        raise ModelFormatError(f"state field 'dp.split' must give shares of {sorted(split_keys)} adding up "
+                               f"to 1, got {split!r:.80}")
     ledger = dp.get("ledger")
     if not isinstance(ledger, list) or not all(isinstance(e, dict) and isinstance(e.get("what"), str)
                                                for e in ledger):
         raise ModelFormatError("state field 'dp.ledger' must list {'what', 'rho'} spends")
     total = math.fsum(_number(e.get("rho"), "ledger.rho") for e in ledger)
     if total > rho * (1 + 1e-9):
-        raise ModelFormatError(f"state field 'dp.ledger' spends rho={total:.6g}, more than the budget {rho:.6g}")
+        raise ModelFormatError(f"state field 'dp.ledger' spends rho={total:.6g}, more than the budget "
+                               f"{rho:.6g}")
     spent = dp.get("spent")
     if not isinstance(spent, dict) or not (math.isinf(total) and spent.get("rho") == "inf" or math.isclose(
             _number(spent.get("rho"), "spent.rho"), total, rel_tol=1e-9, abs_tol=1e-15)):
@@ -62,7 +66,8 @@ def check_dp_record(dp: Any, epsilon: float, delta: float, rho: float, split_key
 def _probabilities(field: str, array: Any, shape: tuple[int, ...]) -> None:
     if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype.kind != "f":
         raise ModelFormatError(f"array {field!r} must be a float array of shape {shape}, got "
-                               f"{getattr(array, 'dtype', type(array).__name__)} {getattr(array, 'shape', '')}")
+                               f"{getattr(array, 'dtype', type(array).__name__)} "
+                               f"{getattr(array, 'shape', '')}")
     if not np.isfinite(array).all() or (array < 0).any():
         raise ModelFormatError(f"array {field!r} must hold finite probabilities >= 0")
     if not np.allclose(array.sum(axis=-1), 1, atol=1e-6):

@@ -130,7 +130,8 @@ class BasicAccountant:
 
     def __post_init__(self) -> None:
         self.epsilon, _ = check_budget(self.epsilon, 0.5)
-        if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) or not 0 <= self.delta < 1:
+        delta = self.delta
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 <= delta < 1:
             raise InvalidArgumentError(f"delta must be in [0, 1), got {self.delta!r:.40}")
 
     def spend(self, epsilon: float, what: str, delta: float = 0.0) -> None:

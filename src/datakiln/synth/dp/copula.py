@@ -72,9 +72,9 @@ def vocabulary(domain: Domain, name: str, dtype: pa.DataType) -> tuple[list[Any]
 def _check_settings(model: Any) -> tuple[float, float, Domain]:
     epsilon, delta = check_budget(model.epsilon, model.delta)
     if model.by not in ("auto", None):
-        raise InvalidArgumentError(f"by={model.by!r}: mixture components are switched off under differential "
-                                   f"privacy (one copula, so the budget is not split per component); leave by "
-                                   f"at 'auto' or None")
+        raise InvalidArgumentError(f"by={model.by!r}: mixture components are switched off under "
+                                   f"differential privacy (one copula, so the budget is not split per "
+                                   f"component); leave by at 'auto' or None")
     if model.constraints:
         raise InvalidArgumentError("constraints are not supported with epsilon= (a DP copula); declare "
                                    "the bounds in the domain instead, or fit without DP")
@@ -101,7 +101,10 @@ def _setup(model: Any, domain: Domain) -> None:
     model.by_ = []
 
 
-def _encode(model: Any, table: pa.Table, domain: Domain) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+Arrays = dict[str, np.ndarray]
+
+
+def _encode(model: Any, table: pa.Table, domain: Domain) -> tuple[Arrays, Arrays]:
     codes, numbers = {}, {}
     for name in model.modelled_:
         if model.roles_[name] == "categorical":
@@ -112,7 +115,7 @@ def _encode(model: Any, table: pa.Table, domain: Domain) -> tuple[dict[str, np.n
     return codes, numbers
 
 
-def _histograms(model: Any, dataset: Any, domain: Domain, budget: int | None) -> tuple[dict[str, np.ndarray], dict]:
+def _histograms(model: Any, dataset: Any, domain: Domain, budget: int | None) -> tuple[Arrays, dict]:
     cells = {n: domain.columns[n].cells(model.schema_.field(n).type) for n, r in model.roles_.items()
              if r == "numeric"}
     sizes = {n: (len(model.vocab_[n]) if r == "categorical" else cells[n].size) + 1
@@ -192,8 +195,8 @@ def fit_dp(model: Any, data: Any) -> None:
         noisy[name] = gaussian_mechanism(counts, 1.0, per_column, rng)
     rows = float(np.mean([c.sum() for c in noisy.values()]))
     if rows < 1:
-        raise InvalidArgumentError(f"the noisy row count is {rows:.1f}: too few rows for epsilon={epsilon:g}; "
-                                   f"fit on more rows or raise epsilon")
+        raise InvalidArgumentError(f"the noisy row count is {rows:.1f}: too few rows for "
+                                   f"epsilon={epsilon:g}; fit on more rows or raise epsilon")
     component = _marginals(model, noisy, cells, rows)
     if split["correlation"] > 0:
         rho_corr = rho * split["correlation"]
@@ -249,8 +252,8 @@ def _check_against_domain(model: Any, state: dict[str, Any], arrays: dict[str, n
     roles = state.get("roles", {})
     for name, declared in domain.columns.items():
         if roles.get(name) != declared.kind:
-            raise ModelFormatError(f"state field 'roles.{name}' ({roles.get(name)!r}) contradicts the DP domain "
-                                   f"({declared.kind})")
+            raise ModelFormatError(f"state field 'roles.{name}' ({roles.get(name)!r}) contradicts the DP "
+                                   f"domain ({declared.kind})")
         if declared.kind == "categorical":
             kept, _ = vocabulary(domain, name, model.schema_.field(name).type)
             saved = state.get("vocab", {}).get(name)

@@ -191,8 +191,8 @@ class Domain:
         """Every column of ``schema`` declared, with a kind its type can take; else a message saying how."""
         missing = [n for n in schema.names if n not in self.columns]
         if missing:
-            raise SchemaError(f"the DP domain ({self.source}) does not declare the columns {missing}; {_HOW}, "
-                              f"or drop those columns before fitting")
+            raise SchemaError(f"the DP domain ({self.source}) does not declare the columns {missing}; "
+                              f"{_HOW}, or drop those columns before fitting")
         extra = sorted(set(self.columns) - set(schema.names))
         if extra:
             raise SchemaError(f"the DP domain ({self.source}) declares {extra}, which the data does not have "
@@ -238,7 +238,8 @@ def load_domain(domain: Any) -> Domain:
 
                 data = yaml.safe_load(text)
         except (ValueError, RecursionError) as exc:
-            raise InvalidArgumentError(f"the domain file {str(path)!r} is not valid JSON/YAML ({exc})") from exc
+            raise InvalidArgumentError(f"the domain file {str(path)!r} is not valid JSON/YAML "
+                                       f"({exc})") from exc
         except Exception as exc:  # yaml.YAMLError (yaml imported lazily)
             raise InvalidArgumentError(f"the domain file {str(path)!r} is not valid YAML ({exc})") from exc
         return Domain.from_dict(data, str(path))
@@ -246,7 +247,8 @@ def load_domain(domain: Any) -> Domain:
                                f"{type(domain).__name__}")
 
 
-def category_codes(column: pa.ChunkedArray | pa.Array, declared: ColumnDomain, text_typed: bool) -> np.ndarray:
+def category_codes(column: pa.ChunkedArray | pa.Array, declared: ColumnDomain,
+                   text_typed: bool) -> np.ndarray:
     """Code of each value among the declared categories (``len(categories)``: the other bucket when
     the column has one; -1: missing, and out-of-list values of a column without one)."""
     plain = column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column

@@ -164,7 +164,8 @@ class MSTSynthesizer(Synthesizer):
     def _count(self, dataset: Any, columns: _Columns, budget: int | None) -> tuple[list, dict]:
         d = len(columns.names)
         one = [np.zeros(s) for s in columns.sizes]
-        two = {(i, j): np.zeros(columns.sizes[i] * columns.sizes[j]) for i in range(d) for j in range(i + 1, d)}
+        sizes = columns.sizes
+        two = {(i, j): np.zeros(sizes[i] * sizes[j]) for i in range(d) for j in range(i + 1, d)}
         for table in dataset._tables(memory_budget=budget):
             codes = columns.encode(table)
             for i, code in enumerate(codes):
@@ -197,8 +198,10 @@ class MSTSynthesizer(Synthesizer):
         edges: list[tuple[int, int]] = []
         for _ in range(d - 1):
             candidates = [e for e in scores if root(e[0]) != root(e[1])]
-            accountant.spend(per_pick, f"tree edge {len(edges) + 1} (exponential mechanism, eps={epsilon:.4g})")
-            pick = candidates[exponential_mechanism(np.array([scores[e] for e in candidates]), epsilon, 1.0, rng)]
+            accountant.spend(per_pick, f"tree edge {len(edges) + 1} (exponential mechanism, "
+                                       f"eps={epsilon:.4g})")
+            weights = np.array([scores[e] for e in candidates])
+            pick = candidates[exponential_mechanism(weights, epsilon, 1.0, rng)]
             edges.append(pick)
             parent[root(pick[0])] = root(pick[1])
         return edges
@@ -221,8 +224,8 @@ class MSTSynthesizer(Synthesizer):
             noisy.append(gaussian_mechanism(counts, 1.0, rho_one, rng))
         rows = float(np.mean([c.sum() for c in noisy]))
         if rows < 1:
-            raise InvalidArgumentError(f"the noisy row count is {rows:.1f}: too few rows for epsilon={epsilon:g}; "
-                                       f"fit on more rows or raise epsilon")
+            raise InvalidArgumentError(f"the noisy row count is {rows:.1f}: too few rows for "
+                                       f"epsilon={epsilon:g}; fit on more rows or raise epsilon")
         marginals = [nonnegative_counts(c, rows) / rows for c in noisy]
         edges = self._select(marginals, two, rows, rho * split["select"], accountant, rng) if d > 1 else []
         rho_two = rho * split["two_way"] / max(len(edges), 1)
@@ -259,7 +262,8 @@ class MSTSynthesizer(Synthesizer):
             for child in sorted(neighbours[parent]):
                 if child in seen:
                     continue
-                table = measured[(parent, child)] if (parent, child) in measured else measured[(child, parent)].T
+                key = (parent, child)
+                table = measured[key] if key in measured else measured[(child, parent)].T
                 prior = sigma * math.sqrt(table.shape[1])
                 totals = table.sum(axis=1, keepdims=True) + prior
                 smoothed = (table + prior * marginals[child]) / np.where(totals > 0, totals, 1)
@@ -282,8 +286,8 @@ class MSTSynthesizer(Synthesizer):
 
     def _chunk(self, n: int, rng: np.random.Generator) -> pa.Table:
         columns = self._columns
-        codes: dict[int, np.ndarray] = {self.root_: _draw(np.broadcast_to(self.marginals_[self.root_], (1, len(
-            self.marginals_[self.root_]))), np.zeros(n, dtype=np.int64), rng)}
+        root = self.marginals_[self.root_][None, :]
+        codes: dict[int, np.ndarray] = {self.root_: _draw(root, np.zeros(n, dtype=np.int64), rng)}
         for (parent, child), conditional in zip(self.tree_, self.conditionals_):
             codes[child] = _draw(conditional, codes[parent], rng)
         arrays = [columns.decode(name, codes[i], rng) for i, name in enumerate(columns.names)]
@@ -291,7 +295,8 @@ class MSTSynthesizer(Synthesizer):
 
     # -- model files -----------------------------------------------------------------------------
     def _to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        state = {"rows": self.rows_, "root": self.root_, "tree": [list(e) for e in self.tree_], "dp": self.dp_}
+        state = {"rows": self.rows_, "root": self.root_, "tree": [list(e) for e in self.tree_],
+                 "dp": self.dp_}
         arrays = {f"m{i}": m for i, m in enumerate(self.marginals_)}
         arrays.update({f"e{k}": c for k, c in enumerate(self.conditionals_)})
         return state, arrays
@@ -320,7 +325,8 @@ class MSTSynthesizer(Synthesizer):
         names = columns.names
         tree = [f"{names[p]} -> {names[c]}" for p, c in self.tree_]
         return {"model": type(self).__name__, "rows": self.rows_, "tree": tree, "dp": self.dp_,
-                "warnings": [f"differentially private: epsilon={self.dp_['epsilon']}, delta={self.dp_['delta']:g} "
+                "warnings": [f"differentially private: epsilon={self.dp_['epsilon']}, "
+                             f"delta={self.dp_['delta']:g} "
                              f"(zCDP; one-way / tree selection / two-way = thirds of the budget); row count "
                              f"noisy"], "columns": out, "small_training": False}
 
