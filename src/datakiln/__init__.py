@@ -61,6 +61,7 @@ _LAZY = {
     "read_sql": "datakiln.dataset.reading",
     "read_images": "datakiln.dataset.image_reading",
     "read_text": "datakiln.dataset.text_reading",
+    "Pipeline": "datakiln.pipeline.run",
     "from_arrow": None,
     "from_pandas": None,
 }
@@ -88,6 +89,7 @@ __all__ = [
     "ModelFormatError",
     "OutputExistsError",
     "ParseError",
+    "Pipeline",
     "PrivacyBudgetError",
     "PrivacyError",
     "Profile",
@@ -116,7 +118,7 @@ __all__ = [
 # subpackages reachable as attributes after `import datakiln` (loaded on first use, not in __all__
 # so that `from datakiln import *` stays light)
 _SUBPACKAGES = ("augment", "balancing", "clean", "dataset", "evaluation", "integrations", "io",
-                "privacy", "report", "synth", "transform")
+                "pipeline", "privacy", "report", "synth", "transform")
 
 if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
@@ -124,6 +126,7 @@ if TYPE_CHECKING:
     from datakiln.dataset.image_reading import read_images
     from datakiln.dataset.reading import read, read_sql
     from datakiln.dataset.text_reading import read_text
+    from datakiln.pipeline.run import Pipeline
     from datakiln.schema import ColumnSchema, Schema, infer_schema
     from datakiln.splits import SplitResult, split
 

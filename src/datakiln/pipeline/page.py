@@ -56,7 +56,8 @@ def write_run_page(report: Any, folder: Path) -> Path:
             target = target_dir / name
             _atomic(target, lambda temp, src=source: shutil.copyfile(src, temp))
             stage.reports[name] = str(target)
-            links.append(f'<a href="{html.escape(f"{stage.name}/{name}", quote=True)}">{html.escape(name)}</a>')
+            href = html.escape(f"{stage.name}/{name}", quote=True)
+            links.append(f'<a href="{href}">{html.escape(name)}</a>')
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
             stage.name, stage.kind, stage.status, f"{stage.seconds:.2f}",
             "" if stage.rows is None else f"{stage.rows:,}")) + f"<td>{' · '.join(links)}</td></tr>")
