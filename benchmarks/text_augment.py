@@ -198,7 +198,8 @@ def cnn(train: list[str], y: np.ndarray, test: list[str], seed: int, options: di
     torch.manual_seed(seed)
     model = _text_cnn(len(vocabulary) + 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((y == 0).sum() / max(1, (y == 1).sum())))
+    weight = float((y == 0).sum() / max(1, (y == 1).sum()))  # balanced classes, as for the LR
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, dtype=torch.float32))
     batch = 32
     per_epoch = math.ceil(len(train) / batch)
     epochs = max(options["epochs"], math.ceil(options["min_steps"] / per_epoch))
