@@ -173,3 +173,18 @@ def test_dataset_cache_with_a_limit_evicts_older_entries(tmp_path: Path) -> None
         gc.collect()
     stats = cache_stats(tmp_path)
     assert stats["entries"] == 2 and stats["bytes"] <= 400 * KB and stats["total_evictions"] == 1
+
+
+def test_refreshing_an_entry_open_in_this_process_is_an_error_not_a_hang(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    from datakiln.dataset import _cache_store
+    from datakiln.errors import WriteError
+
+    monkeypatch.setattr(_cache_store, "LOCK_WAIT_SECONDS", 0.2)
+    data = datakiln.from_arrow(pa.table({"x": np.arange(1000)}))
+    held = data.cache(cache_dir=tmp_path)
+    with pytest.raises(WriteError, match="is open"):
+        data.cache(cache_dir=tmp_path, refresh=True)
+    assert held.count() == 1000 and not list((tmp_path / "tmp").iterdir())

@@ -240,3 +240,10 @@ def test_anonymize_stage_generalises_and_reports(tmp_path: Path, monkeypatch: py
     assert report.stages[1].rows == 600
     assert set(ages) <= {f"[{low}, {low + 10})" for low in range(10, 100, 10)} and "[30, 40)" in ages
     assert (tmp_path / "run" / "anonymize" / "report.json").exists()
+
+
+def test_two_identical_stages_share_one_entry(tmp_path: Path) -> None:
+    stages = adult_stages(ADULT)[:2] + [{**adult_stages(ADULT)[1], "name": "clean_again"}]
+    report = make(tmp_path, stages).run()
+    assert statuses(report) == {"read": "computed", "clean": "computed", "clean_again": "cached"}
+    assert report.stages[1].key == report.stages[2].key

@@ -50,6 +50,7 @@ __all__ = ["CacheEntry", "CacheStore", "default_cache_dir"]
 MARK = "entry.json"
 _KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 DEFAULT_LIMIT = "20GB"
+LOCK_WAIT_SECONDS = 10.0  # how long replacing an entry waits for its readers before an error
 
 
 def default_cache_dir() -> Path:
@@ -195,7 +196,7 @@ class CacheStore:
             (temp / MARK).write_text(json.dumps(mark, default=str), encoding="utf-8")
             self._dir("entries")
             with self._lock_file(key) as handle:
-                _lock(handle, fcntl.LOCK_EX if fcntl else 0)  # wait for readers of the old entry
+                self._wait_exclusive(handle, key)  # readers of the old entry finish first
                 if target.exists():
                     self._remove(target)
                 os.replace(temp, target)
@@ -203,6 +204,16 @@ class CacheStore:
             shutil.rmtree(temp, ignore_errors=True)  # our own temporary directory only
             raise
         self.evict(keep={key})
+
+    def _wait_exclusive(self, handle: Any, key: str) -> None:
+        """Lock ``key`` exclusively, waiting up to ``LOCK_WAIT_SECONDS`` for its readers."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while not _lock(handle, (fcntl.LOCK_EX | fcntl.LOCK_NB) if fcntl else 0):
+            if time.monotonic() > deadline:
+                raise WriteError(f"the cache entry {key!r} in {str(self.root)!r} is open (a Dataset "
+                                 "reading it, here or in another process); release it (del the "
+                                 "Dataset) or retry later to replace it")
+            time.sleep(0.05)
 
     def _remove(self, path: Path) -> None:
         """Delete only the files the mark lists (plus the mark), then the empty directories."""

@@ -232,8 +232,11 @@ class Pipeline:
             upstream = {self._ref(stage["settings"][s])[0] for s in kind.inputs if s in stage["settings"]}
             cached = store.contains(key) and not (upstream & dirty) and stage["name"] not in force
             if cached and stage["kind"] == "write":
-                meta = json.loads((store.entry_path(key) / "summary.json").read_text(encoding="utf-8"))
-                cached = Path(meta.get("path", "")).exists()
+                try:
+                    meta = json.loads((store.entry_path(key) / "summary.json").read_text(encoding="utf-8"))
+                    cached = Path(meta.get("path", "")).exists()
+                except (OSError, ValueError):
+                    cached = False
             if not cached:
                 dirty.add(stage["name"])
             plan.append(StageResult(stage["name"], stage["kind"], "cached" if cached else "compute", key))
@@ -260,7 +263,10 @@ class Pipeline:
             for item in plan:
                 began = time.perf_counter()
                 stage = by_name[item.name]
-                if item.status == "cached":
+                twin = next((n for n, e in entries.items() if e is not None and e.key == item.key), None)
+                if twin is not None:  # an identical stage ran earlier in this run
+                    entries[item.name] = store.open(item.key, count=False)
+                elif item.status == "cached":
                     entries[item.name] = store.open(item.key)
                 if entries.get(item.name) is None:
                     entries[item.name] = self._compute(stage, item.key, store, entries)
