@@ -167,7 +167,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--epsilons", default=",".join(map(str, EPSILONS)))
     parser.add_argument("--contestants", default=",".join(CONTESTANTS))
-    parser.add_argument("--peer-path", default=None, help="folder with smartnoise-synth (added to its process)")
+    parser.add_argument("--peer-path", default=None,
+                        help="folder with smartnoise-synth (added to its process)")
     parser.add_argument("--peer-timeout", type=float, default=600, help="seconds per peer process")
     parser.add_argument("--peer-runs", type=int, default=None, help="runs per peer cell (default: --runs)")
     parser.add_argument("--peer-epsilons", default=None, help="the peers' epsilons (default: --epsilons)")
@@ -180,7 +181,8 @@ def main() -> None:
     train, test = _tables()
     real = tstr_auc(train, test)
     print(f"Adult: {train.num_rows:,} training rows, {test.num_rows:,} test rows; delta={DELTA:g}; "
-          f"{args.runs} runs per cell (mean ± std); TSTR ROC AUC of a model trained on the real rows: {real:.3f}")
+          f"{args.runs} runs per cell (mean ± std); TSTR ROC AUC of a model trained on the real rows: "
+          f"{real:.3f}")
     print(f"{'contestant':<28} {'epsilon':>7}  {'TSTR ROC AUC':>15}  {'fidelity':>15}  {'MIA AUC':>15}  "
           f"{'fit s':>13}  note")
     table: dict[tuple[str, float], list] = {}
@@ -194,7 +196,8 @@ def main() -> None:
             eps_text = "inf" if math.isinf(epsilon) else f"{epsilon:g}"
             print(f"{CONTESTANTS[which]:<28} {eps_text:>7}  {_cell([r['tstr'] for r in results]):>15}  "
                   f"{_cell([r['fidelity'] for r in results]):>15}  {_cell([r['mia'] for r in results]):>15}  "
-                  f"{_cell([r['fit_s'] for r in results], 2):>13}  {note or f'{len(results)} runs'}", flush=True)
+                  f"{_cell([r['fit_s'] for r in results], 2):>13}  {note or f'{len(results)} runs'}",
+                  flush=True)
     ours = table.get(("copula", 1.0)) or []
     low = table.get(("copula", 0.1)) or []
     if ours and low:
