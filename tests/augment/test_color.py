@@ -257,6 +257,18 @@ def test_normalize_by_hand():
         Normalize()(batch_of(images[..., :1]))
 
 
+def test_normalize_of_uint8_writes_channels_first_memory():
+    images = cifar()
+    out = Normalize(mean=[0.2, 0.4, 0.6], std=[0.5, 0.25, 0.125])(batch_of(images)).images
+    expected = (images / 255.0 - [0.2, 0.4, 0.6]) / [0.5, 0.25, 0.125]
+    np.testing.assert_allclose(out, expected, atol=4e-6)
+    # NHWC shape over NCHW memory: the loader's transpose for torch is then a free view
+    nchw = out.transpose(0, 3, 1, 2)
+    assert nchw.flags.c_contiguous and not out.flags.c_contiguous
+    assert np.shares_memory(np.ascontiguousarray(nchw), out)
+    assert Normalize()(batch_of(images[:0])).images.shape == (0, *images.shape[1:])
+
+
 def test_pipeline_of_colour_ops_is_deterministic_by_row():
     images = np.concatenate([cifar()] * 6)
     pipe = Compose([ColorJitter(0.4, 0.4, 0.4, 0.1), Grayscale(p=0.2), GaussianBlur(3),
