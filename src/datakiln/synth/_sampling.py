@@ -25,6 +25,7 @@ from datakiln.dataset._executor import ordered_map
 from datakiln.errors import ConstraintError, InvalidArgumentError, SchemaError
 from datakiln.synth._component import Component
 from datakiln.synth._fakes import fake_values, placeholder_text
+from datakiln.synth._ngram_copula import fill_texts
 from datakiln.synth._vocab import Categories
 from datakiln.synth.constraints import Constraint, Integer, check, ticks
 
@@ -169,6 +170,7 @@ class CopulaSampling:
                 values[name][rows] = code
                 missing[name][rows] = code < 0
         columns = self._assemble(values, missing, conditions, index, rng)
+        fill_texts(self, columns, CHUNK_ROWS, rng)  # text="ngram": datakiln.synth._ngram_copula
         table = pa.table({name: columns[name] for name in self._output_names()})
         broken = check(table, self.constraints_)
         if broken:  # never expected: the constraints hold by construction

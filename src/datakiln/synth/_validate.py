@@ -227,9 +227,9 @@ def _check_params(model: Any) -> None:
     problem = settings_problem(model)
     if problem is not None:
         raise ModelFormatError(f"model parameter {problem}")
-    for name in ("pii", "text"):
-        if hasattr(model, name) and getattr(model, name) not in ("fake", "drop"):
-            raise ModelFormatError(f"model parameter {name!r} must be 'fake' or 'drop', got "
+    for name, allowed in (("pii", ("fake", "drop")), ("text", ("fake", "drop", "ngram"))):
+        if hasattr(model, name) and getattr(model, name) not in allowed:
+            raise ModelFormatError(f"model parameter {name!r} must be one of {allowed}, got "
                                    f"{getattr(model, name)!r:.40}")
     threads = getattr(model, "threads", None)
     if threads is not None and (not _is_int(threads) or not 1 <= threads <= 4096):

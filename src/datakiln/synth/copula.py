@@ -54,6 +54,13 @@ from datakiln.schema import refuse_nested
 from datakiln.synth._component import Component
 from datakiln.synth._fakes import PLACEHOLDER_PATTERN, placeholder_collisions
 from datakiln.synth._mixture import choose_by, order_categories
+from datakiln.synth._ngram_copula import (
+    batch_texts,
+    check_condition,
+    new_models,
+    ngram_from_state,
+    ngram_state,
+)
 from datakiln.synth._sampling import CHUNK_ROWS, CopulaSampling
 from datakiln.synth._stats import Stats, quantiles
 from datakiln.synth._validate import settings_problem
@@ -147,7 +154,8 @@ class GaussianCopula(CopulaSampling, Synthesizer):
                  text: str = "fake", sample_rows: int = 200_000, grid: int = 2049,
                  max_categories: int = 10_000, min_category_count: int = 1,
                  memory_budget: str | int | None = "1GB", threads: int | None = None, seed: int = 0,
-                 epsilon: float | None = None, delta: float = 1e-6, domain: Any = None) -> None:
+                 epsilon: float | None = None, delta: float = 1e-6, domain: Any = None,
+                 text_condition: str | None = None) -> None:
         self.by = by
         self.max_components = max_components
         self.min_component_rows = min_component_rows
@@ -164,6 +172,7 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         self.epsilon = epsilon
         self.delta = delta
         self.domain = domain
+        self.text_condition = text_condition
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments (a DP domain as its plain mapping, ε = inf as ``"inf"``)."""
@@ -181,9 +190,10 @@ class GaussianCopula(CopulaSampling, Synthesizer):
     def _validate(self, dataset: Any) -> None:
         if self.pii not in ("fake", "drop"):
             raise InvalidArgumentError(f"pii must be 'fake' or 'drop', got {self.pii!r}")
-        if self.text not in ("fake", "drop"):
-            raise InvalidArgumentError(f"text must be 'fake' (placeholder text of matching lengths) or "
-                                       f"'drop', got {self.text!r}")
+        if self.text not in ("fake", "drop", "ngram"):
+            raise InvalidArgumentError(f"text must be 'fake' (placeholder text of matching lengths), 'ngram' "
+                                       f"(a word n-gram model per column) or 'drop', got {self.text!r}")
+        check_condition(self)
         problem = settings_problem(self)
         if problem is not None:
             raise InvalidArgumentError(problem)
@@ -236,7 +246,7 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         return codes, numbers, kinds
 
     def _fit(self, data: Any) -> None:
-        self.dp_ = None
+        self.dp_, self.ngram_ = None, {}
         if self.epsilon is not None:  # differentially private: datakiln.synth.dp.copula
             from datakiln.synth.dp.copula import fit_dp
 
@@ -254,6 +264,7 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         counts: dict[str, dict[Any, int]] = {n: {} for n, r in self.roles_.items() if r == "categorical"}
         avoid: dict[str, set[str]] = {n: set() for n, r in self.roles_.items() if r == "text"}
         rows, last_id = 0, {}
+        ngram = new_models(self)
         for table, part in dataset._tables(self._first_pass_batch, memory_budget=budget):
             self._check_training(part["violations"], rows, table.num_rows)
             rows += table.num_rows
@@ -265,6 +276,8 @@ class GaussianCopula(CopulaSampling, Synthesizer):
                 avoid[name].update(found)
             for name, top in part["ids"].items():
                 last_id[name] = max(last_id.get(name, top), top)
+            for name, (texts, classes) in part["texts"].items():
+                ngram[name].update(texts, classes)
             sample.add(table, rng)
             self._progress(table.num_rows)
         if rows == 0 or sample.table is None:
@@ -284,12 +297,13 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         self._arrays()
         self.modelled_ = [n for n, r in self.roles_.items()
                           if r in ("numeric", "categorical") or (r == "text" and self.text == "fake")]
+        self.ngram_ = {n: m.finish() for n, m in ngram.items()}
         self._fit_components(dataset, sample.table, rng, budget)
 
     def _first_pass_batch(self, table: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
         """On a worker thread: constraint checks, category counts, identifier maxima of one batch."""
         part: dict[str, Any] = {"violations": {str(c): violations(table, c) for c in self.constraints_},
-                                "counts": {}, "ids": {}, "avoid": {}}
+                                "counts": {}, "ids": {}, "avoid": {}, "texts": batch_texts(self, table)}
         for name, role in self.roles_.items():
             if role == "text" and self.text == "fake":  # training texts the placeholder could produce
                 column = table[name]
@@ -454,6 +468,8 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         if getattr(self, "dp_", None):
             state["dp"] = self.dp_
         arrays: dict[str, np.ndarray] = {}
+        if getattr(self, "ngram_", None):
+            state["ngram"] = ngram_state(self.ngram_, arrays)
         for i, component in enumerate(self.components_):
             part, part_arrays = component.to_state(f"c{i}")
             state["components"].append(part)
@@ -492,6 +508,7 @@ class GaussianCopula(CopulaSampling, Synthesizer):
                 isinstance(v, list) and all(isinstance(t, str) for t in v) for v in self.avoid_.values()):
             raise ModelFormatError(f"state field 'avoid' must map the text columns {text} to lists of "
                                    f"strings, got {self.avoid_!r:.80}")
+        self.ngram_ = ngram_from_state(self, state, arrays)
         self._arrays()
         self.components_ = [Component.from_state(part, arrays, f"c{i}")
                             for i, part in enumerate(state["components"])]
@@ -538,6 +555,7 @@ class GaussianCopula(CopulaSampling, Synthesizer):
                               other_value=self.withheld_[name]["other"])
             how = {"pii": self.pii, "text": self.text}.get(role)
             record["output"] = ("left out" if how == "drop" else "format-valid fakes" if role == "pii"
+                                else "word n-gram text" if how == "ngram"
                                 else "placeholder text, lengths modelled" if role == "text"
                                 else "regenerated (unique)" if role == "identifier" else "modelled")
             columns[name] = record
