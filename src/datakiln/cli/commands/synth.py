@@ -47,7 +47,11 @@ def fit(
                                          "'visits: integer'; repeatable."),
     pii: str = typer.Option("fake", "--pii", help="PII columns: fake (format-valid fakes) or drop."),
     text: str = typer.Option("fake", "--text", help="Free-text columns: fake (placeholder text with the "
-                             "real length distribution, never a training value) or drop."),
+                             "real length distribution, never a training value), ngram (a word "
+                             "n-gram model per column) or drop."),
+    text_condition: str | None = typer.Option(None, "--text-condition", help="With --text ngram: a "
+                                              "categorical column (e.g. the label) to fit one model per "
+                                              "class of."),
     max_categories: int = typer.Option(10_000, "--max-categories", help="Categories modelled one by one "
                                        "per column; the rest are pooled and sampled at their real "
                                        "frequencies."),
@@ -96,6 +100,7 @@ def fit(
             else:
                 fitted = GaussianCopula(memory_budget=memory_budget, by=_by(by),
                                         constraints=constraint or None, pii=pii, text=text,
+                                        text_condition=text_condition,
                                         max_categories=max_categories, min_category_count=min_category_count,
                                         epsilon=epsilon, delta=delta,
                                         domain=domain).fit(dataset, on_progress=advance)
