@@ -25,7 +25,10 @@
   holdout rows (0.5: no signal).
 - **free-text copies**: for every text column (which the distance checks leave out), the
   share of synthetic non-null values equal to a training value verbatim (a holdout's share
-  is the baseline); a column above 1% (and twice the baseline) is flagged.
+  is the baseline); a column above 1% (and twice the baseline) is flagged. Beside it the
+  **8-gram copy check** (:mod:`datakiln.evaluation._ngram_overlap`): the share of synthetic
+  word 8-grams found in the training text against the holdout's share, flagged 5 points
+  above it (10% without a holdout).
 - **tiny training tables**: below :data:`~datakiln.synth.base.MIN_TRAINING_ROWS` rows a
   synthesizer mostly replays its input, so the section says copies are expected.
 
@@ -47,6 +50,7 @@ from sklearn.neighbors import NearestNeighbors
 from datakiln.clean.base import row_hashes
 from datakiln.dataset.dataset import Dataset
 from datakiln.evaluation._columns import RowEncoder
+from datakiln.evaluation._ngram_overlap import ngram_overlap
 from datakiln.evaluation._stats import bootstrap_interval, proportion_interval, take_rows
 from datakiln.synth.base import MIN_TRAINING_ROWS
 
@@ -150,6 +154,8 @@ def text_copies(real: Dataset, synthetic: Dataset, columns: list[str] | dict[str
             baseline = held / held_values if held_values else None
         out[name] = {"kind": kind, "copies": copies, "values": values,
                      "share": copies / values if values else 0.0, "holdout_share": baseline}
+        if kind == "text":  # long runs of training words stitched together (evaluation/_ngram_overlap.py)
+            out[name].update(ngram_overlap(real, synthetic, name, memory_budget, holdout))
     return out
 
 
@@ -268,6 +274,13 @@ def _flags(result: dict[str, Any]) -> list[str]:
             flags.append(f"{found['share']:.1%} of the synthetic values of {found.get('kind', 'text')} "
                          f"column {name!r} are verbatim training values (a holdout's rate: "
                          f"{text_baseline:.1%})")
+        grams, held = found.get("ngram8_share"), found.get("ngram8_holdout_share")
+        if grams is not None:  # 8-gram copies: flagged 5 points above the holdout's share (or 10% without)
+            found["ngram8_flagged"] = grams > (held + 0.05 if held is not None else 0.10)
+            if found["ngram8_flagged"]:
+                flags.append(f"{grams:.1%} of the synthetic word 8-grams of text column {name!r} occur in "
+                             f"the training text (a holdout's share: "
+                             f"{'n/a' if held is None else format(held, '.1%')}): passages are memorised")
     baseline = result.get("holdout_exact_copy_rate") or 0.0
     if baseline >= HOLDOUT_OVERLAP:
         flags.append(f"{baseline:.1%} of the holdout rows are also training rows: a holdout drawn "
