@@ -278,6 +278,10 @@ def _privacy_section(privacy: dict[str, Any] | None) -> str:
             "training record</h3>" + plot + legend + "</div></div>" + _text_copies(privacy.get("text_copies")))
 
 
+def _flag(found: dict[str, Any]) -> bool:
+    return bool(found.get("flagged") or found.get("ngram8_flagged"))
+
+
 def _text_copies(found: dict[str, dict[str, Any]] | None) -> str:
     """The verbatim-copy table per free-text, identifier or PII column (nothing without one)."""
     if not found:
@@ -285,13 +289,17 @@ def _text_copies(found: dict[str, dict[str, Any]] | None) -> str:
     rows = "".join(
         f"<tr><td>{_esc(name)}</td><td>{_esc(c.get('kind', 'text'))}</td>{_cell(c.get('values'))}{_cell(c.get('copies'))}"
         f"{_cell(c.get('share'), True)}{_cell(c.get('holdout_share'), True)}"
-        f"<td class=\"{'poor' if c.get('flagged') else 'good'}\">{'flagged' if c.get('flagged') else 'no flag'}"
+        f"{_cell(c.get('ngram8_share'), True)}{_cell(c.get('ngram8_holdout_share'), True)}"
+        f"<td class=\"{'poor' if _flag(c) else 'good'}\">{'flagged' if _flag(c) else 'no flag'}"
         f"</td></tr>" for name, c in found.items())
     return ("<h3>Free-text, identifier and PII columns</h3><p class='muted'>Synthetic non-null values "
             "equal to a training value of the same column verbatim (a holdout's share is the "
-            "baseline: real values repeat too); flagged above 1% and twice the baseline.</p>"
+            "baseline: real values repeat too); flagged above 1% and twice the baseline. Text columns "
+            "also show the share of synthetic word 8-grams found in the training text beside the "
+            "holdout's share (flagged 5 points above it; needs a holdout).</p>"
             '<table class="sortable" id="text-copies"><thead><tr><th>column</th><th>kind</th><th>values checked</th>'
-            "<th>verbatim copies</th><th>share</th><th>holdout share</th><th>flag</th></tr></thead><tbody>"
+            "<th>verbatim copies</th><th>share</th><th>holdout share</th><th>8-gram share</th>"
+            "<th>holdout 8-gram share</th><th>flag</th></tr></thead><tbody>"
             + rows + "</tbody></table>")
 
 
