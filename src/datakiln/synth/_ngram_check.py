@@ -70,7 +70,7 @@ def check_ngram_state(state: Any, arrays: dict[str, np.ndarray], prefix: str, co
     _scalars(state, column)
     base = len(state["vocab"]) + 2
     hashes = _array(arrays, f"{prefix}_hashes", column, "u")
-    if hashes.dtype != np.uint64 or np.any(np.diff(hashes) <= 0):
+    if hashes.dtype != np.uint64 or np.any(hashes[1:] <= hashes[:-1]):  # (np.diff wraps on uint64)
         raise _fail(column, f"{prefix}_hashes", "must be strictly increasing uint64 text hashes")
     for j in range(len(state["classes"]) + 1):
         lengths = _array(arrays, f"{prefix}_m{j}_lengths", column, "i")
