@@ -13,7 +13,7 @@ mean ± std over the runs:
 - fit seconds (the fit alone, this machine's cores).
 
 Contestants: datakiln's DP Gaussian copula (``GaussianCopula(epsilon=...)``) and
-``MSTSynthesizer``; smartnoise-synth's MST and AIM (the ``bench`` extra's peer) when
+``MSTSynthesizer``; smartnoise-synth's MST and AIM (installed apart, see pyproject's bench note) when
 importable — ``--peer-path`` adds a folder holding it to ``sys.path`` of the peer's process
 only. ε = ∞ runs the same pipelines without noise (discretisation loss alone). Every
 contestant and ε runs in its own process.
