@@ -247,3 +247,13 @@ def test_two_identical_stages_share_one_entry(tmp_path: Path) -> None:
     report = make(tmp_path, stages).run()
     assert statuses(report) == {"read": "computed", "clean": "computed", "clean_again": "cached"}
     assert report.stages[1].key == report.stages[2].key
+
+
+def test_full_adult_from_shared_until_split(tmp_path: Path) -> None:
+    from tests.conftest import shared_dataset
+
+    csv = shared_dataset("adult/adult-train.csv")
+    report = make(tmp_path, adult_stages(csv)).run(until="split")
+    rows = {s.name: s.rows for s in report.stages}
+    assert rows["read"] == 32_561 and 32_000 < rows["clean"] <= 32_561 and rows["split"] == rows["clean"]
+    assert make(tmp_path, adult_stages(csv)).run(until="split").computed == 0
