@@ -98,9 +98,12 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
             f"at {os.getcwd()!r})"
         )
     if info.type == pafs.FileType.Directory:
-        selector = pafs.FileSelector(path, recursive=True)
+        if isinstance(fs, pafs.LocalFileSystem):
+            found = fs.get_file_info(_local_walk(path))
+        else:
+            found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
         infos = [
-            i for i in fs.get_file_info(selector)
+            i for i in found
             if i.type == pafs.FileType.File
             and not any(part.startswith(_HIDDEN) for part in Path(i.path[len(path):]).parts)
         ]
@@ -112,6 +115,36 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
     if info.type != pafs.FileType.File:
         _refuse_special(path, original)
     return [info], None
+
+
+def _local_walk(root: str) -> list[str]:
+    """Every path under the local directory ``root``, following symlinks but never a loop.
+
+    A linked directory is entered only if its real path is not already among the real paths
+    of the directories above it, so ``link -> ..`` is listed once instead of forty levels
+    deep (or, with two such links, exponentially often).
+    """
+    paths: list[str] = []
+
+    def walk(directory: str, above: frozenset[str]) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                paths.append(entry.path)
+                continue
+            real = os.path.realpath(entry.path)
+            if real not in above:
+                walk(entry.path, above | {real})
+
+    walk(root, frozenset({os.path.realpath(root)}))
+    return paths
 
 
 def _without_sidecars(infos: list[pafs.FileInfo], path: str) -> list[pafs.FileInfo]:
