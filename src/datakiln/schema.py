@@ -309,6 +309,11 @@ def _infer_column(name: str, column: pa.ChunkedArray) -> ColumnSchema:
 
 def _infer_integer(name: str, values: pa.ChunkedArray, dtype: pa.DataType) -> ColumnSchema:
     n = len(values)
+    # card numbers without separators parse as integers; they are PII all the same
+    digits = [str(v) for v in values.slice(0, PATTERN_SAMPLE).to_pylist()]
+    if (digits and (n >= 10 or _NAME_HINTS["credit_card"].search(name))
+            and _share(digits, lambda v: 13 <= len(v) <= 19 and _luhn(v)) >= MATCH_SHARE):
+        return ColumnSchema(name, "pii", dtype, ("values are Luhn-valid card numbers",), "credit_card")
     if n >= 20 and _ID_NAME.search(name) and pc.count_distinct(values).as_py() == n:
         return ColumnSchema(name, "identifier", dtype, ("name looks like an id", "values unique"))
     if n >= 100:
