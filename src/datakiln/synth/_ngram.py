@@ -92,7 +92,9 @@ class NgramText:
     def __init__(self, n: int = 3, min_count: int = 5, min_class_texts: int = 20,
                  backoff: float = 0.4) -> None:
         self.n, self.min_count, self.min_class_texts, self.backoff = n, min_count, min_class_texts, backoff
-        self._tokens: dict[Any, list[list[str]]] = {}
+        self._grams: dict[str, Counter[tuple[str, ...]]] = {}  # per class: (context..., token) counts
+        self._lengths: dict[str, Counter[int]] = {}
+        self._texts: dict[str, int] = {}
         self._unigrams: Counter[str] = Counter()
         self._hashes: list[np.ndarray] = []
         self._nulls = 0
@@ -111,7 +113,11 @@ class NgramText:
             hashes.append(text_hash(tokens))
             self._unigrams.update(tokens)
             key = POOLED if classes is None or classes[i] is None else str(classes[i])
-            self._tokens.setdefault(key, []).append(tokens)
+            grams = self._grams.setdefault(key, Counter())
+            padded = [BOS_WORD] * (self.n - 1) + tokens
+            grams.update(tuple(padded[j - self.n + 1:j + 1]) for j in range(self.n - 1, len(padded)))
+            self._lengths.setdefault(key, Counter())[len(tokens)] += 1
+            self._texts[key] = self._texts.get(key, 0) + 1
         self._hashes.append(np.unique(np.array(hashes, dtype=np.uint64)))
 
     def finish(self) -> NgramText:
@@ -121,17 +127,24 @@ class NgramText:
         kept = sorted(t for t, c in self._unigrams.items() if c >= self.min_count)
         self.vocab_ = kept
         ids = {t: i + 2 for i, t in enumerate(kept)}
-        groups: dict[str, list[list[int]]] = {}
-        for key, rows in self._tokens.items():
-            encoded = [[ids.get(t, RARE_ID) for t in tokens] for tokens in rows]
-            groups.setdefault(POOLED, []).extend(encoded)
-            if key != POOLED and len(rows) >= self.min_class_texts:
-                groups[key] = encoded
-        self.classes_ = sorted(k for k in groups if k != POOLED)
-        self.models_ = {key: _pack(groups[key], self.n, len(kept) + 2) for key in [POOLED, *self.classes_]}
+        ids[BOS_WORD] = BOS
+        base = len(kept) + 2
+        pooled: Counter[tuple[int, ...]] = Counter()
+        pooled_lengths: Counter[int] = Counter()
+        self.classes_, self.models_ = [], {}
+        for key in sorted(self._grams):
+            grams: Counter[tuple[int, ...]] = Counter()
+            for gram, count in self._grams[key].items():
+                grams[tuple(ids.get(t, RARE_ID) for t in gram)] += count
+            pooled.update(grams)
+            pooled_lengths.update(self._lengths[key])
+            if key != POOLED and self._texts[key] >= self.min_class_texts:
+                self.classes_.append(key)
+                self.models_[key] = _pack(grams, self._lengths[key], self.n, base)
+        self.models_[POOLED] = _pack(pooled, pooled_lengths, self.n, base)
         self.hashes_ = np.unique(np.concatenate(self._hashes)) if self._hashes else np.zeros(0, np.uint64)
         self.null_share_ = self._nulls / self._rows
-        del self._tokens, self._unigrams, self._hashes
+        del self._grams, self._lengths, self._texts, self._unigrams, self._hashes
         return self
 
     # -- sampling ------------------------------------------------------------------------------
@@ -231,7 +244,7 @@ class NgramText:
                 table["cum"] = np.cumsum(table["count"], dtype=np.float64)
                 orders.append(table)
             model.models_[key] = {"orders": orders, "lengths": arrays[f"{prefix}_m{j}_lengths"], "base": base}
-        del model._tokens, model._unigrams, model._hashes
+        del model._grams, model._lengths, model._texts, model._unigrams, model._hashes
         return model
 
 
@@ -244,21 +257,20 @@ def _keys(context: np.ndarray, base: int) -> np.ndarray:
     return key
 
 
-def _pack(texts: list[list[int]], n: int, base: int) -> dict[str, Any]:
-    """Sorted context keys, per-context successor tokens and counts for orders 1..n, and the
-    token-count histogram of ``texts``."""
-    lengths = np.bincount(np.array([len(t) for t in texts], dtype=np.int64), minlength=1).astype(np.int64)
+def _pack(grams: Counter[tuple[int, ...]], lengths: Counter[int], n: int, base: int) -> dict[str, Any]:
+    """Sorted context keys, per-context successor tokens and counts for orders 1..n (from the
+    n-gram counts ``grams``, each lower order summed from them), and the token-count histogram."""
+    histogram = np.zeros(max(lengths) + 1, dtype=np.int64)
+    for size, count in lengths.items():
+        histogram[size] = count
     orders = []
     for order in range(1, n + 1):
         counts: Counter[tuple[int, int]] = Counter()
-        for tokens in texts:
-            padded = [BOS] * (n - 1) + tokens
-            for i in range(n - 1, len(padded)):
-                context = padded[i - order + 1:i]
-                key = 0
-                for t in context:
-                    key = key * base + t
-                counts[(key, padded[i])] += 1
+        for gram, count in grams.items():
+            key = 0
+            for t in gram[n - order:n - 1]:
+                key = key * base + t
+            counts[(key, gram[-1])] += count
         pairs = np.array(sorted(counts), dtype=np.int64).reshape(-1, 2)
         count = np.array([counts[(int(k), int(t))] for k, t in pairs], dtype=np.int64)
         ctx, first = np.unique(pairs[:, 0], return_index=True)
@@ -266,5 +278,4 @@ def _pack(texts: list[list[int]], n: int, base: int) -> dict[str, Any]:
         table = {"ctx": ctx, "start": start, "tok": pairs[:, 1].copy(), "count": count}
         table["cum"] = np.cumsum(count, dtype=np.float64)
         orders.append(table)
-    return {"orders": orders, "lengths": lengths, "base": base}
-
+    return {"orders": orders, "lengths": histogram, "base": base}
