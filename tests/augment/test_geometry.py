@@ -383,3 +383,19 @@ def test_asymmetric_padding_follows_torchvision_order() -> None:
     assert RandomCrop(**public)._pads == op._pads  # what repr shows builds the same op
     _, pair = run(RandomCrop(10, padding=(2, 1)), batch_of(images[:, :8, :8]))  # (left/right, top/bottom)
     assert pair["left"].min() == -2 and pair["left"].max() == 0 and (pair["top"] == -1).all()
+
+
+def test_torch_backend_takes_read_only_batches_without_a_warning():
+    # regression (review): every RandomResizedCrop on read-only memory (decoded Arrow buffers)
+    # printed torch's "The given NumPy array is not writable" warning
+    import warnings
+
+    pytest.importorskip("torch")
+    from datakiln.augment import ImageBatch, RandomResizedCrop
+
+    images = np.arange(4 * 40 * 40 * 3, dtype=np.uint8).reshape(4, 40, 40, 3)
+    images.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = RandomResizedCrop(16, backend="torch")(ImageBatch(images, np.arange(4)))
+    assert out.images.shape == (4, 16, 16, 3) and out.images.dtype == np.uint8

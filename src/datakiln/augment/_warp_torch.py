@@ -34,6 +34,13 @@ def _interpolate(tensor: Any, size: tuple[int, int]) -> Any:
                                               antialias=True, align_corners=False)
 
 
+
+def _readable(array: np.ndarray) -> np.ndarray:
+    """A contiguous array torch can wrap without a warning: read-only views (Arrow buffers,
+    decoded bytes) are copied, since ``torch.from_numpy`` warns on non-writable memory."""
+    array = np.ascontiguousarray(array)
+    return array if array.flags.writeable else array.copy()
+
 def torch_resize(images: np.ndarray | list[np.ndarray], boxes: np.ndarray,
                  sizes: np.ndarray) -> np.ndarray | list[np.ndarray]:
     """Crop each image's box (top, left, height, width) and resize it to its ``(height,
@@ -45,11 +52,10 @@ def torch_resize(images: np.ndarray | list[np.ndarray], boxes: np.ndarray,
     torch = _torch()
     n = len(images)
     if isinstance(images, np.ndarray):
-        source = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        source = torch.from_numpy(_readable(images)).permute(0, 3, 1, 2)
         views = [source[i:i + 1] for i in range(n)]
     else:
-        views = [torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
-                 for image in images]
+        views = [torch.from_numpy(_readable(image)).permute(2, 0, 1)[None] for image in images]
     same = n > 0 and bool((sizes == sizes[0]).all())
     if same:
         first = images[0]
