@@ -18,13 +18,14 @@ from datakiln._optional import import_optional
 from datakiln.errors import (
     MissingDependencyError,
     ParseError,
+    SchemaError,
     SourceError,
     SourceNotFoundError,
     UnsupportedFormatError,
 )
 
-__all__ = ["FORMATS", "FileSet", "detect_format", "newline_blocks", "newline_ranges", "read_failure",
-           "resolve_files", "uncompressed_size"]
+__all__ = ["FORMATS", "FileSet", "column_type", "detect_format", "newline_blocks", "newline_ranges",
+           "read_failure", "resolve_files", "uncompressed_size"]
 
 #: format name -> file endings it is recognised by (compression endings are stripped first)
 FORMATS = {
@@ -341,3 +342,14 @@ def newline_blocks(opener: Callable[[str], Any], path: str,
                     return
     except (OSError, pa.ArrowException) as exc:
         raise read_failure(path, exc) from exc
+
+
+def column_type(name: str, value: Any) -> pa.DataType:
+    """The Arrow type a ``column_types={name: value}`` entry asks for (a type or its alias)."""
+    if isinstance(value, pa.DataType):
+        return value
+    try:
+        return pa.type_for_alias(str(value))
+    except (ValueError, KeyError) as exc:
+        raise SchemaError(f"column_types[{name!r}]: unknown Arrow type {value!r} (try 'int64', "
+                          "'float64', 'string', 'bool', 'date32', 'timestamp[s]')") from exc

@@ -33,6 +33,7 @@ from datakiln.errors import (
 from datakiln.io._csv_errors import CsvErrorsMixin
 from datakiln.io._files import (
     FileSet,
+    column_type,
     newline_blocks,
     newline_ranges,
     read_failure,
@@ -265,7 +266,7 @@ class CsvSource(CsvErrorsMixin, Source):
         if unknown:
             raise SchemaError(f"column_types names unknown columns {unknown}; the columns are "
                               f"{self.names}")
-        types = {name: _as_type(name, value) for name, value in forced.items()}
+        types = {name: column_type(name, value) for name, value in forced.items()}
         data = text.encode("utf-8")
         sample = self._parse(data, "utf-8", skip_header=self.dialect.header,
                              where=self.files.paths[0], types=types, record=False)
@@ -531,16 +532,6 @@ class CsvSource(CsvErrorsMixin, Source):
         if sample.num_rows >= rows:
             return sample.slice(0, rows)
         return super()._read_head(rows)
-
-
-def _as_type(name: str, value: Any) -> pa.DataType:
-    if isinstance(value, pa.DataType):
-        return value
-    try:
-        return pa.type_for_alias(str(value))
-    except (ValueError, KeyError) as exc:
-        raise SchemaError(f"column_types[{name!r}]: unknown Arrow type {value!r} (try 'int64', "
-                          "'float64', 'string', 'bool', 'timestamp[s]')") from exc
 
 
 class _NeedsRanges(Exception):

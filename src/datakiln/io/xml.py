@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.errors import EmptySourceError, InvalidArgumentError, SchemaError
-from datakiln.io._files import FileSet, read_failure, split_compression
+from datakiln.io._files import FileSet, column_type, read_failure, split_compression
 from datakiln.io._xml_parse import Nested, RecordPath, iter_records
 from datakiln.io.base import ReadTask, SizeEstimate, Source, apply_pushdown
 
@@ -180,7 +180,7 @@ class XmlSource(Source):
         out = []
         for name, field in self._fields.items():
             if name in self.column_types:
-                kind = _as_type(name, self.column_types[name])
+                kind = column_type(name, self.column_types[name])
             elif field.nested:
                 kind = pa.string()
             else:
@@ -301,13 +301,3 @@ def _convert(text: pa.Array, target: pa.DataType, name: str, path: str,
                 f"{path!r} {where}: field {name!r} holds {value[:80]!r}, which is not "
                 f"{target} like the first records; " + _HINT % name) from None
     raise SchemaError(f"{path!r}: field {name!r} cannot be read as {target}; " + _HINT % name)
-
-
-def _as_type(name: str, value: Any) -> pa.DataType:
-    if isinstance(value, pa.DataType):
-        return value
-    try:
-        return pa.type_for_alias(str(value))
-    except (ValueError, KeyError) as exc:
-        raise SchemaError(f"column_types[{name!r}]: unknown Arrow type {value!r} (try 'int64', "
-                          "'float64', 'string', 'bool', 'date32', 'timestamp[us]')") from exc
