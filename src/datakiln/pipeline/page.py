@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +31,10 @@ def own_folder(folder: Path) -> None:
 
 
 def _atomic(target: Path, write: Any) -> None:
-    temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        write(temp)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+    """Write one file of the run folder atomically (the folder is datakiln's: own_folder checked it)."""
+    from datakiln.io.write import write_file_atomic
+
+    write_file_atomic(target, write, is_own=lambda _path: True)
 
 
 def write_run_page(report: Any, folder: Path) -> Path:
