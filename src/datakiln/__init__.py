@@ -38,6 +38,7 @@ from datakiln.errors import (
     SchemaMismatchError,
     SourceError,
     SourceNotFoundError,
+    UnboundedStreamError,
     UnsupportedFormatError,
     WriteError,
 )
@@ -61,6 +62,8 @@ _LAZY = {
     "read_sql": "datakiln.dataset.reading",
     "read_images": "datakiln.dataset.image_reading",
     "read_text": "datakiln.dataset.text_reading",
+    "read_stream": "datakiln.dataset.streaming",
+    "StreamDataset": "datakiln.dataset.streaming",
     "Pipeline": "datakiln.pipeline.run",
     "from_arrow": None,
     "from_pandas": None,
@@ -100,6 +103,8 @@ __all__ = [
     "SourceError",
     "SourceNotFoundError",
     "SplitResult",
+    "StreamDataset",
+    "UnboundedStreamError",
     "UnsupportedFormatError",
     "WriteError",
     "__version__",
@@ -112,6 +117,7 @@ __all__ = [
     "read_images",
     "read_text",
     "read_sql",
+    "read_stream",
     "split",
 ]
 
@@ -125,6 +131,7 @@ if TYPE_CHECKING:
     from datakiln.dataset.profile import ColumnProfile, Profile
     from datakiln.dataset.image_reading import read_images
     from datakiln.dataset.reading import read, read_sql
+    from datakiln.dataset.streaming import StreamDataset, read_stream
     from datakiln.dataset.text_reading import read_text
     from datakiln.pipeline.run import Pipeline
     from datakiln.schema import ColumnSchema, Schema, infer_schema

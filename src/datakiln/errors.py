@@ -27,6 +27,8 @@ working::
     ├── ModelFormatError                 (ValueError) a model file is truncated, tampered,
     │                                    newer than this datakiln, or not a model file
     ├── MissingDependencyError           (ImportError) an optional extra is not installed
+    ├── UnboundedStreamError             (TypeError) a stream was asked for what needs its end
+    │                                    (count, to_arrow, split, a shuffled epoch)
     └── PrivacyError                     the privacy and security layer refused something
         ├── KeyFileError                 (PermissionError) a key missing, unreadable, too
         │                                short or readable by other users
@@ -70,6 +72,7 @@ __all__ = [
     "SchemaMismatchError",
     "SourceError",
     "SourceNotFoundError",
+    "UnboundedStreamError",
     "UnsupportedFormatError",
     "WriteError",
 ]
@@ -161,6 +164,10 @@ class ModelFormatError(DatakilnError, ValueError):
 
 class MissingDependencyError(DatakilnError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class UnboundedStreamError(DatakilnError, TypeError):
+    """A stream (which never ends) was asked for something that needs the end of the data."""
 
 
 class PrivacyError(DatakilnError):

@@ -632,6 +632,8 @@ def as_dataset(data: Any, *, what: str = "this") -> Dataset:
         return Dataset.from_arrow(data)
     if type(data).__name__ == "DataFrame":
         return Dataset.from_pandas(data)
+    if getattr(data, "is_stream", False):  # a StreamDataset has no end: it says so itself
+        data.refuse(what)
     raise InvalidArgumentError(
         f"{what} takes a datakiln Dataset, a pyarrow Table or a pandas DataFrame, got "
         f"{type(data).__name__}")
