@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 
 from datakiln._optional import import_optional
 from datakiln.errors import (
+    DatakilnError,
     MissingDependencyError,
     ParseError,
     SchemaError,
@@ -82,6 +83,8 @@ def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
 
 
 def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.FileInfo], str | None]:
+    if not isinstance(fs, pafs.LocalFileSystem):
+        fs.handler.fs.invalidate_cache()  # type: ignore[attr-defined]  # another process may have written
     # a file or directory whose name holds ``*?[`` is itself, not a pattern
     if any(ch in path for ch in "*?[") and fs.get_file_info(path).type == pafs.FileType.NotFound:
         if isinstance(fs, pafs.LocalFileSystem):
@@ -110,6 +113,11 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
         ]
         if isinstance(fs, pafs.LocalFileSystem):
             infos = _without_sidecars(infos, path)
+        else:  # an object-store prefix: only what its manifest lists (objectstore.py)
+            from datakiln.io.objectstore import committed_infos
+
+            infos = committed_infos(fs.handler.fs, path.rstrip("/"), infos, FORMATS,  # type: ignore[attr-defined]
+                                    original)
         if not infos:
             raise SourceNotFoundError(f"the directory {original!r} holds no data files")
         return sorted(infos, key=lambda i: i.path), path
@@ -245,7 +253,14 @@ def resolve_files(path_or_paths: str | os.PathLike[str] | Sequence[str | os.Path
         if filesystem is not None and type(fs) is not type(filesystem):
             raise UnsupportedFormatError("all paths of one dataset must be on the same filesystem")
         filesystem = fs
-        found, directory = _expand(fs, path, os.fspath(item))
+        try:
+            found, directory = _expand(fs, path, os.fspath(item))
+        except (DatakilnError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # an object store's error: credentials, endpoint, bucket
+            if isinstance(fs, pafs.LocalFileSystem):
+                raise
+            raise _remote_failure(os.fspath(item), exc) from exc
         infos.extend(found)
         base = directory if len(items) == 1 else None
     assert filesystem is not None
@@ -256,6 +271,18 @@ def resolve_files(path_or_paths: str | os.PathLike[str] | Sequence[str | os.Path
         tuple(i.mtime.timestamp() if i.mtime else 0.0 for i in infos),
         base,
     )
+
+
+def _remote_failure(url: str, exc: BaseException) -> SourceError:
+    """A datakiln error for an object store's error while listing ``url``."""
+    kind = type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return SourceNotFoundError(f"no such object or bucket: {url!r} ({exc})")
+    hint = " Check AWS_ENDPOINT_URL and that the server is reachable"
+    if "Credential" in kind or "AccessDenied" in str(exc) or isinstance(exc, PermissionError):
+        hint = (" Check the credentials in the environment (AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the bucket policy")
+    return SourceError(f"cannot read {url!r}: {kind}: {exc}.{hint}")
 
 
 def split_compression(path: str) -> tuple[str, str | None]:

@@ -106,13 +106,19 @@ _LEGACY_AGE_S = 3600.0  # temporaries of datakiln < this layout carry no pid: re
 # -- inputs -----------------------------------------------------------------------------------
 
 def source_inputs(source: Any) -> list[str]:
-    """Local paths a source reads (its files and the directory given; a SQLite file)."""
+    """Local paths a source reads (its files and the directory given; a SQLite file), and
+    the URLs of the objects it reads from an object store (``s3://bucket/key``)."""
     found: list[str] = []
     files = getattr(source, "files", None)
     if files is not None and type(files.filesystem).__name__ == "LocalFileSystem":
         found.extend(files.paths)
         if files.base:
             found.append(files.base)
+    elif files is not None:
+        protocol = getattr(getattr(getattr(files.filesystem, "handler", None), "fs", None), "protocol", None)
+        protocol = protocol[0] if isinstance(protocol, (tuple, list)) else protocol
+        if isinstance(protocol, str):
+            found.extend(f"{protocol}://{p}" for p in (*files.paths, *([files.base] if files.base else [])))
     url = getattr(source, "url", None)
     if isinstance(url, str) and url.startswith("sqlite") and ":///" in url:
         database = url.split(":///", 1)[1].split("?", 1)[0]
@@ -130,6 +136,8 @@ def check_inputs(target: Path, inputs: Iterable[str | os.PathLike[str]]) -> None
     (symbolic links resolved)."""
     real = os.path.realpath(target)
     for item in inputs:
+        if "://" in os.fspath(item):  # an object-store input cannot be a local output
+            continue
         source = os.path.realpath(os.fspath(item))
         if _inside(source, real):
             what = "is" if source == real else "contains"

@@ -24,7 +24,7 @@ import os
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
@@ -55,6 +55,7 @@ from datakiln.io._output import (
     test_pause,
     write_manifest,
 )
+from datakiln.io.objectstore import RemoteOutput, check_remote_output, is_remote
 from datakiln.io.parquet import partition_schema_entry
 from datakiln.schema import refuse_nested
 
@@ -95,20 +96,26 @@ class _FileWriter:
     """One output file of one format."""
 
     def __init__(self, path: Path, schema: pa.Schema, format: str, compression: str,
-                 encryption: Any = None) -> None:
+                 encryption: Any = None, opener: Callable[[Path], Any] | None = None) -> None:
         self.path = path
         self._sealed: Any = None  # the encrypting stream of a CSV / JSON Lines file
+        # an object-store upload (objectstore.RemoteOutput.open), or None for a local file
+        self._stream: Any = opener(path) if opener is not None else None
+        sink: Any = self._stream if self._stream is not None else str(path)
         if format == "parquet":
             props = {} if encryption is None else {
                 "encryption_properties": encryption.parquet_properties(schema)}
-            self._writer: Any = pq.ParquetWriter(str(path), schema, compression=compression, **props)
+            self._writer: Any = pq.ParquetWriter(sink, schema, compression=compression, **props)
             return
         if encryption is not None:  # sealed as written: no plaintext ever reaches the disk
-            self._sealed = encryption.wrap_stream(open(path, "wb"))  # noqa: SIM115 - closed in close()
+            raw = self._stream if self._stream is not None else open(path, "wb")  # noqa: SIM115
+            self._sealed = encryption.wrap_stream(raw)  # closed in close()
         if format == "csv":
-            self._writer = pacsv.CSVWriter(self._sealed if self._sealed is not None else str(path), schema)
+            self._writer = pacsv.CSVWriter(self._sealed if self._sealed is not None else sink, schema)
         elif self._sealed is not None:
             self._writer = io.TextIOWrapper(io.BufferedWriter(self._sealed), encoding="utf-8")
+        elif self._stream is not None:
+            self._writer = io.TextIOWrapper(self._stream, encoding="utf-8", write_through=True)
         else:
             self._writer = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
@@ -126,14 +133,18 @@ class _FileWriter:
         self._writer.close()
         if self._sealed is not None:
             self._sealed.close()  # seals the final chunk
+        if self._stream is not None:
+            self._stream.close()  # completes the upload
 
 
 class _Shards:
     """Rolling files ``part-00000.ext`` in one directory, ``rows_per_file`` rows each."""
 
     def __init__(self, directory: Path, schema: pa.Schema, format: str, compression: str,
-                 rows_per_file: int | None, single: Path | None = None, encryption: Any = None) -> None:
+                 rows_per_file: int | None, single: Path | None = None, encryption: Any = None,
+                 opener: Callable[[Path], Any] | None = None) -> None:
         self.directory, self.schema, self.format, self.encryption = directory, schema, format, encryption
+        self.opener = opener
         self.compression, self.rows_per_file, self.single = compression, rows_per_file, single
         self.files: list[Path] = []
         self._current: _FileWriter | None = None
@@ -143,11 +154,13 @@ class _Shards:
         if self.single is not None:
             path = self.single
         else:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if self.opener is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"part-{len(self.files):05d}{WRITE_FORMATS[self.format]}"
         self.files.append(path)
         self._rows_in_current = 0
-        return _FileWriter(path, self.schema, self.format, self.compression, self.encryption)
+        return _FileWriter(path, self.schema, self.format, self.compression, self.encryption,
+                           self.opener)
 
     def write(self, table: pa.Table) -> None:
         while True:
@@ -228,10 +241,25 @@ def _check_ending(path: str | os.PathLike[str], format: str) -> None:
 
 
 def _target(path: str | os.PathLike[str]) -> Path:
-    if "://" in os.fspath(path) and not os.fspath(path).startswith("file://"):
-        raise UnsupportedFormatError(f"writing to URLs is not supported yet: {os.fspath(path)!r}; "
-                                     "write locally and upload the result")
+    if is_remote(path):
+        raise UnsupportedFormatError(
+            f"this output cannot go to a URL yet: {os.fspath(path)!r}; datasets (Dataset.write, "
+            "kiln convert/clean/balance/synth --out), splits and tar shards can; write this one "
+            "locally and upload it")
     return Path(os.fspath(path).removeprefix("file://")).expanduser().absolute()
+
+
+def _check_remote_inputs(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse an object-store output that is, contains or lies inside an input URL."""
+    output = os.fspath(path).rstrip("/")
+    for item in inputs:
+        source = os.fspath(item).rstrip("/")
+        if not is_remote(source):
+            continue
+        if source == output or source.startswith(output + "/") or output.startswith(source + "/"):
+            raise OutputExistsError(
+                f"the output {output!r} overlaps the input {source!r}; writing there would destroy "
+                "or mix with the data being read. Choose another output prefix")
 
 
 def _prepare(target: Path, *, directory: bool, overwrite: bool,
@@ -257,6 +285,10 @@ def check_output(path: str | os.PathLike[str], *, inputs: Iterable[str | os.Path
     refused (checked again when written); lets long jobs fail before the work. ``is_own``
     recognises datakiln's own file (a marked Parquet file; :func:`is_own_report` for
     reports)."""
+    if is_remote(path) and is_own is is_own_parquet:
+        _check_remote_inputs(path, inputs)
+        check_remote_output(os.fspath(path), directory=directory, overwrite=overwrite)
+        return
     target = _target(path)
     check_inputs(target, inputs)
     if is_own is not is_own_parquet:
@@ -309,19 +341,28 @@ def write_tables(
     if missing:
         raise SchemaError(f"partition_by names unknown columns {missing}; the columns are "
                           f"{schema.names}")
-    target = _target(path)
     as_directory = bool(keys) or rows_per_file is not None
-    temp_output = _prepare(target, directory=as_directory, overwrite=overwrite, inputs=inputs)
-    temp = temp_output.path
+    remote: RemoteOutput | None = None
+    if is_remote(path):
+        _check_remote_inputs(path, inputs)
+        remote = RemoteOutput(os.fspath(path), directory=as_directory, overwrite=overwrite)
+        target: Any = remote.url
+        temp_output: Any = remote
+        temp = remote.path
+    else:
+        target = _target(path)
+        temp_output = _prepare(target, directory=as_directory, overwrite=overwrite, inputs=inputs)
+        temp = temp_output.path
     file_schema = pa.schema([f for f in schema if f.name not in keys])
     shards: dict[tuple[Any, ...], _Shards] = {}
     result = WriteResult(str(target))
 
     def shard(key: tuple[Any, ...]) -> _Shards:
         if key not in shards:
-            where = temp / _partition_dir(keys, key) if keys else temp
+            where = temp / _partition_dir(keys, key).replace(os.sep, "/") if keys else temp
             shards[key] = _Shards(where, file_schema, format, compression, rows_per_file,
-                                  single=None if as_directory else temp, encryption=encryption)
+                                  single=None if as_directory else temp, encryption=encryption,
+                                  opener=remote.open if remote is not None else None)
         return shards[key]
 
     try:
@@ -341,11 +382,18 @@ def write_tables(
         for writer in shards.values():
             writer.close()
         files = [p for s in shards.values() for p in s.files]
-        if as_directory:
-            write_manifest(temp, files, format=format, rows=result.rows,
-                           extra=partition_schema_entry(schema, keys))
-        commit(temp_output, directory=as_directory, overwrite=overwrite)
+        if remote is not None:
+            result.files = remote.commit(format=format, rows=result.rows,
+                                         extra=partition_schema_entry(schema, keys))
+            result.bytes = remote.bytes
+        else:
+            if as_directory:
+                write_manifest(temp, files, format=format, rows=result.rows,
+                               extra=partition_schema_entry(schema, keys))
+            commit(temp_output, directory=as_directory, overwrite=overwrite)
     except BaseException as exc:
+        if remote is not None:  # before the writers' close could complete an upload
+            remote.abandon_streams()
         for writer in shards.values():
             try:
                 writer.close()
@@ -355,9 +403,10 @@ def write_tables(
         if isinstance(exc, OSError) and not isinstance(exc, DatakilnError):
             raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
         raise
-    result.files = [str(target / p.relative_to(temp)) if as_directory else str(target)
-                    for p in files]
-    result.bytes = sum(os.path.getsize(f) for f in result.files)
+    if remote is None:
+        result.files = [str(target / p.relative_to(temp)) if as_directory else str(target)
+                        for p in files]
+        result.bytes = sum(os.path.getsize(f) for f in result.files)
     log.info("wrote %s rows to %s (%s, %d file(s), %s bytes)", f"{result.rows:,}", result.path, format,
              len(result.files), f"{result.bytes:,}")
     return result
@@ -423,12 +472,21 @@ class MultiWriter:
         if format not in WRITE_FORMATS:
             raise UnsupportedFormatError(f"cannot write format {format!r}; choose one of "
                                          f"{sorted(WRITE_FORMATS)}")
-        self.directory = _target(directory)
         self.format, self.overwrite, self.rows = format, overwrite, 0
-        self._temp = _prepare(self.directory, directory=True, overwrite=overwrite, inputs=inputs)
-        self.targets = {n: self.directory / f"{n}{WRITE_FORMATS[format]}" for n in names}
+        self._remote: RemoteOutput | None = None
+        if is_remote(directory):  # objects named with the run's token, committed by the manifest
+            _check_remote_inputs(directory, inputs)
+            self._remote = RemoteOutput(os.fspath(directory), directory=True, overwrite=overwrite)
+            self.directory: Any = self._remote.url
+            self._temp: Any = self._remote
+            self.targets: dict[str, Any] = {n: PurePosixPath(f"{n}{WRITE_FORMATS[format]}") for n in names}
+        else:
+            self.directory = _target(directory)
+            self._temp = _prepare(self.directory, directory=True, overwrite=overwrite, inputs=inputs)
+            self.targets = {n: self.directory / f"{n}{WRITE_FORMATS[format]}" for n in names}
+        opener = self._remote.open if self._remote is not None else None
         self._shards = {n: _Shards(self._temp.path, schema, format, compression, None,
-                                   single=self._temp.path / p.name)
+                                   single=self._temp.path / p.name, opener=opener)
                         for n, p in self.targets.items()}
 
     def write(self, name: str, table: pa.Table) -> None:
@@ -440,6 +498,8 @@ class MultiWriter:
     def commit(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Close, add the ``extra`` text files ``{name: text}``, and swap the directory into
         place; returns ``{name: path}`` of the table files."""
+        if self._remote is not None:
+            return self._commit_remote(extra)
         try:
             for shard in self._shards.values():
                 shard.close()
@@ -456,8 +516,21 @@ class MultiWriter:
             raise WriteError(f"cannot write {str(self.directory)!r}: {exc}") from exc
         return {n: str(p) for n, p in self.targets.items()}
 
+    def _commit_remote(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        assert self._remote is not None
+        try:
+            for shard in self._shards.values():
+                shard.close()
+            self._remote.commit(format=self.format, rows=self.rows, sidecars=dict(extra or {}))
+        except BaseException:
+            self.abort()
+            raise
+        return {n: f"{self.directory}/{self._remote.key(str(p))}" for n, p in self.targets.items()}
+
     def abort(self) -> None:
         """Close and delete the temporary output."""
+        if self._remote is not None:
+            self._remote.abandon_streams()
         for shard in self._shards.values():
             try:
                 shard.close()
