@@ -66,6 +66,8 @@ _LAZY = {
     "StreamDataset": "datakiln.dataset.streaming",
     "Pipeline": "datakiln.pipeline.run",
     "from_arrow": None,
+    "engine": "datakiln.dataset.dataset",
+    "from_ray": "datakiln.distributed.ray",
     "from_pandas": None,
 }
 
@@ -109,9 +111,11 @@ __all__ = [
     "WriteError",
     "__version__",
     "balance",
+    "engine",
     "evaluate",
     "from_arrow",
     "from_pandas",
+    "from_ray",
     "infer_schema",
     "read",
     "read_images",
@@ -123,16 +127,17 @@ __all__ = [
 
 # subpackages reachable as attributes after `import datakiln` (loaded on first use, not in __all__
 # so that `from datakiln import *` stays light)
-_SUBPACKAGES = ("augment", "balancing", "clean", "dataset", "evaluation", "integrations", "io",
+_SUBPACKAGES = ("augment", "balancing", "clean", "dataset", "distributed", "evaluation", "integrations", "io",
                 "pipeline", "privacy", "report", "synth", "transform")
 
 if TYPE_CHECKING:
-    from datakiln.dataset.dataset import Dataset
-    from datakiln.dataset.profile import ColumnProfile, Profile
+    from datakiln.dataset.dataset import Dataset, engine
     from datakiln.dataset.image_reading import read_images
+    from datakiln.dataset.profile import ColumnProfile, Profile
     from datakiln.dataset.reading import read, read_sql
     from datakiln.dataset.streaming import StreamDataset, read_stream
     from datakiln.dataset.text_reading import read_text
+    from datakiln.distributed.ray import from_ray
     from datakiln.pipeline.run import Pipeline
     from datakiln.schema import ColumnSchema, Schema, infer_schema
     from datakiln.splits import SplitResult, split

@@ -9,7 +9,9 @@ only those columns and row groups); the rest run per table on the executor's thr
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
+import importlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,12 +37,48 @@ if TYPE_CHECKING:
     from datakiln.dataset.profile import Profile
     from datakiln.io.write import WriteResult
 
-__all__ = ["INFER_ROWS", "Dataset", "as_dataset"]
+__all__ = ["INFER_ROWS", "Dataset", "as_dataset", "engine"]
 
 #: rows read from the start of the data to infer column kinds
 INFER_ROWS = 10_000
 #: rows a mapped dataset's functions run on to learn its output schema
 PROBE_ROWS = 64
+
+
+#: the engine a ``with datakiln.engine(...)`` block runs plans on (None: local threads)
+_ENGINE: contextvars.ContextVar[Any] = contextvars.ContextVar("datakiln_engine", default=None)
+#: where a named engine lives: imported on first use (never at import time), so this layer
+#: never imports the one above it; the module's ``make_engine(**options)`` builds it
+_ENGINE_PROVIDERS = {"ray": "datakiln.distributed.ray"}
+
+
+def resolve_engine(name: Any, **options: Any) -> Any:
+    """An engine object for ``name`` (``"local"``/None: None; ``"ray"``: a Ray engine)."""
+    if name is None or name == "local":
+        return None
+    if not isinstance(name, str):
+        return name  # an engine object already (has ``map_tables``)
+    if name not in _ENGINE_PROVIDERS:
+        raise InvalidArgumentError(f"engine must be 'local' or 'ray', got {name!r}")
+    return importlib.import_module(_ENGINE_PROVIDERS[name]).make_engine(**options)
+
+
+@contextlib.contextmanager
+def engine(name: str = "ray", *, address: str | None = None, **options: Any) -> Iterator[Any]:
+    """Run every dataset plan inside the block on ``name``'s engine.
+
+    ``with datakiln.engine("ray"):`` lowers the same lazy plans (reads, ``map_batches``,
+    the per-batch statistics of ``profile``, cleaning, the copula, evaluation, splits) to
+    Ray tasks, results equal to the local run; ``address`` joins a running cluster
+    (``"auto"``, ``"ray://host:10001"``), None starts or reuses a local Ray. ``"local"``
+    forces the local thread pool. Needs the ``ray`` extra.
+    """
+    resolved = resolve_engine(name, address=address, **options)
+    token = _ENGINE.set(resolved if resolved is not None else "local")
+    try:
+        yield resolved
+    finally:
+        _ENGINE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -104,7 +142,7 @@ class Dataset:
     def __init__(self, source: Source, ops: Sequence[_Op] = (), *,
                  kinds: Mapping[str, Any] | str | Path | None = None,
                  memory_budget: int | str | None = None, num_threads: int | None = None,
-                 on_error: str = "raise") -> None:
+                 on_error: str = "raise", engine: Any = None) -> None:
         self._source = source
         self._ops = tuple(ops)
         self._kinds = load_overrides(kinds)
@@ -113,6 +151,7 @@ class Dataset:
         if on_error not in ("raise", "skip"):
             raise InvalidArgumentError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self._on_error = on_error
+        self._engine = resolve_engine(engine) if isinstance(engine, str) else engine
         self._arrow_schema: pa.Schema | None = None
         self._schema: Schema | None = None
         self._head: pa.Table | None = None
@@ -149,7 +188,8 @@ class Dataset:
 
     def _derive(self, op: _Op | None = None, **changes: Any) -> Dataset:
         options = {"kinds": self._kinds, "memory_budget": self._memory_budget,
-                   "num_threads": self._num_threads, "on_error": self._on_error, **changes}
+                   "num_threads": self._num_threads, "on_error": self._on_error,
+                   "engine": self._engine, **changes}
         ops = self._ops + ((op,) if op else ())
         return Dataset(self._source, ops, **options)
 
@@ -286,6 +326,21 @@ class Dataset:
         """The same rows with column kind overrides (dict or JSON/YAML file) added."""
         return self._derive(kinds={**self._kinds, **load_overrides(kinds)})
 
+    def with_engine(self, engine: Any, **options: Any) -> Dataset:
+        """The same plan run on ``engine`` (``"ray"``, ``"local"`` or an engine object)."""
+        return self._derive(engine=resolve_engine(engine, **options) if isinstance(engine, str) else engine)
+
+    def _current_engine(self) -> Any:
+        """This dataset's engine, else the one of an enclosing ``datakiln.engine`` block."""
+        if self._engine is not None:
+            return self._engine
+        current = _ENGINE.get()
+        return None if current == "local" else current
+
+    def to_ray(self) -> Any:
+        """This dataset as a ``ray.data.Dataset`` of Arrow blocks (the plan runs as Ray tasks)."""
+        return importlib.import_module(_ENGINE_PROVIDERS["ray"]).to_ray(self)
+
     def with_memory_budget(self, memory_budget: int | str | None) -> Dataset:
         """The same dataset with a new memory budget for its streaming work."""
         return self._derive(memory_budget=parse_bytes(memory_budget))
@@ -341,8 +396,12 @@ class Dataset:
         tasks = self._source.read_tasks(columns, condition)
         if self._on_error == "skip":
             tasks = self._skipping(tasks, columns)
-        stream = ordered_map(tasks, work,
-                             threads=threads, in_flight=in_flight)
+        runner = self._current_engine()
+        if runner is not None:  # the same tasks and functions as Ray tasks, results in order
+            stream = runner.map_tables(self._source, tasks, work, in_flight=in_flight,
+                                       budgeted=(memory_budget or self._memory_budget) is not None)
+        else:
+            stream = ordered_map(tasks, work, threads=threads, in_flight=in_flight)
         if not limits:
             yield from stream
             return
@@ -382,7 +441,7 @@ class Dataset:
         if per_row is not None:
             return Dataset(per_row(on_error), self._ops, kinds=self._kinds,
                            memory_budget=self._memory_budget, num_threads=self._num_threads,
-                           on_error=on_error)
+                           on_error=on_error, engine=self._engine)
         return self._derive(on_error=on_error)
 
     @staticmethod

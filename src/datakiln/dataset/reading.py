@@ -68,6 +68,7 @@ def read(
     query: str | None = None,
     policy: Any = None,
     role: str | None = None,
+    engine: Any = None,
     **options: Any,
 ) -> Dataset:
     """Open files, a URL or a database table/query as a lazy :class:`~datakiln.Dataset`.
@@ -103,12 +104,19 @@ def read(
         filter is pushed down, masked columns are masked batch by batch, and every read is
         appended to the policy's audit log. The policy layer is reached through a hook
         (:func:`register_read_hook`), so this module does not import it.
+    engine : {"local", "ray"} or engine object, optional
+        Where the dataset's plans run: local threads (default, or the engine of an enclosing
+        ``with datakiln.engine(...)``) or Ray tasks (``"ray"``: the same plan, the same
+        results; needs the ``ray`` extra, see :mod:`datakiln.distributed.ray`).
 
     Examples
     --------
     >>> ds = datakiln.read("adult.csv", names=ADULT_COLUMNS)   # doctest: +SKIP
     >>> ds = datakiln.read("postgresql://me@db/sales", table="orders")  # doctest: +SKIP
     """
+    if engine is not None:
+        return read(path, format=format, schema=schema, memory_budget=memory_budget, table=table,
+                    query=query, policy=policy, role=role, **options).with_engine(engine)
     if policy is not None or role is not None:
         def opened() -> Dataset:  # opened by the hook, so it governs errors that quote data
             return read(path, format=format, schema=schema, memory_budget=memory_budget,
