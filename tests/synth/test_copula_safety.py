@@ -242,7 +242,7 @@ def test_tampered_new_state_fields_raise_model_format_error(tmp_path, field, edi
     path = tmp_path / "m.kiln"
     GaussianCopula(by=None, max_categories=10, min_category_count=10).fit(table).save(path)
     data = read_model(path)
-    assert data.payload["state_version"] == 3
+    assert data.payload["state_version"] == 4
     edit(data.payload["state"])
     write_model(path, data)  # a deliberate edit: checksums recomputed
     with pytest.raises(ModelFormatError, match=field.replace(".", r"\.")):

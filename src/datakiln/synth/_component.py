@@ -155,18 +155,23 @@ class Component:
             if check.any():
                 codes[check] = index[np.searchsorted(cuts, z[check], side="right")]
             return codes, z < null_below
-        null_below, table = self._value_table(name)
-        position = (np.clip(z, -Z_LIMIT, Z_LIMIT) + Z_LIMIT) * ((len(table) - 1) / (2 * Z_LIMIT))
-        low = np.minimum(position.astype(np.int64), len(table) - 2)
+        null_below, table, slope = self._value_table(name)
+        scale = (len(table) - 1) / (2 * Z_LIMIT)
+        position = z * z.dtype.type(scale)  # float32 scores stay float32: half the memory traffic
+        position += z.dtype.type(Z_LIMIT * scale)
+        np.clip(position, 0, len(table) - 1, out=position)  # beyond ±Z_LIMIT: the table's ends (slope 0)
+        low = position.astype(np.int32)
         frac = position - low
-        start = table[low]
-        return start + frac * (table[low + 1] - start), z < null_below
+        return table[low] + frac * slope[low], z < null_below
 
     @staticmethod
     def _bins(z: np.ndarray) -> np.ndarray:
         """Bin of each normal score among ``Z_POINTS - 1`` equal bins of [-Z_LIMIT, Z_LIMIT]."""
-        position = (np.clip(z, -Z_LIMIT, Z_LIMIT) + Z_LIMIT) * ((Z_POINTS - 1) / (2 * Z_LIMIT))
-        return np.minimum(position.astype(np.int64), Z_POINTS - 2)
+        scale = (Z_POINTS - 1) / (2 * Z_LIMIT)
+        position = z * z.dtype.type(scale)
+        position += z.dtype.type(Z_LIMIT * scale)
+        np.clip(position, 0, Z_POINTS - 1.5, out=position)
+        return position.astype(np.int32)
 
     def _code_table(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(vocabulary code at each bin's start, whether a category boundary lies in the bin).
@@ -186,11 +191,12 @@ class Component:
             self._cache[key] = (index[low], unsure)
         return self._cache[key]
 
-    def _value_table(self, name: str) -> tuple[float, np.ndarray]:
-        """(null threshold, the column's value at ``Z_POINTS`` evenly spaced normal scores).
+    def _value_table(self, name: str) -> tuple[float, np.ndarray, np.ndarray]:
+        """(null threshold, the column's value at ``Z_POINTS`` evenly spaced normal scores, slopes).
 
-        Sampling reads values off this table by linear interpolation: no normal CDF per
-        value. The spacing (0.0007 on the normal scale) is finer than the quantile grid.
+        Sampling reads values off this table by linear interpolation (``slopes[i]`` is
+        ``values[i + 1] - values[i]``): no normal CDF per value, one lookup per column. The
+        spacing (0.0007 on the normal scale) is finer than the quantile grid.
         """
         key = f"val.{name}"
         if key not in self._cache:
@@ -200,7 +206,8 @@ class Component:
             position = np.clip((u - p0) / max(1 - p0, _EPS), 0, 1) * (len(grid) - 1)
             low = np.minimum(position.astype(np.int64), len(grid) - 2)
             values = grid[low] + (position - low) * (grid[low + 1] - grid[low])
-            self._cache[key] = (float(ndtri(p0)) if p0 > 0 else -np.inf, values)
+            slopes = np.r_[np.diff(values), 0.0]
+            self._cache[key] = (float(ndtri(p0)) if p0 > 0 else -np.inf, values, slopes)
         return self._cache[key]
 
     # -- conditions --------------------------------------------------------------------------
@@ -239,8 +246,9 @@ class Component:
         """
         sigma = self.correlation
         k = len(self.columns)
-        if not limits:
-            return rng.standard_normal((n, k)) @ self._cholesky().T
+        if not limits:  # float32 scores: twice the draws per second, ample for a 0.0007 table step;
+            # drawn column by column (k × n) so that each column of the result is contiguous
+            return (self._cholesky32() @ rng.standard_normal((k, n), dtype=np.float32)).T
         z = np.empty((n, k))
         done: list[int] = []
         for j, (a, b) in limits.items():
@@ -271,6 +279,11 @@ class Component:
             return np.zeros(n, dtype=np.int64)
         cumulative = np.cumsum(probabilities / total)
         return np.minimum(np.searchsorted(cumulative, rng.random(n), side="right"), 3)
+
+    def _cholesky32(self) -> np.ndarray:
+        if "chol32" not in self._cache:
+            self._cache["chol32"] = self._cholesky().astype(np.float32)
+        return self._cache["chol32"]
 
     def _cholesky(self) -> np.ndarray:
         if "chol" not in self._cache:

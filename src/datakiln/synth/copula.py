@@ -147,7 +147,8 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         the user or a YAML/JSON schema file, never from the data (:mod:`datakiln.synth.dp.domain`).
     """
 
-    _state_version = 3  # 3: pooled and withheld categories, text lengths, NaN/±inf shares
+    _state_version = 4  # 3: pooled and withheld categories, text lengths, NaN/±inf shares; 4: same
+    # fields, but unconditioned scores are drawn in float32 (a seed gives other rows than under 3)
 
     def __init__(self, *, by: str | list[str] | None = "auto", max_components: int = 32,
                  min_component_rows: int = 200, constraints: list[Any] | None = None, pii: str = "fake",
