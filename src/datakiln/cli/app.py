@@ -27,6 +27,7 @@ from datakiln.cli.commands.inspect import inspect
 from datakiln.cli.commands.risk import risk_command
 from datakiln.cli.commands.run import run_command
 from datakiln.cli.commands.split import split_command
+from datakiln.cli.commands.stream import app as stream_app
 from datakiln.cli.commands.synth import app as synth_app
 
 
@@ -73,6 +74,7 @@ app.command("augment")(augment_command)
 app.command("risk")(with_read_options(risk_command))
 app.command("run")(run_command)
 app.add_typer(synth_app, name="synth")
+app.add_typer(stream_app, name="stream")
 app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
 app.command("encrypt")(encrypt_command)

@@ -65,6 +65,11 @@ def _infer(strings: pa.Array) -> pa.DataType:
 def _cast(strings: pa.Array, target: pa.DataType) -> pa.Array:
     if pa.types.is_string(target) or pa.types.is_binary(target):
         return strings.cast(target)
+    if pa.types.is_integer(target) or pa.types.is_floating(target):
+        try:  # the common case: no empty values
+            return pc.cast(strings, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     blank_as_null = pc.if_else(pc.equal(strings, ""), None, strings)
     if pa.types.is_boolean(target):
         blank_as_null = pc.utf8_lower(blank_as_null)

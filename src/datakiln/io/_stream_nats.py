@@ -119,7 +119,7 @@ class NatsStreamSource(StreamSource):
 
     # -- reading ----------------------------------------------------------------------------
     async def _fetch(self, max_messages: int, max_wait_ms: int, ack: list[Any]) -> list[Any]:
-        await self._ack(ack)
+        await self._ack(ack, flush=False)  # the pull request below follows the acks on this connection
         messages: list[Any] = []
         deadline = time.monotonic() + max(max_wait_ms, 1) / 1000
         while len(messages) < max_messages:
@@ -128,14 +128,14 @@ class NatsStreamSource(StreamSource):
                 break
             try:
                 messages.extend(await self.sub.fetch(max_messages - len(messages), timeout=max(left, 0.01)))
-            except self.nats.errors.TimeoutError:
+            except (TimeoutError, self.nats.errors.TimeoutError):
                 break
         return messages
 
-    async def _ack(self, messages: list[Any]) -> None:
-        if messages:
-            for message in messages:
-                await self.nc.publish(message.reply, b"+ACK")
+    async def _ack(self, messages: list[Any], flush: bool = True) -> None:
+        for message in messages:
+            await self.nc.publish(message.reply, b"+ACK")
+        if messages and flush:
             await self.nc.flush()
 
     def fetch(self, max_messages: int, max_wait_ms: int, *, ack: Fetched | None = None) -> Fetched | None:
