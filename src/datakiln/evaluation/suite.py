@@ -79,11 +79,16 @@ class EvaluationReport:
         fidelity = self.fidelity
         out = {"fidelity": fidelity.get("score"), "column_shapes": fidelity.get("column_shapes"),
                "column_pair_trends": fidelity.get("column_pair_trends"),
-               "detection_auc": fidelity.get("detection_auc")}
+               "detection_auc": fidelity.get("detection_auc"),
+               "detection_score": fidelity.get("detection_score")}
         if self.utility:
             metric = self.utility["headline_metric"]
             out[f"utility_{metric}_real"] = (self.utility.get("real") or {}).get(metric)
             out[f"utility_{metric}_synthetic"] = (self.utility.get("synthetic") or {}).get(metric)
+            fairness = (self.utility.get("synthetic") or {}).get("fairness")
+            if fairness:
+                out["synthetic_demographic_parity_difference"] = fairness["demographic_parity_difference"]
+                out["synthetic_equalized_odds_difference"] = fairness["equalized_odds_difference"]
         if self.privacy:
             out["exact_copy_rate"] = self.privacy.get("exact_copy_rate")
             out["dcr_share_closer_than_holdout"] = self.privacy.get("dcr_share_closer_than_holdout")
@@ -102,7 +107,8 @@ def _as_input(data: Any, label: str) -> Dataset:
 def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | None = None,
              metadata: Mapping[str, str] | None = None, sample_rows: int | None = None, seed: int = 0,
              memory_budget: str | int | None = "1GB", detection: bool = True, privacy: bool = True,
-             on_progress: Callable[[int], None] | None = None) -> EvaluationReport:
+             on_progress: Callable[[int], None] | None = None,
+             sensitive: str | None = None) -> EvaluationReport:
     """Compare ``synthetic`` (or augmented) data with the ``real`` data it was made from.
 
     Parameters
@@ -123,6 +129,10 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         Budget of the streaming passes (default ``"1GB"``).
     on_progress : callable, optional
         Called with a row count as the passes advance.
+    sensitive : str, optional
+        A protected attribute (e.g. ``"sex"``; needs a classification ``target``): the utility
+        section reports each model's demographic-parity and equalized-odds differences across
+        its groups (``utility["synthetic"]["fairness"]`` for the TSTR model).
 
     Examples
     --------
@@ -170,10 +180,12 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         record["type"] = str(real_ds.arrow_schema.field(record["column"]).type)
     real_sample, synth_sample = real_first.sample.table, synth_first.sample.table
     encoder = RowEncoder(roles, real_sample)
-    fidelity["detection_auc"] = fidelity["detection_interval"] = None
+    fidelity["detection_auc"] = fidelity["detection_interval"] = fidelity["detection_score"] = None
     if detection:
         result = detection_auc(encoder, real_sample, synth_sample, rows=min(rows, 20_000), seed=seed)
         fidelity["detection_auc"], fidelity["detection_interval"] = result["auc"], result["interval"]
+        fidelity["detection_score"] = result["score"]
+        fidelity["detection_score_interval"] = result["score_interval"]
         fidelity["detection_auc_measured"] = result["measured"]
         fidelity["detection_note"] = result["note"]
         fidelity["detection_rows"] = result["rows"]
@@ -186,7 +198,11 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         if target not in names:
             raise InvalidArgumentError(f"target {target!r} is not a compared column of the real data; "
                                        f"compared columns: {names}")
-        utility = ml_utility(encoder, real_sample, synth_sample, holdout_sample, target, rows=rows, seed=seed)
+        utility = ml_utility(encoder, real_sample, synth_sample, holdout_sample, target, rows=rows, seed=seed,
+                             sensitive=sensitive)
+    elif sensitive is not None:
+        raise InvalidArgumentError(f"sensitive={sensitive!r} scores the fairness of the utility models: "
+                                   "pass target= as well")
     privacy_section = None
     if privacy:
         # a row is a copy only if every shared column matches, text included (not just `names`);

@@ -6,7 +6,9 @@ model trains on the other 80%), plus "augmented": real and synthetic rows togeth
 The model is scikit-learn's HistGradientBoosting with native categorical support.
 Classification reports accuracy, macro-F1, F1 of the rarest real class and ROC AUC
 (one-vs-rest macro for several classes); regression reports R² and MAE. Each test metric
-has a 95% bootstrap interval over the holdout rows.
+has a 95% bootstrap interval over the holdout rows. With ``sensitive`` (a classification
+target), each model's decisions "predicts the rarest real class" are also scored for group
+fairness across the sensitive column's values (``evaluation.fairness``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score
 from datakiln.errors import InvalidArgumentError
 from datakiln.evaluation._columns import RowEncoder, fit_ready, numbers
 from datakiln.evaluation._stats import bootstrap_interval, take_rows
+from datakiln.evaluation.fairness import group_fairness
 
 __all__ = ["ml_utility"]
 
@@ -101,11 +104,25 @@ def _regression(y: np.ndarray, predicted: np.ndarray, rng: np.random.Generator) 
 
 
 def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout: pa.Table | None,
-               target: str, *, rows: int = 50_000, seed: int = 0) -> dict[str, Any]:
-    """The utility section: task, sizes, and metrics of the real, synthetic and augmented models."""
+               target: str, *, rows: int = 50_000, seed: int = 0,
+               sensitive: str | None = None) -> dict[str, Any]:
+    """The utility section: task, sizes, and metrics of the real, synthetic and augmented models.
+
+    ``sensitive`` (a compared column; classification only) adds each model's ``fairness``:
+    demographic-parity and equalized-odds differences of its decisions across that column's
+    groups on the test rows (the positive decision: the rarest real class).
+    """
     if target not in encoder.roles:
         raise InvalidArgumentError(f"target {target!r} is not a compared column; the columns are "
                                    f"{list(encoder.roles)}")
+    if sensitive is not None:
+        if sensitive not in encoder.roles:
+            raise InvalidArgumentError(f"sensitive column {sensitive!r} is not a compared column; the "
+                                       f"columns are {list(encoder.roles)}")
+        if sensitive == target or encoder.roles[target] != "discrete":
+            raise InvalidArgumentError(f"fairness needs a classification target other than the sensitive "
+                                       f"column; got target {target!r} ({encoder.roles[target]}) and "
+                                       f"sensitive {sensitive!r}")
     rng = np.random.default_rng([seed, 13])
     real = take_rows(real, rows, rng)
     if holdout is None:  # hold out 20% of the real sample
@@ -124,6 +141,8 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
         _check_labels(encoder, holdout, target, test_y)
     keep = np.isfinite(test_y)  # a missing, NaN or ±inf target cannot be scored (or regressed on)
     test_x, test_y = test_x[keep], test_y[keep]
+    test_groups = (np.asarray(holdout[sensitive].to_pylist(), dtype=object)[keep]
+                   if sensitive is not None else None)
     real_y = _labels(encoder, real, target)
     minority, classes = None, np.zeros(0)
     if task == "classification":
@@ -153,6 +172,9 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
             proba = np.zeros((len(test_x), len(classes)))
             proba[:, np.searchsorted(classes, model.classes_)] = model.predict_proba(test_x)
             metrics = _classification(test_y, proba, classes, minority, rng)
+            if test_groups is not None and minority is not None:
+                decided = classes[np.argmax(proba, axis=1)] == minority
+                metrics["fairness"] = group_fairness(test_y == minority, decided, test_groups, rng=rng)
         else:
             model = HistGradientBoostingRegressor(categorical_features=mask, random_state=seed)
             model.fit(x, y)
@@ -168,7 +190,7 @@ def ml_utility(encoder: RowEncoder, real: pa.Table, synthetic: pa.Table, holdout
     augmented_score = models.get("augmented", {}).get(headline)
     return {"target": target, "task": task, "model": "HistGradientBoosting", "test_rows": int(len(test_y)),
             "holdout": holdout_source, "headline_metric": headline, "note": note,
-            "minority_class": _class_name(encoder, target, minority),
+            "minority_class": _class_name(encoder, target, minority), "sensitive": sensitive,
             "real": models.get("real"), "synthetic": models.get("synthetic"),
             "augmented": models.get("augmented"),
             "synthetic_to_real_ratio": (synth_score / real_score if real_score and synth_score is not None
