@@ -303,8 +303,8 @@ class StreamDataset:
         ``window_rows`` rows / ``window_seconds`` seconds of them."""
         if max_batches is None and idle_timeout_s is None:
             raise UnboundedStreamError(
-                "a stream's profile covers a window of recent rows: say when to stop reading with "
-                "max_batches= or idle_timeout_s=, or feed stream.running_profile(...) yourself")
+                "a stream has no end, so its profile covers a window of recent rows: say when to stop "
+                "reading with max_batches= or idle_timeout_s=, or feed stream.running_profile(...) yourself")
         window = self.running_profile(window_rows=window_rows, window_seconds=window_seconds, top_k=top_k)
         for batch in self.iter_batches(max_batches=max_batches, idle_timeout_s=idle_timeout_s):
             window.update(batch)

@@ -217,6 +217,8 @@ def _columns_as_text(table: pa.Table) -> list[list[str | None]]:
             out.append(column.to_pylist())
         elif pa.types.is_boolean(column.type):
             out.append([None if v is None else ("true" if v else "false") for v in column.to_pylist()])
+        elif pa.types.is_floating(column.type):  # repr keeps 1.0 a float for the reader's inference
+            out.append([None if v is None else repr(v) for v in column.to_pylist()])
         else:
             out.append(pc.cast(column, pa.string()).to_pylist())
     return out
