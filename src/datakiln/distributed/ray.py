@@ -112,6 +112,9 @@ class RayEngine:
     def __repr__(self) -> str:
         return f"RayEngine(address={self.address!r})"
 
+    def __getstate__(self) -> dict[str, Any]:  # a dataset sent to a Ray worker carries its engine
+        return {**self.__dict__, "_remote": {}, "nodes_used": {}}
+
     def connect(self) -> Any:
         """Start or join Ray once (already running: reused as it is); returns the ray module."""
         ray = _ray()
@@ -340,11 +343,14 @@ def train_loader(dataset: Any, batch_size: int, **options: Any) -> Any:
 
     Call it inside a ``train_loop_per_worker``; every worker gets its own disjoint shard of
     the same exactly shuffled, resumable order (``loader.state_dict()`` / ``load_state_dict``).
-    Each worker reads the rows it needs from the dataset's source (a shared file, the cache
-    or the Ray blocks); the order does not depend on which node a worker runs on.
+    Each worker reads the dataset's source itself on its own threads (a shared file, the
+    cache or the Ray blocks, fetched from the object store), so the order does not depend on
+    which node a worker runs on; every worker reads the whole source once per loader (the
+    order is global), which is the limit of this design for data larger than one node's
+    memory budget (then ``ds.cache(...)`` on each node, or the loader's streaming mode).
     """
     train = import_optional("ray.train", extra="ray", purpose="Ray Train workers")
     context = train.get_context()
     options.setdefault("rank", context.get_world_rank())
     options.setdefault("world_size", context.get_world_size())
-    return dataset.loader(batch_size, **options)
+    return dataset.with_engine("local").loader(batch_size, **options)

@@ -56,6 +56,12 @@ class ReadStats:
         """Plain data: ``{"bad_rows", "examples"}``."""
         return {"bad_rows": self.bad_rows, "examples": list(self.examples)}
 
+    def __getstate__(self) -> dict[str, object]:  # a Dataset sent to another process (Ray)
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
 
 class Source:
     """Base class of readers; subclasses implement ``schema`` and ``read_tasks``."""
