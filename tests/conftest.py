@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -187,3 +188,44 @@ def adult_synthetic(adult: pa.Table) -> pa.Table:
     from datakiln.synth import GaussianCopula
 
     return GaussianCopula().fit(adult).sample(adult.num_rows, seed=1)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3 API on loopback: moto's threaded server on a free port, for the whole session.
+    A test that points s3fs elsewhere clears ``s3fs.S3FileSystem.clear_instance_cache()`` after."""
+    if IN_CI:  # installed by the dev extra: missing in CI is a failure, not a skip
+        from moto.server import ThreadedMotoServer
+    else:
+        ThreadedMotoServer = pytest.importorskip("moto.server").ThreadedMotoServer  # noqa: N806
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # fsspec caches filesystems by arguments, not by environment: one made before the
+    # environment pointed at moto must not be reused
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``s3://<new bucket>`` on the moto server; credentials and endpoint set in the
+    environment for this test only (as a user sets them), never passed in code."""
+    import uuid
+
+    s3fs = pytest.importorskip("s3fs") if not IN_CI else __import__("s3fs")
+    for key, value in {"AWS_ACCESS_KEY_ID": "datakiln-test-key",
+                       "AWS_SECRET_ACCESS_KEY": "datakiln-test-secret-4f7a",
+                       "AWS_ENDPOINT_URL": moto_endpoint, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fs = s3fs.S3FileSystem()  # the instance moto_endpoint's clearing left to be made here
+    bucket = f"dk-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    yield f"s3://{bucket}"

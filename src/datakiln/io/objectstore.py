@@ -84,8 +84,6 @@ def remote_filesystem(url: str) -> tuple[Any, str]:
 def _failure(url: str, exc: BaseException) -> DatakilnError:
     """A datakiln error for a store error met on ``url`` (credentials are never quoted:
     botocore's messages name the key id at most, and messages are redacted anyway)."""
-    if isinstance(exc, DatakilnError):
-        return exc
     kind = type(exc).__name__
     hint = ""
     if "Credential" in kind or "AccessDenied" in str(exc) or isinstance(exc, PermissionError):
@@ -235,7 +233,9 @@ def check_remote_output(url: str, *, directory: bool, overwrite: bool,
     fs, root = remote_filesystem(url)
     try:
         _check(url, fs, root, directory=directory, overwrite=overwrite, is_own=is_own)
-    except (OSError, ValueError) as exc:
+    except DatakilnError:
+        raise
+    except Exception as exc:  # the store's own errors (botocore's are no OSError)
         raise _failure(url, exc) from exc
 
 
@@ -315,17 +315,22 @@ def committed_infos(fs: Any, root: str, infos: list[Any], formats: dict[str, tup
 class _Upload:
     """A binary stream to one object; ``close`` completes the upload, ``abandon`` aborts it."""
 
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
+    def __init__(self, handle: Any, url: str) -> None:
+        self._handle, self._url = handle, url
         self.size = 0
         self.closed = False
 
     def write(self, data: Any) -> int:
         if self.closed:
             raise ValueError("write to a closed or aborted upload")
-        written = self._handle.write(data)
+        try:
+            self._handle.write(data)
+        except DatakilnError:
+            raise
+        except Exception as exc:  # an upload of a part failed
+            raise _failure(self._url, exc) from exc
         self.size += len(memoryview(data))
-        return written if written is not None else len(memoryview(data))
+        return len(memoryview(data))
 
     def tell(self) -> int:
         return self.size
@@ -345,7 +350,12 @@ class _Upload:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._handle.close()
+            try:
+                self._handle.close()
+            except DatakilnError:
+                raise
+            except Exception as exc:  # the last part or the completion failed
+                raise _failure(self._url, exc) from exc
 
     def abandon(self) -> None:
         if not self.closed:
@@ -381,7 +391,9 @@ class RemoteOutput:
                 if objects:
                     _recover(self.fs, self.root, objects)
                 self._record()
-        except (OSError, ValueError) as exc:
+        except DatakilnError:
+            raise
+        except Exception as exc:  # the store's own errors (botocore's are no OSError)
             raise _failure(url, exc) from exc
 
     def _record(self, **extra: Any) -> None:
@@ -409,9 +421,11 @@ class RemoteOutput:
             handle = self.fs.open(full, "wb", block_size=_BLOCK_BYTES)
         except TypeError:  # a filesystem whose open() takes no block size
             handle = self.fs.open(full, "wb")
-        except (OSError, ValueError) as exc:
+        except DatakilnError:
+            raise
+        except Exception as exc:  # the store's own errors (botocore's are no OSError)
             raise _failure(self.url, exc) from exc
-        stream = _Upload(handle)
+        stream = _Upload(handle, self.url)
         self.objects[relative] = stream
         return stream
 
@@ -459,13 +473,15 @@ class RemoteOutput:
             if sidecars:
                 manifest["sidecars"] = sorted(named_sidecars)
             self.fs.pipe_file(f"{self.root}/{MANIFEST}", (json.dumps(manifest, indent=1) + "\n").encode())
-        except (OSError, ValueError) as exc:
+        except DatakilnError:
+            raise
+        except Exception as exc:  # the store's own errors (botocore's are no OSError)
             raise _failure(self.url, exc) from exc
         self._committed = True
         try:  # tidying: what fails here is done by the next write (the run record says what)
             _remove(self.fs, [f"{self.root}/{p}" for p in replacing])
             _remove(self.fs, [f"{self.root}/{RUNS}/{self.token}.json"])
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - tidying only
             log.warning("committed %s, but could not delete the objects it replaced (%s); the next "
                         "write to it will", self.url, type(exc).__name__)
         return [f"{protocol}://{self.root}/{self.key(name)}" for name in self.objects]

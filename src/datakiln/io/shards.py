@@ -22,7 +22,6 @@ import logging
 import os
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -345,14 +344,22 @@ def write_tar_shards(tables: Iterable[pa.Table], path: str | os.PathLike[str], *
     dict
         ``{"path", "rows", "files", "bytes"}``.
     """
-    from datakiln.io.write import _prepare, _target
+    from datakiln.io.objectstore import RemoteOutput, is_remote
+    from datakiln.io.write import _check_remote_inputs, _prepare, _target
 
     if not 0 < rows_per_file < 2**62:
         raise InvalidArgumentError(f"rows_per_file must be positive, got {rows_per_file}")
-    target = _target(path)
-    temp = _prepare(target, directory=True, overwrite=overwrite, inputs=inputs)
-    files: list[Path] = []
-    rows, classes, tar = 0, None, None
+    remote: RemoteOutput | None = None
+    if is_remote(path):  # shards named with the run's token, committed by the manifest
+        _check_remote_inputs(path, inputs)
+        remote = RemoteOutput(os.fspath(path), directory=True, overwrite=overwrite)
+        target: Any = remote.url
+        temp: Any = remote
+    else:
+        target = _target(path)
+        temp = _prepare(target, directory=True, overwrite=overwrite, inputs=inputs)
+    files: list[Any] = []
+    rows, classes, tar, stream = 0, None, None, None
     try:
         for table in tables:
             if isinstance(table, pa.RecordBatch):
@@ -368,8 +375,14 @@ def write_tar_shards(tables: Iterable[pa.Table], path: str | os.PathLike[str], *
                 if rows % rows_per_file == 0:
                     if tar is not None:
                         tar.close()
+                    if stream is not None:
+                        stream.close()  # completes the shard's upload
                     files.append(temp.path / f"shard-{len(files):06d}.tar")
-                    tar = tarfile.open(files[-1], "w", format=tarfile.PAX_FORMAT)
+                    if remote is not None:
+                        stream = remote.open(files[-1])
+                        tar = tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT)
+                    else:
+                        tar = tarfile.open(files[-1], "w", format=tarfile.PAX_FORMAT)
                 key = f"{rows:09d}"
                 fmt = sniff_format(data or b"")
                 if fmt is None:
@@ -387,11 +400,20 @@ def write_tar_shards(tables: Iterable[pa.Table], path: str | os.PathLike[str], *
         if tar is not None:
             tar.close()
         extra = {"classes": classes} if classes is not None else {}
+        if remote is not None:
+            written = remote.commit(format="tar", rows=rows, extra=extra)
+            return {"path": remote.url, "rows": rows, "files": written, "bytes": remote.bytes}
         write_manifest(temp.path, files, format="tar", rows=rows, extra=extra)
         commit(temp, directory=True, overwrite=overwrite)
     except BaseException as exc:
+        if remote is not None:
+            remote.abandon_streams()
         if tar is not None:
-            tar.close()
+            try:
+                tar.close()
+            except Exception:  # cleaning up after the error that matters
+                if remote is None:
+                    raise
         temp.discard()
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
             raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc

@@ -24,7 +24,7 @@ import os
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -479,15 +479,17 @@ class MultiWriter:
             self._remote = RemoteOutput(os.fspath(directory), directory=True, overwrite=overwrite)
             self.directory: Any = self._remote.url
             self._temp: Any = self._remote
-            self.targets: dict[str, Any] = {n: PurePosixPath(f"{n}{WRITE_FORMATS[format]}") for n in names}
+            # the URLs the objects will have (their names carry the run's token)
+            self.targets: dict[str, Any] = {
+                n: f"{self.directory}/{self._remote.key(f'{n}{WRITE_FORMATS[format]}')}" for n in names}
         else:
             self.directory = _target(directory)
             self._temp = _prepare(self.directory, directory=True, overwrite=overwrite, inputs=inputs)
             self.targets = {n: self.directory / f"{n}{WRITE_FORMATS[format]}" for n in names}
         opener = self._remote.open if self._remote is not None else None
         self._shards = {n: _Shards(self._temp.path, schema, format, compression, None,
-                                   single=self._temp.path / p.name, opener=opener)
-                        for n, p in self.targets.items()}
+                                   single=self._temp.path / f"{n}{WRITE_FORMATS[format]}", opener=opener)
+                        for n in names}
 
     def write(self, name: str, table: pa.Table) -> None:
         """Append ``table`` to output ``name``."""
@@ -525,7 +527,7 @@ class MultiWriter:
         except BaseException:
             self.abort()
             raise
-        return {n: f"{self.directory}/{self._remote.key(str(p))}" for n, p in self.targets.items()}
+        return dict(self.targets)
 
     def abort(self) -> None:
         """Close and delete the temporary output."""

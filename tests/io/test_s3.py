@@ -1,0 +1,203 @@
+"""s3:// round trips against a real S3 API (moto's server on loopback, started by conftest).
+
+References are independent of datakiln's readers: pyarrow reading the objects through s3fs,
+the local files the data came from, and the bucket listing itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from tests.conftest import sample_dataset
+from typer.testing import CliRunner
+
+import datakiln
+from datakiln.cli.app import app
+from datakiln.errors import DatakilnError, OutputExistsError, SourceNotFoundError
+
+s3fs = pytest.importorskip("s3fs")
+
+
+def _fs():
+    return s3fs.S3FileSystem()
+
+
+def _table(rows: int, offset: int = 0) -> pa.Table:
+    ids = pa.array(range(offset, offset + rows), pa.int64())
+    return pa.table({"id": ids, "x": pc.multiply(pc.cast(ids, pa.float64()), 0.5),
+                     "city": pa.array(["oslo", "lima", "pune", None] * (rows // 4) + ["oslo"] * (rows % 4))})
+
+
+def _objects(url: str) -> list[str]:
+    fs = _fs()
+    fs.invalidate_cache()
+    root = url.removeprefix("s3://")
+    return sorted(p[len(root) + 1:] for p in fs.find(root))
+
+
+def _pyarrow_read(url: str, names: list[str]) -> pa.Table:
+    """The objects read by pyarrow through s3fs, concatenated in the order given."""
+    fs = _fs()
+    root = url.removeprefix("s3://")
+    return pa.concat_tables(pq.read_table(f"{root}/{n}", filesystem=fs) for n in names)
+
+
+def test_parquet_one_object_round_trip(s3_bucket):
+    table = _table(1000)
+    url = f"{s3_bucket}/data/one.parquet"
+    result = datakiln.from_arrow(table).write(url)
+    assert result.files == [url] and result.rows == 1000
+    assert result.bytes == _fs().size(url)
+    assert pq.read_table(url.removeprefix("s3://"), filesystem=_fs()).equals(table)
+    assert datakiln.read(url).to_arrow().equals(table)
+    datakiln.from_arrow(_table(10)).write(url)  # its own earlier output: replaced
+    assert datakiln.read(url).count() == 10
+
+
+def test_multi_object_output_is_listed_by_its_manifest(s3_bucket):
+    table = _table(1000)
+    url = f"{s3_bucket}/parts"
+    result = datakiln.from_arrow(table).write(url, rows_per_file=300)
+    manifest = json.loads(_fs().cat_file(f"{url.removeprefix('s3://')}/_datakiln.json"))
+    listed = [f["path"] for f in manifest["files"]]
+    assert len(listed) == 4 and all(n.startswith("part-0000") for n in listed)
+    assert _objects(url) == sorted(["_datakiln.json", *listed])  # nothing else left behind
+    assert manifest["rows"] == 1000 and [f["bytes"] for f in manifest["files"]] == [
+        _fs().size(f"{url.removeprefix('s3://')}/{n}") for n in listed]
+    assert result.files == [f"{url}/{n}" for n in listed]
+    assert _pyarrow_read(url, listed).equals(table)
+    assert datakiln.read(url).to_arrow().equals(table)
+
+    datakiln.from_arrow(_table(500, offset=7)).write(url, rows_per_file=200)  # replaces its own
+    after = json.loads(_fs().cat_file(f"{url.removeprefix('s3://')}/_datakiln.json"))
+    assert _objects(url) == sorted(["_datakiln.json", *(f["path"] for f in after["files"])])
+    assert datakiln.read(url).to_arrow().equals(_table(500, offset=7))
+
+
+def test_partitioned_parquet_csv_and_jsonl_round_trip(s3_bucket):
+    table = _table(400)
+    datakiln.from_arrow(table).write(f"{s3_bucket}/by_city", partition_by=["city"])
+    names = _objects(f"{s3_bucket}/by_city")
+    assert "city=oslo" in {n.split("/")[0] for n in names} and "city=__HIVE_DEFAULT_PARTITION__" in {
+        n.split("/")[0] for n in names}
+    back = datakiln.read(f"{s3_bucket}/by_city").to_arrow().sort_by("id")
+    assert back.column("id").equals(table.column("id"))
+    assert back.column("x").to_pylist() == table.column("x").to_pylist()
+    assert back.column("city").cast(pa.string()).to_pylist() == table.column("city").to_pylist()
+
+    datakiln.from_arrow(table).write(f"{s3_bucket}/csv", rows_per_file=150, format="csv")
+    assert datakiln.read(f"{s3_bucket}/csv").to_arrow().equals(table)
+
+    datakiln.from_arrow(table).write(f"{s3_bucket}/rows.jsonl")
+    lines = _fs().cat_file(f"{s3_bucket.removeprefix('s3://')}/rows.jsonl").decode().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == list(range(400))
+    assert datakiln.read(f"{s3_bucket}/rows.jsonl").to_arrow().column("x").equals(table.column("x"))
+
+
+def test_reads_a_prefix_written_by_another_tool(s3_bucket):
+    fs = _fs()
+    root = s3_bucket.removeprefix("s3://")
+    expected = []
+    for i in range(3):
+        part = _table(100, offset=100 * i)
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(part, sink)
+        fs.pipe_file(f"{root}/csvs/f{i}.csv", sink.getvalue().to_pybytes())
+        expected.append(part)
+    fs.pipe_file(f"{root}/csvs/_SUCCESS", b"")
+    back = datakiln.read(f"{s3_bucket}/csvs").to_arrow()
+    assert back.column("id").equals(pa.concat_tables(expected).column("id"))
+
+
+def test_foreign_objects_are_never_replaced(s3_bucket):
+    fs = _fs()
+    root = s3_bucket.removeprefix("s3://")
+    ds = datakiln.from_arrow(_table(100))
+    ds.write(f"{s3_bucket}/mine", rows_per_file=50)
+    fs.pipe_file(f"{root}/mine/notes.txt", b"someone else's")
+    with pytest.raises(OutputExistsError, match="notes.txt"):
+        ds.write(f"{s3_bucket}/mine", rows_per_file=50, overwrite=True)
+    assert fs.cat_file(f"{root}/mine/notes.txt") == b"someone else's"
+    assert datakiln.read(f"{s3_bucket}/mine").count() == 100  # the manifest still rules
+
+    fs.pipe_file(f"{root}/theirs.parquet", b"not datakiln's")
+    with pytest.raises(OutputExistsError, match="did not write"):
+        ds.write(f"{s3_bucket}/theirs.parquet")
+    ds.write(f"{s3_bucket}/theirs.parquet", overwrite=True)
+    assert datakiln.read(f"{s3_bucket}/theirs.parquet").count() == 100
+    with pytest.raises(OutputExistsError, match="overlaps the input"):
+        datakiln.read(f"{s3_bucket}/mine").write(f"{s3_bucket}/mine/again", rows_per_file=50)
+
+
+def test_split_writes_its_files_to_one_committed_prefix(s3_bucket, adult_sample):
+    result = datakiln.split(adult_sample, (0.5, 0.5), names=["train", "test"], seed=3,
+                            output=f"{s3_bucket}/splits")
+    manifest = json.loads(_fs().cat_file(f"{s3_bucket.removeprefix('s3://')}/splits/_datakiln.json"))
+    assert len(manifest["sidecars"]) == 1 and manifest["sidecars"][0].startswith("split-dk")
+    train = datakiln.read(result.paths["train"]).to_arrow()
+    test = datakiln.read(result.paths["test"]).to_arrow()
+    assert train.num_rows + test.num_rows == adult_sample.num_rows
+    assert datakiln.read(f"{s3_bucket}/splits").count() == adult_sample.num_rows  # no split.json rows
+
+
+def test_image_folder_and_tar_shards_round_trip(s3_bucket, tmp_path):
+    local = tmp_path / "cifar"  # 8 real images per class (the loopback server takes ~10 ms a request)
+    for folder in sorted(sample_dataset("images/cifar").iterdir()):
+        (local / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:8]:
+            (local / folder.name / image.name).write_bytes(image.read_bytes())
+    fs = _fs()
+    fs.put(str(local), f"{s3_bucket.removeprefix('s3://')}/cifar", recursive=True)
+    remote = datakiln.read_images(f"{s3_bucket}/cifar").to_arrow()
+    here = datakiln.read_images(local).to_arrow()
+    assert remote.num_rows == here.num_rows == 24
+    assert remote.column("image").equals(here.column("image"))
+    assert remote.column("label").to_pylist() == here.column("label").to_pylist()
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["convert", f"{s3_bucket}/cifar", f"{s3_bucket}/shards", "--to", "tar",
+                              "--rows-per-file", "10"])
+    assert out.exit_code == 0, out.output
+    shards = [n for n in _objects(f"{s3_bucket}/shards") if n.endswith(".tar")]
+    assert len(shards) == 3 and all(n.startswith("shard-") for n in shards)
+    back = datakiln.read_images(f"{s3_bucket}/shards").to_arrow()
+    assert back.column("image").equals(here.column("image"))
+    assert back.column("label").to_pylist() == here.column("label").to_pylist()
+
+
+def test_cli_convert_from_local_csv_to_s3(s3_bucket, adult_sample_path):
+    runner = CliRunner()
+    out = runner.invoke(app, ["convert", str(adult_sample_path), f"{s3_bucket}/adult",
+                              "--rows-per-file", "250"])
+    assert out.exit_code == 0, out.output
+    assert "s3://" in out.output and "3 files" in out.output
+    local = datakiln.read(adult_sample_path).to_arrow()
+    assert datakiln.read(f"{s3_bucket}/adult").to_arrow().equals(local)
+
+
+def test_credentials_never_appear_in_errors_or_logs(s3_bucket, caplog, monkeypatch):
+    secret = "datakiln-test-secret-4f7a"
+    caplog.set_level(logging.DEBUG)  # botocore and s3fs included
+    datakiln.from_arrow(_table(50)).write(f"{s3_bucket}/logged", rows_per_file=20)
+    datakiln.read(f"{s3_bucket}/logged").to_arrow()
+    with pytest.raises(SourceNotFoundError) as missing:
+        datakiln.read("s3://no-such-bucket-dk/x.parquet").to_arrow()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+            patch.setenv("AWS_MAX_ATTEMPTS", "1")
+            s3fs.S3FileSystem.clear_instance_cache()
+            with pytest.raises(DatakilnError) as unreachable:
+                datakiln.from_arrow(_table(5)).write(f"{s3_bucket}/down.parquet")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()  # the next test's instance points at moto again
+    for text in (str(missing.value), str(unreachable.value), caplog.text):
+        assert secret not in text
+    assert "AWS_ENDPOINT_URL" in str(unreachable.value)
+    assert len(caplog.records) > 0  # the check looked at real log output
