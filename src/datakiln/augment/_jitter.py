@@ -304,7 +304,7 @@ def _run_group(state: _State, order: tuple[int, ...], factors: dict[int, np.ndar
 
 
 def jitter(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray, *,
-           backend: str = "auto") -> np.ndarray:
+           backend: str = "auto", normalize: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Apply colour jitter to a uniform ``N×H×W×3`` batch.
 
     Parameters
@@ -317,7 +317,14 @@ def jitter(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray
     order : ndarray of int, ``(N, 4)``
         Each sample's order of the four op codes.
     backend : {"auto", "numpy", "torch"}
+    normalize : (mul, add), optional
+        Per-channel float32 factors: the result is ``jittered * mul + add`` as float32,
+        an ``N×H×W×C`` view of channels-first memory (a fused ``Normalize``: the deferred
+        map ``A * Y + B`` and the normalisation are one multiply-add per channel, written
+        once; the values skip the rounding to uint8, within half a grey level of it).
     """
+    if normalize is not None:
+        return _jitter_normalized(images, factors, order, backend, *normalize)
     ops = _backend(backend)
     is_uint8 = images.dtype == np.uint8
     bound = 255.0 if is_uint8 else 1.0
@@ -340,6 +347,45 @@ def jitter(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray
             _run_group(state, key, {op: np.asarray(factors[op], np.float64)[index] for op in key})
             out[index] = state.final_uint8() if is_uint8 else state.final_float()
     return out
+
+
+def _groups(factors: dict[int, np.ndarray], order: np.ndarray) -> dict[tuple[int, ...], list[int]]:
+    """Samples by the order of their active ops."""
+    identity = {BRIGHTNESS: 1.0, CONTRAST: 1.0, SATURATION: 1.0, HUE: 0.0}
+    active = np.stack([factors[op] != identity[op] for op in range(4)], axis=1)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, row in enumerate(order):
+        groups.setdefault(tuple(int(op) for op in row if active[i, op]), []).append(i)
+    return groups
+
+
+def _jitter_normalized(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray,
+                       backend: str, mul: np.ndarray, add: np.ndarray) -> np.ndarray:
+    """:func:`jitter` followed by ``* mul + add`` per channel, into channels-first float32."""
+    ops = _backend(backend)
+    bound = 255.0 if images.dtype == np.uint8 else 1.0
+    n, h, w, channels = images.shape
+    out = np.empty((n, channels, h, w), np.float32)
+    mul = np.asarray(mul, np.float64)
+    add = np.asarray(add, np.float64)
+    step = _chunk_rows(images)
+    for key, members in _groups(factors, order).items():
+        for start in range(0, len(members), step):
+            index = np.asarray(members[start:start + step])
+            part = images[index]
+            if not key:
+                y, a, b = part, np.ones(len(index)), np.zeros(len(index))
+            else:
+                state = _State(ops, part, bound)
+                _run_group(state, key, {op: np.asarray(factors[op], np.float64)[index] for op in key})
+                state.settle()  # the image is now exactly A * Y + B
+                y, a, b = state.ops.to_numpy(state.y), state.a, state.b
+            for j, i in enumerate(index.tolist()):
+                for c in range(channels):
+                    target = out[i, c]
+                    np.multiply(y[j, :, :, c], np.float32(a[j] * mul[c]), out=target)
+                    np.add(target, np.float32(b[j] * mul[c] + add[c]), out=target)
+    return out.transpose(0, 2, 3, 1)
 
 
 #: float32 bytes worked on at once: temporaries stay in cache and in the malloc heap

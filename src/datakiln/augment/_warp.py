@@ -178,11 +178,12 @@ def _through_pil(image: np.ndarray, operation: Callable[..., object], fill: np.n
 
 
 def pil_resize(images: np.ndarray | list[np.ndarray], boxes: np.ndarray,
-               sizes: np.ndarray) -> np.ndarray | list[np.ndarray]:
+               sizes: np.ndarray, flip: np.ndarray | None = None) -> np.ndarray | list[np.ndarray]:
     """Crop each image's box (top, left, height, width) and resize it to its ``(height,
     width)`` with Pillow's antialiased bilinear filter; one ``N×h×w×C`` array when every
     output has the same size. Pixels outside a box are never read (as in the torch
-    backend, which resizes the crop alone)."""
+    backend, which resizes the crop alone). ``flip`` (bool per image) mirrors the flagged
+    outputs left-right (a fused HorizontalFlip)."""
     Image = _pil()
 
     n = len(images)
@@ -201,10 +202,12 @@ def pil_resize(images: np.ndarray | list[np.ndarray], boxes: np.ndarray,
             zero = np.zeros(crop.shape[2], dtype=crop.dtype)
             resized = _through_pil(crop, lambda im, _, size=target: im.resize(
                 size, Image.Resampling.BILINEAR), zero)
+        if flip is not None and flip[i]:
+            resized = resized[:, ::-1]
         if same:
             out[i] = resized
         else:
-            results.append(resized.copy() if resized is crop else resized)
+            results.append(np.ascontiguousarray(resized) if resized is not crop else resized.copy())
     return out if same else results
 
 

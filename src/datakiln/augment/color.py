@@ -142,6 +142,25 @@ class ColorJitter(Augmenter):
 
         return batch.with_images(_per_image(batch, run))
 
+    def forward_fused(self, following: Augmenter, batch: ImageBatch, rng: SampleRandom,
+                      following_rng: SampleRandom) -> tuple[ImageBatch, Params, Params] | None:
+        """A following :class:`Normalize` on uint8 RGB images: the jitter's last pass and the
+        normalisation are one multiply-add per channel, written channels-first (values
+        not rounded to uint8 in between: within half a grey level of the two ops)."""
+        if (type(following) is not Normalize or not isinstance(batch, ImageBatch) or not batch.uniform
+                or len(batch) == 0):
+            return None
+        images: np.ndarray = batch.images  # type: ignore[assignment]
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or len(following.mean) != 3:
+            return None
+        params = self.make_params(rng, batch)
+        mul, add = following.factors(images.dtype)
+        factors = {code: np.asarray(params[name]).astype(np.float64) for code, name in
+                   enumerate(("brightness", "contrast", "saturation", "hue"))}
+        out = jitter(images, factors, np.asarray(params["order"]), backend=self.backend,
+                     normalize=(mul, add))
+        return batch.with_images(out), params, following.make_params(following_rng, batch)
+
 
 class Grayscale(Augmenter):
     """Turn images grey (ITU-R 601 luma), each sample with probability ``p``.
@@ -325,15 +344,20 @@ class Normalize(Augmenter):
 
         return batch.with_images(_per_image(batch, run))
 
+    def factors(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel float32 ``(mul, add)``: the result is ``pixel * mul + add``."""
+        scale = self.scale if self.scale is not None else (1 / 255 if dtype == np.uint8 else 1.0)
+        mul = (scale / np.asarray(self.std)).astype(np.float32)
+        add = (-np.asarray(self.mean) / np.asarray(self.std)).astype(np.float32)
+        return mul, add
+
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """Normalise an ``N×H×W×C`` array (the kernel behind :meth:`apply`)."""
         channels = images.shape[-1]
         if channels != len(self.mean):
             raise InvalidArgumentError(f"Normalize has {len(self.mean)} channel means but the "
                                        f"images have {channels} channels; pass mean= and std=")
-        scale = self.scale if self.scale is not None else (1 / 255 if images.dtype == np.uint8 else 1.0)
-        mul = (scale / np.asarray(self.std)).astype(np.float32)
-        add = (-np.asarray(self.mean) / np.asarray(self.std)).astype(np.float32)
+        mul, add = self.factors(images.dtype)
         n, h, w = images.shape[:3]
         if images.dtype == np.uint8:
             return _normalize_lut(images, mul, add)

@@ -49,8 +49,15 @@ from datakiln.augment._geometric import (
     value_range,
 )
 from datakiln.augment._random import SampleRandom
-from datakiln.augment._warp import crop_batch, crop_image, fill_values, flip_batch, pil_resize
-from datakiln.augment.base import ImageBatch, Params
+from datakiln.augment._warp import (
+    check_images,
+    crop_batch,
+    crop_image,
+    fill_values,
+    flip_batch,
+    pil_resize,
+)
+from datakiln.augment.base import Augmenter, ImageBatch, Params
 from datakiln.errors import InvalidArgumentError
 
 __all__ = [
@@ -219,12 +226,27 @@ class _Resample(GeometricOp):
         """``(N, 4)`` top, left, height, width boxes and ``(N, 2)`` output sizes."""
         raise NotImplementedError
 
-    def _images(self, batch: ImageBatch, params: Params) -> np.ndarray | list[np.ndarray]:
+    def _images(self, batch: ImageBatch, params: Params,
+                flip: np.ndarray | None = None) -> np.ndarray | list[np.ndarray]:
         boxes, sizes = self._boxes(batch, params)
         if resolve_backend(self.backend, type(self).__name__, torch_faster=True) == "torch":
             from datakiln.augment._warp_torch import torch_resize
-            return torch_resize(batch.images, boxes, sizes)
-        return pil_resize(batch.images, boxes, sizes)
+            return torch_resize(batch.images, boxes, sizes, flip)
+        return pil_resize(batch.images, boxes, sizes, flip)
+
+    def forward_fused(self, following: Augmenter, batch: ImageBatch, rng: SampleRandom,
+                      following_rng: SampleRandom) -> tuple[ImageBatch, Params, Params] | None:
+        """A following :class:`HorizontalFlip` mirrors each flagged output as the resize
+        writes it (the same pixels as flipping afterwards; no second pass over the batch).
+        Batches with boxes, masks or keypoints take the unfused path."""
+        if (type(following) is not HorizontalFlip or not isinstance(batch, ImageBatch) or len(batch) == 0
+                or batch.boxes is not None or batch.masks is not None or batch.keypoints is not None):
+            return None
+        check_images(batch.images)
+        params = self.make_params(rng, batch)
+        flips = following.make_params(following_rng, batch)  # the draws need only the row ids
+        images = self._images(batch, params, np.asarray(flips["flip"], dtype=bool))
+        return batch.with_images(images), params, flips
 
     def _forward(self, batch: ImageBatch, params: Params) -> tuple[np.ndarray, np.ndarray]:
         boxes, sizes = self._boxes(batch, params)

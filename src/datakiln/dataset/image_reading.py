@@ -73,6 +73,6 @@ def read_images(
     if all(p.lower().endswith(SHARD_ENDINGS) for p in files.paths):
         source = ShardSource(files, on_error=on_error, max_pixels=max_pixels)
     else:
-        source = ImageFolderSource(image_files(path_or_glob, extensions), labels=labels,
+        source = ImageFolderSource(image_files(path_or_glob, extensions, files=files), labels=labels,
                                    on_error=on_error, max_pixels=max_pixels)
     return Dataset(source, memory_budget=memory_budget, num_threads=num_threads)

@@ -174,8 +174,7 @@ class Loader:
         if key is not None and (not isinstance(key, str) or not key):
             raise InvalidArgumentError(f"key must be a non-empty string, got {key!r}")
         self.even_batches, self.key = even_batches, key
-        # the order ignores the column choice; a caller's key stands for the content
-        self._order_fingerprint = f"key:{key}" if key is not None else dataset.fingerprint
+        whole = dataset  # the order ignores the column choice (its fingerprint: below)
         if columns is not None:
             dataset = dataset.select(columns)
         self.dataset = dataset
@@ -196,6 +195,9 @@ class Loader:
         self._resume = 0  # counts load_state_dict calls: worker copies tell resume points apart
         self._stats = LoaderStats()
         table = _random_access_table(dataset, self.memory_budget)
+        # after the read: an image folder identifies its files from the bytes just read;
+        # a caller's key stands for the content
+        self._order_fingerprint = f"key:{key}" if key is not None else whole.fingerprint
         self.streaming = table is None
         self._images: ImagePipeline | None = None
         self._text: TextPipeline | None = text_pipeline(

@@ -30,11 +30,13 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from datakiln.errors import (
     ImageDecodeError,
@@ -57,6 +59,8 @@ IMAGE_FIELD_METADATA = {b"datakiln.kind": b"image"}
 #: at most this many files (or about 64 MiB of them) per read task
 TASK_FILES = 1024
 TASK_BYTES = 64 * 1024 * 1024
+#: files up to this size are identified by their whole content (larger ones by samples)
+WHOLE_FILE_BYTES = 4 << 20
 #: skipped files remembered with their paths in ``ds.stats`` (the count is always exact)
 KEEP_SKIPPED = 10_000
 
@@ -82,10 +86,11 @@ def _extensions(extensions: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def image_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                extensions: Sequence[str] | None = None) -> FileSet:
+                extensions: Sequence[str] | None = None, *, files: FileSet | None = None) -> FileSet:
     """The image files of a folder, glob or list, by ending (``extensions``; default the
-    JPEG, PNG, GIF, BMP, WebP and TIFF endings), sorted by path; other files are left out."""
-    files = resolve_files(path)
+    JPEG, PNG, GIF, BMP, WebP and TIFF endings), sorted by path; other files are left out.
+    ``files``: ``path`` already resolved (listing a folder of 10,000 files costs 0.1-0.2 s)."""
+    files = resolve_files(path) if files is None else files
     endings = _extensions(extensions)
     keep = [i for i, p in enumerate(files.paths) if p.lower().endswith(endings)]
     if not keep:
@@ -139,6 +144,32 @@ def image_family(paths: Sequence[str], format: str | None) -> str | None:
     return None
 
 
+def whole_file_identity(size: int, data: bytes) -> str:
+    """The content identity of a file read whole: SHA-256 of ``"<size>:"`` and its bytes
+    (the rule of :mod:`datakiln.dataset._identity` for files up to 4 MiB)."""
+    hasher = hashlib.sha256(f"{size}:".encode())
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _relative(path: str, base: str) -> str:
+    """``os.path.relpath(path, base)``, by slicing when ``path`` is a plain path under
+    ``base`` (25x faster: 10,000 relpath calls cost 0.15 s)."""
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if path.startswith(prefix):
+        rest = path[len(prefix):]
+        if rest and os.path.normpath(rest) == rest:
+            return rest
+    return os.path.relpath(path, base)
+
+
 class ImageFolderSource(Source):
     """Image files as rows ``image`` (encoded bytes), ``label`` (dictionary), ``path``.
 
@@ -165,6 +196,8 @@ class ImageFolderSource(Source):
                                    else f"{len(files.paths)} image files")
         self.labels_option = labels
         self._labels_digest = ""
+        #: file index -> (content identity, size, mtime ns) from reads (shared by copies)
+        self._identities: dict[int, tuple[str, int, int]] = {}
         self.classes, self._codes = self._labels(labels)
 
     # -- labels -------------------------------------------------------------------------
@@ -181,7 +214,7 @@ class ImageFolderSource(Source):
 
     def _folder_class(self, path: str) -> str:
         if self.files.base:
-            parts = Path(os.path.relpath(path, self.files.base)).parts
+            parts = _relative(path, self.files.base).split(os.sep)
             if len(parts) < 2:
                 raise SchemaError(
                     f"{path!r} lies directly in {self.files.base!r}, not in a class folder; "
@@ -225,7 +258,7 @@ class ImageFolderSource(Source):
             by_name.setdefault(os.path.basename(key), []).append(row[lab].strip())
         names = []
         for path in self.files.paths:
-            rel = os.path.normpath(os.path.relpath(path, self.files.base)) if self.files.base else path
+            rel = os.path.normpath(_relative(path, self.files.base)) if self.files.base else path
             label = table.get(rel, table.get(os.path.normpath(path)))
             if label is None:
                 found = by_name.get(os.path.basename(path), [])
@@ -289,14 +322,64 @@ class ImageFolderSource(Source):
         for chunk in self._chunks():
             yield lambda c=chunk: apply_pushdown(self._read_chunk(c), columns, filter)
 
+    def read_all(self, columns: Sequence[str] | None = None,
+                 filter: pc.Expression | None = None) -> pa.Table:
+        """All files, read task by task on one thread per core (reads release the GIL;
+        10,000 CIFAR files: 0.25 s on one thread), in file order."""
+        tasks = list(self.read_tasks(columns, filter))
+        threads = min(len(tasks), _cores())
+        if threads <= 1:
+            tables = [task() for task in tasks]
+        else:
+            with ThreadPoolExecutor(threads, thread_name_prefix="datakiln-read") as pool:
+                tables = list(pool.map(lambda task: task(), tasks))
+        if not tables:
+            return super().read_all(columns, filter)
+        return pa.concat_tables(tables)
+
+    def take_file_identities(self) -> dict[str, str]:
+        """Content identities of the files as the last full read saw them, for
+        :func:`datakiln.dataset._identity.source_identity` (so a fingerprint right after a
+        read, as the loader takes, does not read every file again).
+
+        Only when every file was read whole and each still has the size and modification
+        time (ns) it had then; consumed (the next call needs another read). Otherwise empty,
+        and the fingerprint reads the files itself."""
+        held = dict(self._identities)
+        self._identities.clear()
+        if len(held) != len(self.files.paths):
+            return {}
+        known = {}
+        for i, (digest, size, mtime) in held.items():
+            path = self.files.paths[i]
+            try:
+                now = os.stat(path)
+            except OSError:
+                continue
+            if now.st_size == size and now.st_mtime_ns == mtime:
+                known[path] = digest
+        return known
+
+    def _read_file(self, i: int) -> bytes:
+        """File ``i``'s bytes; local files read whole also leave their content identity."""
+        path = self.files.paths[i]
+        if not isinstance(self.files.filesystem, pafs.LocalFileSystem):
+            with self.files.filesystem.open_input_file(path) as handle:
+                return handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read()
+            stat = os.fstat(handle.fileno())
+        size = self.files.sizes[i]
+        if len(data) == stat.st_size == size and size <= WHOLE_FILE_BYTES:
+            self._identities[i] = (whole_file_identity(size, data), size, stat.st_mtime_ns)
+        return data
+
     def _read_chunk(self, chunk: range) -> pa.Table:
-        fs = self.files.filesystem
         items = []
         for i in chunk:
             path = self.files.paths[i]
             try:
-                with fs.open_input_file(path) as handle:
-                    items.append((path, handle.read()))
+                items.append((path, self._read_file(i)))
             except OSError as exc:
                 error = SourceError(f"cannot read the image {path!r}: {exc}")
                 if self.on_error == "raise":
