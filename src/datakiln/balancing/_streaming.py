@@ -23,6 +23,7 @@ import pyarrow as pa
 from datakiln.balancing._codec import FeatureCodec, bytes_per_row
 from datakiln.balancing._copies import copy_shares
 from datakiln.balancing._report import BalanceReport, check_classes, counts, reread
+from datakiln.balancing._smote import ClassNeighbours, numpy_smote
 from datakiln.balancing._smoten import WholeTableMetric
 from datakiln.balancing.methods import Method
 from datakiln.dataset.dataset import Dataset
@@ -61,6 +62,8 @@ def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balanc
 
     With no more than ``NEW_CHUNK`` new rows in all, one call makes them, with the seed: the
     same rows as a whole-table call. Beyond that each call takes the seed plus its number.
+    Plain SMOTE draws the same rows in NumPy from each class's neighbour graph, computed once
+    (:mod:`datakiln.balancing._smote`), instead of refitting the neighbours per call.
     """
     balancer.check_neighbours(method, codec, y)  # class sizes against k (and SMOTEN's distances)
     growing = [k for k, n in strategy.items() if n > 0]
@@ -75,8 +78,20 @@ def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balanc
         {k: min(NEW_CHUNK, n - start)} for k, n in strategy.items() if n > 0
         for start in range(0, n, NEW_CHUNK)]
     metric = WholeTableMetric(dataset, codec, budget) if method.name == "smoten" else None
+    graphs: dict[int, ClassNeighbours] = {}  # SMOTE: each class's neighbours, computed once
     for index, piece in enumerate(pieces):
         seed = balancer.seed if len(pieces) == 1 else balancer.seed + index
+        if numpy_smote(method, balancer):
+            k = 5 if balancer.k_neighbors is None else balancer.k_neighbors
+            made = []
+            for klass, n in piece.items():
+                if n > 0:
+                    if klass not in graphs:
+                        graphs[klass] = ClassNeighbours(real_x[real_y == klass], k)
+                    made.append((graphs[klass].new_rows(n, seed), np.full(n, klass, dtype=real_y.dtype)))
+            columns = np.concatenate([m[0] for m in made], axis=1)
+            yield codec.decode(columns.T, np.concatenate([m[1] for m in made]))
+            continue
         if metric is not None:
             k = 5 if balancer.k_neighbors is None else balancer.k_neighbors
             made = [(metric.new_rows(real_x[real_y == klass], n, k, seed, key=klass), np.full(n, klass))

@@ -31,6 +31,7 @@ import pyarrow as pa
 from datakiln.balancing._codec import FeatureCodec, bytes_per_row
 from datakiln.balancing._copies import copy_shares
 from datakiln.balancing._report import BalanceReport, check_classes, check_neighbours, counts, reread
+from datakiln.balancing._smote import numpy_smote, smote_rows
 from datakiln.balancing._streaming import per_class
 from datakiln.balancing.methods import METHODS, Method, method_named, sampler
 from datakiln.dataset.dataset import Dataset, as_dataset
@@ -183,6 +184,8 @@ class Balancer:
     def _in_memory(self, dataset: Dataset, codec: FeatureCodec, method: Method | None,
                    name: str) -> tuple[Dataset, BalanceReport]:
         table = dataset.to_arrow()
+        if method is not None and numpy_smote(method, self):
+            return self._smote(table, codec, method)
         x, y = codec.encode(table)
         check_classes(codec, y)
         if method is None:  # synth
@@ -212,6 +215,31 @@ class Balancer:
                                new_rows=int(len(new_x)),
                                removed_rows=int(max(0, len(y) + len(new_x) - len(y_res))),
                                exact_copy_share=exact, near_copy_share=near)
+        return Dataset.from_arrow(out), report
+
+
+    def _smote(self, table: pa.Table, codec: FeatureCodec, method: Method) -> tuple[Dataset, BalanceReport]:
+        """SMOTE on numeric features in NumPy (:mod:`datakiln.balancing._smote`): imbalanced-learn's
+        rows; only the growing classes are encoded, the input rows are kept as they are."""
+        from imblearn.utils import check_sampling_strategy
+
+        y = codec.labels(table)
+        check_classes(codec, y)
+        self.check_neighbours(method, codec, y)
+        try:
+            strategy = check_sampling_strategy(codec.strategy(self.sampling_strategy), y, method.kind)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{method.cls} refused the data: {exc}") from exc
+        growing = np.isin(y, [klass for klass, n in strategy.items() if n > 0])
+        x, y_real = codec.encode(table.filter(pa.array(growing)))
+        k = 5 if self.k_neighbors is None else self.k_neighbors
+        columns, new_y = smote_rows(x, y_real, strategy, k, self.seed)
+        new_x = columns.T  # a view: decoding reads the feature-major columns without a copy
+        out = pa.concat_tables([table, codec.decode(new_x, new_y)])
+        exact, near = copy_shares(new_x, new_y, x, y_real, codec.categorical_mask, seed=self.seed)
+        report = BalanceReport(method.name, "in memory", counts(codec, y), counts(codec, np.r_[y, new_y]),
+                               new_rows=len(new_y), removed_rows=0, exact_copy_share=exact,
+                               near_copy_share=near)
         return Dataset.from_arrow(out), report
 
 
