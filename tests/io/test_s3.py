@@ -201,3 +201,23 @@ def test_credentials_never_appear_in_errors_or_logs(s3_bucket, caplog, monkeypat
         assert secret not in text
     assert "AWS_ENDPOINT_URL" in str(unreachable.value)
     assert len(caplog.records) > 0  # the check looked at real log output
+
+
+def test_a_failed_write_leaves_the_old_output_and_no_objects(s3_bucket):
+    from datakiln.io.write import write_tables
+
+    table = _table(400)
+    datakiln.from_arrow(table).write(f"{s3_bucket}/one.parquet")
+    datakiln.from_arrow(table).write(f"{s3_bucket}/parts", rows_per_file=100)
+    before = _objects(s3_bucket)
+
+    def failing():
+        yield _table(300, offset=9000)
+        raise RuntimeError("the source broke")
+
+    for url, options in ((f"{s3_bucket}/one.parquet", {}), (f"{s3_bucket}/parts", {"rows_per_file": 100})):
+        with pytest.raises(RuntimeError, match="the source broke"):
+            write_tables(failing(), table.schema, url, **options)
+    assert _objects(s3_bucket) == before  # aborted uploads, deleted parts, no run record
+    assert datakiln.read(f"{s3_bucket}/one.parquet").to_arrow().equals(table)
+    assert datakiln.read(f"{s3_bucket}/parts").to_arrow().equals(table)

@@ -313,10 +313,11 @@ def committed_infos(fs: Any, root: str, infos: list[Any], formats: dict[str, tup
 # -- writing ---------------------------------------------------------------------------------
 
 class _Upload:
-    """A binary stream to one object; ``close`` completes the upload, ``abandon`` aborts it."""
+    """A binary stream to one object; ``close`` completes the upload (or, when ``deferred``,
+    only ends the writing: :meth:`complete` then completes it), ``abandon`` aborts it."""
 
-    def __init__(self, handle: Any, url: str) -> None:
-        self._handle, self._url = handle, url
+    def __init__(self, handle: Any, url: str, deferred: bool = False) -> None:
+        self._handle, self._url, self._deferred = handle, url, deferred
         self.size = 0
         self.closed = False
 
@@ -348,6 +349,8 @@ class _Upload:
         return False
 
     def close(self) -> None:
+        if self._deferred:  # writing ended (writers may close twice); the commit completes it
+            return
         if not self.closed:
             self.closed = True
             try:
@@ -357,12 +360,21 @@ class _Upload:
             except Exception as exc:  # the last part or the completion failed
                 raise _failure(self._url, exc) from exc
 
+    def complete(self) -> None:
+        """Complete the upload (the commit of a one-object output)."""
+        self._deferred = False
+        self.close()
+
     def abandon(self) -> None:
         if not self.closed:
             self.closed = True
             discard = getattr(self._handle, "discard", None)
             if callable(discard):
                 discard()  # s3fs: abort the multipart upload
+                try:  # so that its finaliser does not try to upload what was discarded
+                    self._handle.closed = True
+                except AttributeError:
+                    pass
 
 
 class RemoteOutput:
@@ -425,7 +437,7 @@ class RemoteOutput:
             raise
         except Exception as exc:  # the store's own errors (botocore's are no OSError)
             raise _failure(self.url, exc) from exc
-        stream = _Upload(handle, self.url)
+        stream = _Upload(handle, self.url, deferred=not self.directory)
         self.objects[relative] = stream
         return stream
 
@@ -451,7 +463,7 @@ class RemoteOutput:
             if not self.directory:
                 test_pause("commit")
                 for stream in self.objects.values():
-                    stream.close()
+                    stream.complete()
                 self._committed = True
                 return [self.url]
             for stream in self.objects.values():
