@@ -14,7 +14,7 @@ $(BIN)/python:
 # the exact local torch build first; the `torch` extra only states a range (torch>=2.3)
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -qq '$(TORCH)'
-	$(BIN)/pip install -qq -e '.[sql,dev,torch,images,privacy,text,streams,ray]'
+	$(BIN)/pip install -qq -e '.[sql,dev,torch,images,privacy,text,streams,ray,s3]'
 	# pycanon (the k-anonymity agreement tests' reference) pins numpy, scipy, pandas and typer
 	# exactly; its anonymity module needs only numpy and pandas, so it comes without its pins
 	$(BIN)/pip install -qq --no-deps 'pycanon==1.3.6'
