@@ -55,6 +55,7 @@ CONTESTANTS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "tvae": ("datakiln TVAE", "TVAE", {}),
     "ctgan": ("datakiln CTGAN", "CTGAN", {}),
     "flow": ("datakiln FlowMatching", "FlowMatching", {}),
+    "ddpm": ("datakiln FlowMatching ddpm", "FlowMatching", {"objective": "ddpm"}),
     "sdv-tvae": ("SDV 2.0 TVAESynthesizer", None, {"epochs": 300}),
     "sdv-ctgan": ("SDV 2.0 CTGANSynthesizer", None, {"epochs": 300}),
 }
@@ -141,8 +142,8 @@ def _threads() -> int | None:
         return None
 
 
-def run(name: str, data: str, cache: Path, options: dict[str, Any]) -> dict[str, Any]:
-    out = cache / f"{data}-{name}.parquet"
+def run(name: str, data: str, cache: Path, options: dict[str, Any], tag: str = "") -> dict[str, Any]:
+    out = cache / f"{data}-{name}{tag}.parquet"
     command = [sys.executable, __file__, "--child", name, "--data", data, "--out", str(out),
                "--options", json.dumps(options)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -151,11 +152,13 @@ def run(name: str, data: str, cache: Path, options: dict[str, Any]) -> dict[str,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def score(train: pa.Table, test: pa.Table, rows: pa.Table, data: str) -> dict[str, Any]:
+def score(train: pa.Table, test: pa.Table, rows: pa.Table, data: str, privacy: bool = True) -> dict[str, Any]:
     """The benchmark's figures of one synthetic table (datakiln.evaluate, seed 0)."""
     target, positive = TARGETS[data]
-    report = datakiln.evaluate(train, rows, holdout=test, target=target, seed=0)
-    fidelity, utility, privacy = report.fidelity, report.utility, report.privacy
+    report = datakiln.evaluate(train, rows, holdout=test, target=target, seed=0, privacy=privacy)
+    fidelity, utility = report.fidelity, report.utility
+    privacy_section = report.privacy or {"exact_copy_rate": float("nan"), "dcr_share_closer_than_holdout":
+                                         float("nan")}
     positive_code = None
     classes = sorted(set(train[target].to_pylist()))
     if positive in classes:
@@ -170,10 +173,10 @@ def score(train: pa.Table, test: pa.Table, rows: pa.Table, data: str) -> dict[st
         "tstr_roc_auc": synthetic.get("roc_auc"), "tstr_f1": synthetic.get("minority_f1"),
         "trtr_roc_auc": utility["real"].get("roc_auc"), "trtr_f1": utility["real"].get("minority_f1"),
         "f1_class": utility.get("minority_class") if positive_code is None else positive_code,
-        "exact_copy_rate": privacy["exact_copy_rate"],
-        "holdout_exact_copy_rate": privacy.get("holdout_exact_copy_rate"),
-        "dcr_share": privacy["dcr_share_closer_than_holdout"],
-        "membership_auc": privacy.get("membership_auc"), "flags": privacy.get("flags", []),
+        "exact_copy_rate": privacy_section["exact_copy_rate"],
+        "holdout_exact_copy_rate": privacy_section.get("holdout_exact_copy_rate"),
+        "dcr_share": privacy_section["dcr_share_closer_than_holdout"],
+        "membership_auc": privacy_section.get("membership_auc"), "flags": privacy_section.get("flags", []),
         "evaluate_seconds": report.info["seconds"],
     }
 
@@ -217,7 +220,7 @@ def _f(value: float | None, width: int, spec: str) -> str:
 
 
 def headline(results: dict[str, Any]) -> str:
-    ours = [n for n in ("flow", "tvae", "ctgan", "pca", "copula") if "shapes" in results.get(n, {})]
+    ours = [n for n in ("flow", "ddpm", "tvae", "ctgan", "pca", "copula") if "shapes" in results.get(n, {})]
     if not ours:
         return "headline: no datakiln model measured"
     best = max(ours, key=lambda n: results[n]["tstr_roc_auc"] - abs(results[n]["detection_auc"] - 0.5))
@@ -249,6 +252,8 @@ def main() -> None:
     parser.add_argument("--options", default="{}", help="JSON keyword arguments for the contestant")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "datakiln-synth-neural")
+    parser.add_argument("--tag", default="", help="suffix of the results file (pilots, other budgets)")
+    parser.add_argument("--no-privacy", action="store_true", help="skip the privacy section (pilots)")
     parser.add_argument("--child")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -256,7 +261,7 @@ def main() -> None:
         child(args.child, args.data, args.out, json.loads(args.options))
         return
     warnings.filterwarnings("ignore")
-    path = RESULTS / f"synth_neural_{args.data}.json"
+    path = RESULTS / f"synth_neural_{args.data}{args.tag}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     if not args.table:
         args.cache.mkdir(parents=True, exist_ok=True)
@@ -265,14 +270,15 @@ def main() -> None:
         for name in [n for n in args.only.split(",") if n]:
             if name not in CONTESTANTS:
                 raise SystemExit(f"unknown contestant {name!r}; one of {list(CONTESTANTS)}")
-            rows_path = args.cache / f"{args.data}-{name}.parquet"
+            rows_path = args.cache / f"{args.data}-{name}{args.tag}.parquet"
             if name in redo or name not in results or not rows_path.exists():
                 print(f"fitting {name} on {args.data} ...", file=sys.stderr, flush=True)
-                results[name] = run(name, args.data, args.cache, json.loads(args.options))
+                results[name] = run(name, args.data, args.cache, json.loads(args.options), args.tag)
                 results[name].pop("shapes", None)
             if "shapes" not in results[name] or args.rescore:
                 print(f"evaluating {name} ...", file=sys.stderr, flush=True)
-                results[name].update(score(train, test, pq.read_table(rows_path), args.data))
+                results[name].update(score(train, test, pq.read_table(rows_path), args.data,
+                                           privacy=not args.no_privacy))
             stored = json.loads(path.read_text()) if path.exists() else {}  # others may have written
             stored[name] = results[name]
             path.write_text(json.dumps(stored, indent=1))
