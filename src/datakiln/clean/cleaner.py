@@ -5,7 +5,9 @@
 cleaning, so statistics after it include the duplicate rows). ``transform`` makes one ordered pass
 that applies every step table by table and tallies what changed in a
 :class:`CleaningReport`; with ``output`` the result is written atomically as it goes, so
-tables larger than memory can be cleaned.
+tables larger than memory can be cleaned. The pass is parallel over tables with ordered
+output: row-wise steps run on worker threads (Arrow kernels release the GIL), a
+duplicates step in order between them, and the writer compresses on the calling thread.
 """
 
 from __future__ import annotations
@@ -113,16 +115,15 @@ class Cleaner:
                 step.prepare(current, budget)
                 break
         missing: dict[str, int] = {}
+        cut = next((i for i, step in enumerate(self.steps_) if not step.row_wise), len(self.steps_))
 
         def tables() -> Any:
-            for table in dataset._tables(memory_budget=budget):
-                report.rows_in += table.num_rows
-                for name in table.column_names:
-                    missing[name] = missing.get(name, 0) + table[name].null_count
-                for step, step_report in zip(self.steps_, reports):
-                    step_report.rows_in += table.num_rows
-                    table = step.apply(table, step_report)
-                    step_report.rows_out += table.num_rows
+            for table, parts in _stages(dataset._tables(memory_budget=budget), self.steps_, cut):
+                report.rows_in += parts.pop("rows_in")
+                for name, nulls in parts.pop("missing").items():
+                    missing[name] = missing.get(name, 0) + nulls
+                for step_report, part in zip(reports, parts["steps"]):
+                    _merge(step_report, part)
                 report.rows_out += table.num_rows
                 if on_progress is not None:
                     on_progress(table.num_rows)
@@ -154,6 +155,62 @@ class Cleaner:
     def fit_transform(self, data: Any, **kwargs: Any) -> Dataset:
         """``fit(data)`` then ``transform(data, **kwargs)``."""
         return self.fit(data).transform(data, **kwargs)
+
+
+STAGE_THREADS = 2  # per parallel stage of the main pass; tables in flight: threads + 1 each
+
+
+def _stages(source: Any, steps: list[Step], cut: int) -> Any:
+    """``(table, tallies)`` of every source table after all steps, in order.
+
+    The row-wise steps before the stateful one (``cut``, a duplicates step) and those after
+    it run on worker threads, a table per task; the stateful step runs in between, in
+    order, on the calling thread (it numbers rows as they come). Each task tallies into its
+    own :class:`StepReport`, merged in order by the caller, so counts never race.
+    """
+    from datakiln.dataset._executor import ordered_map
+
+    def before(table: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
+        parts: dict[str, Any] = {"rows_in": table.num_rows, "steps": [],
+                                 "missing": {n: table[n].null_count for n in table.column_names}}
+        return _run(table, steps[:cut], parts), parts
+
+    def after(table: pa.Table, parts: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
+        return _run(table, steps[cut + 1:], parts), parts
+
+    first = ordered_map(((lambda t=t: before(t)) for t in source), threads=STAGE_THREADS,
+                        in_flight=STAGE_THREADS + 1)
+    if cut == len(steps):
+        yield from first
+        return
+
+    def middle() -> Any:
+        for table, parts in first:  # the stateful step, in order
+            yield lambda t=table, p=parts: after(*_run_one(t, steps[cut], p))
+
+    yield from ordered_map(middle(), threads=STAGE_THREADS, in_flight=STAGE_THREADS + 1)
+
+
+def _run_one(table: pa.Table, step: Step, parts: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
+    return _run(table, [step], parts), parts
+
+
+def _run(table: pa.Table, steps: list[Step], parts: dict[str, Any]) -> pa.Table:
+    for step in steps:
+        tally = StepReport(step.name)
+        tally.rows_in = table.num_rows
+        table = step.apply(table, tally)
+        tally.rows_out = table.num_rows
+        parts["steps"].append(tally)
+    return table
+
+
+def _merge(total: StepReport, part: StepReport) -> None:
+    total.rows_in += part.rows_in
+    total.rows_out += part.rows_out
+    for column, changes in part.columns.items():
+        for change, rows in changes.items():
+            total.count(column, change, rows)
 
 
 def _silent(step: Step) -> Any:
