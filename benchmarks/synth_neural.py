@@ -128,6 +128,8 @@ def _epochs(model: Any) -> float | None:
         if value is not None:
             return float(value)
     history = getattr(model, "history_", None)
+    if isinstance(history, list) and history:
+        return float(history[-1].get("epoch", len(history)))
     if isinstance(history, dict) and history.get("epochs") is not None:
         return float(history["epochs"])
     return None
