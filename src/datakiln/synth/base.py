@@ -60,6 +60,8 @@ def _check_condition(name: str, value: Any, dtype: pa.DataType) -> None:
 __all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "load", "register"]
 
 _MODELS: dict[str, type[Synthesizer]] = {}
+LAZY_MODELS: dict[str, str] = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan"}
+"""Model type → module that registers it when imported (models that load torch on use)."""
 
 MIN_TRAINING_ROWS = 50
 """Fewer training rows than this make a synthesizer warn (:class:`SmallTrainingWarning`) and the
@@ -202,6 +204,11 @@ def load(path: str | os.PathLike[str], *, decryption: Any = None) -> Synthesizer
     ``decryption`` (a :class:`datakiln.privacy.DecryptionConfig`) opens an encrypted one."""
     data = read_model(path, decryption=decryption)
     kind = _MODELS.get(data.model)
+    if kind is None and data.model in LAZY_MODELS:
+        import importlib
+
+        importlib.import_module(LAZY_MODELS[data.model])
+        kind = _MODELS.get(data.model)
     if kind is None:
         raise ModelFormatError(f"{str(path)!r} holds a {data.model!r} model, which this datakiln "
                                f"does not know (known: {sorted(_MODELS)}); upgrade datakiln")
