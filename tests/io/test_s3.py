@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import datakiln
 from datakiln.cli.app import app
-from datakiln.errors import DatakilnError, OutputExistsError, SourceNotFoundError
+from datakiln.errors import DatakilnError, InvalidArgumentError, OutputExistsError, SourceNotFoundError
 
 s3fs = pytest.importorskip("s3fs")
 
@@ -58,6 +58,8 @@ def test_parquet_one_object_round_trip(s3_bucket):
     assert datakiln.read(url).to_arrow().equals(table)
     datakiln.from_arrow(_table(10)).write(url)  # its own earlier output: replaced
     assert datakiln.read(url).count() == 10
+    with pytest.raises(InvalidArgumentError, match="a prefix"):  # not an object named "data"
+        datakiln.from_arrow(table).write(f"{s3_bucket}/data/")
 
 
 def test_multi_object_output_is_listed_by_its_manifest(s3_bucket):

@@ -110,4 +110,5 @@ def reread(path: str | os.PathLike[str]) -> Dataset:
     from datakiln.io.write import format_for
 
     written = format_for(path)
-    return read(Path(path), format="json" if written == "jsonl" else written)
+    where = os.fspath(path) if "://" in os.fspath(path) else Path(path)  # s3:// stays a URL
+    return read(where, format="json" if written == "jsonl" else written)

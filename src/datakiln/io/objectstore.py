@@ -43,7 +43,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from datakiln._optional import import_optional
-from datakiln.errors import DatakilnError, MissingDependencyError, OutputExistsError, WriteError
+from datakiln.errors import (
+    DatakilnError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    OutputExistsError,
+    WriteError,
+)
 
 __all__ = ["RUNS", "STALE_AFTER_S", "RemoteOutput", "check_remote_output", "committed_infos",
            "is_remote", "recover_remote", "remote_filesystem"]
@@ -389,6 +395,11 @@ class RemoteOutput:
 
     def __init__(self, url: str, *, directory: bool, overwrite: bool = False,
                  is_own: Callable[[Any, str], bool] | None = None) -> None:
+        if not directory and url.endswith("/"):
+            raise InvalidArgumentError(
+                f"{url!r} ends in '/', a prefix; a one-object output needs a key (e.g. "
+                f"{url + 'part.parquet'!r}), or write several objects there (rows_per_file=, "
+                "--rows-per-file)")
         self.url, self.directory, self.overwrite = url.rstrip("/") if directory else url, directory, overwrite
         self.fs, self.root = remote_filesystem(url)
         self.path = PurePosixPath(".")
