@@ -7,13 +7,13 @@ from datakiln.synth.modelfile import ModelData, read_model, write_model
 from datakiln.synth.neural.base import NeuralSynthesizer
 from datakiln.synth.pca import PCASynthesizer
 
-__all__ = ["CTGAN", "MIN_TRAINING_ROWS", "TVAE", "GaussianCopula", "MSTSynthesizer", "ModelData",
-           "NeuralSynthesizer", "PCASynthesizer", "SmallTrainingWarning", "Synthesizer", "load", "read_model",
-           "register", "write_model"]
+__all__ = ["CTGAN", "MIN_TRAINING_ROWS", "TVAE", "FlowMatching", "GaussianCopula", "MSTSynthesizer",
+           "ModelData", "NeuralSynthesizer", "PCASynthesizer", "SmallTrainingWarning", "Synthesizer", "load",
+           "read_model", "register", "write_model"]
 
 
 def __getattr__(name: str) -> object:  # the torch models load torch only when first used
-    if name in ("TVAE", "CTGAN"):
+    if name in ("TVAE", "CTGAN", "FlowMatching"):
         from datakiln.synth import neural
 
         return getattr(neural, name)

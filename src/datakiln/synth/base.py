@@ -60,7 +60,8 @@ def _check_condition(name: str, value: Any, dtype: pa.DataType) -> None:
 __all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "load", "register"]
 
 _MODELS: dict[str, type[Synthesizer]] = {}
-LAZY_MODELS: dict[str, str] = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan"}
+LAZY_MODELS: dict[str, str] = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan",
+                               "FlowMatching": "datakiln.synth.neural.flow"}
 """Model type → module that registers it when imported (models that load torch on use)."""
 
 MIN_TRAINING_ROWS = 50

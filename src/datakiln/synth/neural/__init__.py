@@ -10,9 +10,10 @@ from typing import Any
 
 from datakiln.synth.neural.base import NeuralSynthesizer
 
-__all__ = ["CTGAN", "TVAE", "NeuralSynthesizer"]
+__all__ = ["CTGAN", "TVAE", "FlowMatching", "NeuralSynthesizer"]
 
-_LAZY = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan"}
+_LAZY = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan",
+         "FlowMatching": "datakiln.synth.neural.flow"}
 
 
 def __getattr__(name: str) -> Any:
