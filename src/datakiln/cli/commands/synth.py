@@ -23,7 +23,31 @@ from datakiln.errors import InvalidArgumentError
 from datakiln.units import format_bytes
 
 app = typer.Typer(help="Fit synthesizers and sample synthetic rows.", no_args_is_help=True)
-MODELS = ("copula", "mst")
+MODELS: dict[str, str] = {
+    "copula": "datakiln.synth.copula:GaussianCopula",
+    "mst": "datakiln.synth.dp.mst:MSTSynthesizer",
+    "tvae": "datakiln.synth.neural.tvae:TVAE",
+    "ctgan": "datakiln.synth.neural.ctgan:CTGAN",
+    "pca": "datakiln.synth.pca:PCASynthesizer",
+    "flow": "datakiln.synth.neural.flow:FlowMatching",
+}
+"""``--model`` name → ``module:Class``; a new model adds one line (imported only when chosen)."""
+NEURAL = ("tvae", "ctgan", "pca", "flow")  # models on the transformed space (NeuralSynthesizer)
+
+
+def _model_class(name: str) -> Any:
+    import importlib
+
+    module, _, cls = MODELS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _neural_kwargs(cls: Any, **given: Any) -> dict[str, Any]:
+    """The options a neural model's constructor takes (None: keep the model's default)."""
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in given.items() if k in accepted and v is not None}
 
 
 def _by(text: str) -> str | list[str] | None:
@@ -62,12 +86,25 @@ def fit(
     delta: float = typer.Option(1e-6, "--delta", help="Delta of the DP guarantee (well below 1/rows)."),
     domain: str | None = typer.Option(None, "--domain", help="YAML/JSON file declaring every column's public "
                                       "domain (low/high or categories) for a DP fit."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Neural models: training epochs (default: the "
+                                      "model's, e.g. 300 for tvae/ctgan)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Neural models: rows per step."),
+    patience: int | None = typer.Option(None, "--patience", help="Neural models: stop after this many "
+                                        "validation-fidelity checks without a gain (keeps the best "
+                                        "weights)."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Neural models: checkpoint file, "
+                                          "written as training goes; rerunning the same fit resumes it."),
+    device: str = typer.Option("auto", "--device", help="Neural models: auto (CUDA if available), cpu, "
+                               "cuda."),
+    seed: int = seed_option("Seed of the fit (same seed, same model on CPU)."),
     overwrite: bool = overwrite_option("a file at --out", "an earlier model"),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Fit a synthesizer (two streaming passes for the copula) and save it.
 
     Example: kiln synth fit adult.parquet -o adult.kiln
+
+             kiln synth fit adult.parquet -o adult-tvae.kiln --model tvae --epochs 100
 
              kiln synth fit adult.csv -o dp.kiln --model mst --epsilon 1 --delta 1e-6 --domain domain.yaml
     """
@@ -82,7 +119,7 @@ def fit(
 
     with friendly_errors():
         if model not in MODELS:
-            raise InvalidArgumentError(f"--model must be one of {MODELS}, got {model!r}")
+            raise InvalidArgumentError(f"--model must be one of {tuple(MODELS)}, got {model!r}")
         if model == "mst" and epsilon is None:
             raise InvalidArgumentError("--model mst is differentially private: give --epsilon (e.g. 1) and "
                                        "--domain (the public domain file)")
@@ -90,9 +127,17 @@ def fit(
         inputs = source_inputs(dataset.source)
         check_output(out, inputs=inputs, overwrite=overwrite, is_own=is_own_model)  # before the fit
         started = time.perf_counter()
-        with progress_bar("fitting (2 passes)", None) as advance, warnings.catch_warnings():
+        with progress_bar("reading" if model in NEURAL else "fitting (2 passes)", None) as advance, \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore", SmallTrainingWarning)  # printed below, from the summary
-            if model == "mst":
+            if model in NEURAL:
+                cls = _model_class(model)
+                fitted = cls(**_neural_kwargs(cls, constraints=constraint or None, pii=pii, text=text,
+                                              max_categories=max_categories, epochs=epochs,
+                                              batch_size=batch_size, patience=patience, checkpoint=checkpoint,
+                                              device=device, seed=seed, verbose=True)
+                             ).fit(dataset, on_progress=advance)
+            elif model == "mst":
                 from datakiln.synth.dp import MSTSynthesizer
 
                 fitted = MSTSynthesizer(epsilon=epsilon, delta=delta, domain=domain,
@@ -102,7 +147,7 @@ def fit(
                                         constraints=constraint or None, pii=pii, text=text,
                                         text_condition=text_condition,
                                         max_categories=max_categories, min_category_count=min_category_count,
-                                        epsilon=epsilon, delta=delta,
+                                        epsilon=epsilon, delta=delta, seed=seed,
                                         domain=domain).fit(dataset, on_progress=advance)
         seconds = time.perf_counter() - started
         fitted.save(out, overwrite=overwrite, inputs=inputs)
@@ -123,6 +168,12 @@ def fit(
         console.print(f"privacy spent: epsilon={spent['epsilon']}, delta={spent['delta']:g} (zCDP)")
     if model == "mst":
         console.print(f"tree of 2-way marginals: {esc('; '.join(summary['tree']) or 'one column')}")
+    elif model in NEURAL:
+        history = summary.get("training") or []
+        if history:
+            last = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                             for k, v in history[-1].items())
+            console.print(f"training: {esc(last)}")
     else:
         by_text = ", ".join(fitted.by_) or "none"
         console.print(f"one copula per combination of: {esc(by_text)} ({len(fitted.components_)} components)")
