@@ -129,3 +129,22 @@ def test_killed_single_object_write_keeps_the_old_object(s3_bucket, tmp_path):
     _kill_child_at(url, "commit", tmp_path, rows=5000, rows_per_file=0)  # 0: one object
     assert datakiln.read(url).to_arrow().equals(old)
     assert _objects(s3_bucket) == ["one.parquet"]
+
+
+def test_which_writers_count_as_gone():
+    import socket
+
+    from datakiln.io.objectstore import STALE_AFTER_S, _process_start, _writer_gone
+
+    now, host, parent = time.time(), socket.gethostname(), os.getppid()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = {"host": host, "pid": parent, "started": _process_start(parent),
+            "heartbeat": now - 10 * STALE_AFTER_S}
+    assert not _writer_gone(live)  # alive here: never taken for dead, however old its heartbeat
+    assert _writer_gone({**live, "started": (live["started"] or 0) + 1})  # its pid names another process
+    assert _writer_gone({**live, "pid": dead.pid})  # the process is gone
+    elsewhere = {"host": f"not-{host}", "pid": parent, "heartbeat": now - 60}
+    assert not _writer_gone(elsewhere)  # another machine, recent heartbeat
+    assert _writer_gone({**elsewhere, "heartbeat": now - STALE_AFTER_S - 60})
+    assert _writer_gone({})  # a record that never got written whole

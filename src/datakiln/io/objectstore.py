@@ -14,8 +14,9 @@ An object store has no rename and no directories, so the local commit of
   datakiln's readers read only what the manifest lists, so a killed write is never read. Before
   its first object, a writer records its run under ``<prefix>/_datakiln.runs/<token>.json``
   (host, pid, heartbeat); the next write to the prefix (or :func:`recover_remote`) deletes the
-  objects of runs whose writer is gone (same host and process dead, or no heartbeat for
-  :data:`STALE_AFTER_S` seconds) and, after a commit, the objects of the output it replaced.
+  objects of runs whose writer is gone (on the same host: its process is dead or its pid
+  names another process; from another host: no heartbeat for :data:`STALE_AFTER_S` seconds)
+  and, after a commit, the objects of the output it replaced.
   Only objects carrying a recorded run's token, and files the manifest listed, are ever
   deleted: anything else under the prefix makes the write refuse, as a local directory
   holding foreign files does.
@@ -58,8 +59,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "_datakiln.json"  # the same name as a local output's (datakiln.io._output.MANIFEST)
 RUNS = "_datakiln.runs"
-#: a writer on another host, or one whose process cannot be checked, is taken for dead after
-#: this many seconds without a heartbeat (it refreshes its record at least every 10 minutes)
+#: a writer on another host is taken for dead after this many seconds without a heartbeat
+#: (it refreshes its record at least every 10 minutes, when it opens an object)
 STALE_AFTER_S = 3600.0
 _HEARTBEAT_S = 600.0
 _TOKEN = re.compile(r"-(dk[0-9a-f]{12})(?=\.[^/]*$)")
@@ -149,7 +150,18 @@ def _runs(fs: Any, root: str, objects: Iterable[str]) -> dict[str, dict[str, Any
     return runs
 
 
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux), to tell a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _writer_gone(record: dict[str, Any]) -> bool:
+    """Whether the writer of a run ``record`` is gone: on this host, its process is dead (or
+    its pid now names another process); elsewhere, no heartbeat for :data:`STALE_AFTER_S`."""
     heartbeat = record.get("heartbeat")
     if not isinstance(heartbeat, (int, float)):
         return True  # an unreadable record: its run never started writing properly
@@ -162,9 +174,9 @@ def _writer_gone(record: dict[str, Any]) -> bool:
         except ProcessLookupError:
             return True
         except PermissionError:
-            pass
-        else:
-            return time.time() - heartbeat > STALE_AFTER_S  # alive, or its pid was reused
+            return False  # another user's live process
+        started = record.get("started")
+        return isinstance(started, int) and _process_start(pid) not in (None, started)
     return time.time() - heartbeat > STALE_AFTER_S
 
 
@@ -422,7 +434,7 @@ class RemoteOutput:
     def _record(self, **extra: Any) -> None:
         self._heartbeat = time.time()
         record = {"run": self.token, "host": socket.gethostname(), "pid": os.getpid(),
-                  "heartbeat": self._heartbeat, **extra}
+                  "started": _process_start(os.getpid()), "heartbeat": self._heartbeat, **extra}
         self.fs.pipe_file(f"{self.root}/{RUNS}/{self.token}.json", json.dumps(record).encode())
 
     def key(self, relative: str) -> str:
