@@ -97,6 +97,9 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
         return infos, None
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
+        if not isinstance(fs, pafs.LocalFileSystem):
+            raise SourceNotFoundError(f"no such object, prefix or bucket: {original!r}; check the URL "
+                                      "(and AWS_ENDPOINT_URL / AWS_PROFILE for an S3 API server)")
         raise SourceNotFoundError(
             f"no such file or directory: {original!r}; check the path (relative paths start "
             f"at {os.getcwd()!r})"
