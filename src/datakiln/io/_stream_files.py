@@ -54,7 +54,8 @@ class _LineSource(StreamSource):
         self.stats = ReadStats()
         self.decoder = Decoder(_format(path, opts), opts.schema, name, opts.on_error, self.stats)
         self.poll_s = poll_s
-        self._needs_header = self.decoder.format == "csv" and opts.schema is None
+        self._header_in_data = self.decoder.format == "csv" and opts.schema is None
+        self._needs_header = self._header_in_data
 
     def _batch(self, lines: list[bytes], ids: list[str]) -> Fetched | None:
         if lines and self._needs_header:
@@ -141,7 +142,7 @@ class FileStreamSource(_LineSource):
                 log.warning("%s was replaced or truncated; reading it again from the start", self.path)
                 self._file.close()
                 self._open()
-                self._needs_header = self.decoder.format == "csv" and self.decoder.header is None
+                self._needs_header = self._header_in_data  # the new file starts with its header
                 continue
             if not got:
                 time.sleep(min(self.poll_s, max(deadline - time.monotonic(), 0)))
@@ -157,7 +158,8 @@ class PipeStreamSource(_LineSource):
     def __init__(self, path: str | None, opts: StreamOptions, binary: IO[bytes] | None = None,
                  queue_lines: int | None = None) -> None:
         self.path = path
-        self._start(path or "<stdin>", path, opts, 0.05)
+        suffix = os.path.splitext(path or "")[1].lower()
+        self._start(path or "<stdin>", path if suffix in _FORMATS else None, opts, 0.05)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=queue_lines or 4 * opts.batch_size)
         self._stdin = binary if binary is not None else (sys.stdin.buffer if path is None else None)
         self._line = 0
