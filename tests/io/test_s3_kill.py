@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.conftest import IN_CI
 
 import datakiln
 from datakiln.errors import SourceNotFoundError
 from datakiln.io.objectstore import RUNS, recover_remote
 
-s3fs = pytest.importorskip("s3fs")
+s3fs = pytest.importorskip("s3fs") if not IN_CI else __import__("s3fs")  # CI: a failure, not a skip
 
 REPO = Path(__file__).resolve().parents[2]
 _CHILD = """
