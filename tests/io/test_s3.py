@@ -223,3 +223,18 @@ def test_a_failed_write_leaves_the_old_output_and_no_objects(s3_bucket):
     assert _objects(s3_bucket) == before  # aborted uploads, deleted parts, no run record
     assert datakiln.read(f"{s3_bucket}/one.parquet").to_arrow().equals(table)
     assert datakiln.read(f"{s3_bucket}/parts").to_arrow().equals(table)
+
+
+def test_any_fsspec_store_gets_the_same_commit():
+    """memory:// (fsspec's in-process store) takes the same manifest commit as s3://."""
+    import uuid
+
+    import fsspec
+
+    url = f"memory://kiln-{uuid.uuid4().hex[:8]}/parts"
+    datakiln.from_arrow(_table(100)).write(url, rows_per_file=30)
+    datakiln.from_arrow(_table(60, offset=5)).write(url, rows_per_file=50)
+    root = url.removeprefix("memory:/")
+    names = sorted(p[len(root) + 1:] for p in fsspec.filesystem("memory").find(root))
+    assert len(names) == 3 and names[0] == "_datakiln.json"  # the first output's 4 parts are gone
+    assert datakiln.read(url).to_arrow().equals(_table(60, offset=5))
