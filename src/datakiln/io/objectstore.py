@@ -464,6 +464,20 @@ class RemoteOutput:
         self.objects[relative] = stream
         return stream
 
+    def object_url(self, relative: str) -> str:
+        """The URL of the object for ``relative``, for a writer in another process (a Ray
+        task) to write with ``fsspec.open(url, "wb")``; :meth:`adopt` then lists it."""
+        protocol = self.url.split("://", 1)[0]
+        return f"{protocol}://{self.root}/{self.key(relative)}" if self.directory else self.url
+
+    def adopt(self, relative: str, size: int) -> None:
+        """Count the object for ``relative`` (``size`` bytes), written by another process at
+        :meth:`object_url`, as part of this output: :meth:`commit` lists it, :meth:`discard`
+        deletes it."""
+        done = _Upload(None, self.url)
+        done.size, done.closed = int(size), True
+        self.objects[str(PurePosixPath(relative))] = done
+
     def abandon_streams(self) -> None:
         """Abort every upload still open (before writers' ``close`` could complete them)."""
         if self._committed:
