@@ -77,9 +77,9 @@ def make_plan(conditions: dict[str, Any], roles: dict[str, str], schema: pa.Sche
             code = encoder.category_code(name, value)
             if code is None:
                 kept = encoder._categories[name].kept.to_pylist()[:5]
-                what = "missing values" if value is None else f"{value!r}"
-                raise InvalidArgumentError(f"{what} never occur in {name!r} in the training data (e.g. "
-                                           f"{kept}); condition on a value seen in training")
+                what = "a missing value" if value is None else f"{value!r}"
+                raise InvalidArgumentError(f"{what} is not a value of {name!r} seen in training (e.g. "
+                                           f"{kept}); condition on a value the model learned")
             plan.categorical[name] = -1 if value is None else code
             continue
         col = encoder.columns[encoder.names.index(name)]
