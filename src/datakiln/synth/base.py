@@ -61,7 +61,9 @@ __all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "load", "
 
 _MODELS: dict[str, type[Synthesizer]] = {}
 LAZY_MODELS: dict[str, str] = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan",
-                               "FlowMatching": "datakiln.synth.neural.flow"}
+                               "FlowMatching": "datakiln.synth.neural.flow",
+                               "ConditionalGAN": "datakiln.synth.images.gan",
+                               "ConvVAE": "datakiln.synth.images.convvae"}
 """Model type → module that registers it when imported (models that load torch on use)."""
 
 MIN_TRAINING_ROWS = 50

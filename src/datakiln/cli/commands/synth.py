@@ -30,6 +30,8 @@ MODELS: dict[str, str] = {
     "ctgan": "datakiln.synth.neural.ctgan:CTGAN",
     "pca": "datakiln.synth.pca:PCASynthesizer",
     "flow": "datakiln.synth.neural.flow:FlowMatching",
+    "image-gan": "datakiln.synth.images.gan:ConditionalGAN",
+    "image-vae": "datakiln.synth.images.convvae:ConvVAE",
 }
 """``--model`` name → ``module:Class``; a new model adds one line (imported only when chosen)."""
 NEURAL = ("tvae", "ctgan", "pca", "flow")  # models on the transformed space (NeuralSynthesizer)
@@ -120,6 +122,11 @@ def fit(
     with friendly_errors():
         if model not in MODELS:
             raise InvalidArgumentError(f"--model must be one of {tuple(MODELS)}, got {model!r}")
+        if model.startswith("image-"):  # image models: their own branch (ImageFolder in, images out)
+            from datakiln.cli.commands._synth_images import fit_images
+
+            return fit_images(data, out, model, epochs=epochs, batch_size=batch_size, patience=patience,
+                              checkpoint=checkpoint, device=device, seed=seed, overwrite=overwrite)
         if model == "mst" and epsilon is None:
             raise InvalidArgumentError("--model mst is differentially private: give --epsilon (e.g. 1) and "
                                        "--domain (the public domain file)")
@@ -220,6 +227,11 @@ def sample(
     with friendly_errors():
         model = load(model_file)
         conditions = parse_where(where, getattr(model, "schema_", None))
+        if type(model).__name__ in ("ConditionalGAN", "ConvVAE"):  # images: an ImageFolder tree
+            from datakiln.cli.commands._synth_images import sample_images
+
+            return sample_images(model, model_file, rows, out, conditions, seed=seed, to=to,
+                                 overwrite=overwrite)
         with progress_bar("sampling", rows) as advance:
             batches = model.sample_batches(rows, batch_rows=262_144, conditions=conditions or None, seed=seed)
             result = write_tables(batches, model.output_schema(), out, format=format_for(out, to),

@@ -157,11 +157,10 @@ class ImageSynthesizer(Synthesizer):
             members = np.flatnonzero(arrays.codes == code)
             take = int(round(len(members) * self.validation))
             held[rng.choice(members, take, replace=False)] = True
-        if held.sum() < 20:
-            raise InvalidArgumentError(
-                f"early_stopping needs at least 20 held-out images, got {held.sum()}; "
-                "raise validation or turn early_stopping off"
-            )
+        if held.sum() < 20:  # too few to measure: train on everything, say so
+            log.warning("early stopping off: %d held-out images are too few (20 needed)", held.sum())
+            self.early_stopping_skipped_ = True
+            return arrays, None
         keep = ImageArrays(arrays.pixels[~held], arrays.codes[~held], arrays.classes, arrays.label_type)
         return keep, ImageArrays(arrays.pixels[held], arrays.codes[held], arrays.classes, arrays.label_type)
 
