@@ -56,9 +56,12 @@ CONTESTANTS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "ctgan": ("datakiln CTGAN", "CTGAN", {}),
     "flow": ("datakiln FlowMatching", "FlowMatching", {}),
     "ddpm": ("datakiln FlowMatching ddpm", "FlowMatching", {"objective": "ddpm"}),
+    "velocity": ("datakiln FlowMatching velocity", "FlowMatching", {"objective": "velocity"}),
     "sdv-tvae": ("SDV 2.0 TVAESynthesizer", None, {"epochs": 300}),
     "sdv-ctgan": ("SDV 2.0 CTGANSynthesizer", None, {"epochs": 300}),
 }
+MODULES = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan",
+           "PCASynthesizer": "datakiln.synth.pca", "FlowMatching": "datakiln.synth.neural.flow"}
 
 
 def load(data: str) -> tuple[pa.Table, pa.Table]:
@@ -105,9 +108,12 @@ def child(name: str, data: str, out: Path, options: dict[str, Any]) -> None:
         sample_s = time.perf_counter() - started
         rows = pa.Table.from_pandas(sampled, preserve_index=False).cast(train.schema)
     else:
+        import importlib
+
         import datakiln.synth as synth
 
-        model = getattr(synth, cls)(**kwargs)
+        kind = getattr(synth, cls, None) or getattr(importlib.import_module(MODULES[cls]), cls)
+        model = kind(**kwargs)
         started = time.perf_counter()
         model.fit(train)
         fit_s = train_s = time.perf_counter() - started

@@ -106,6 +106,8 @@ def test_ddpm_objective_and_warm_start():
     table = _table(400)
     ddpm = FlowMatching(epochs=3, objective="ddpm", **SMALL).fit(table)
     assert ddpm.sample(100, seed=0).schema == table.schema
+    velocity = FlowMatching(epochs=3, objective="velocity", **SMALL).fit(table)
+    assert set(velocity.sample(100, conditions={"label": "hi"}, seed=0)["label"].to_pylist()) == {"hi"}
     base = FlowMatching(epochs=3, **SMALL).fit(table.slice(0, 300))
     tuned = FlowMatching(epochs=1, **SMALL).fit(table.slice(300), init=base)
     assert tuned.sample(100, seed=0).schema == table.schema

@@ -4,17 +4,23 @@ The state-of-the-art-class model of datakiln (diffusion-family, as TabDDPM / Tab
 TabDiff, sized for CPUs). Each training row is the encoder's matrix row
 (:mod:`._encoding`: per numeric column a mode one-hot and its within-mode value, per
 categorical column a one-hot), scaled so every coordinate is about unit-sized (values ×4,
-one-hots to ±1). A network ``v(x_t, t)`` learns the straight-line velocity from Gaussian
-noise ``x_0`` to a data row ``x_1`` (``x_t = (1 - t) x_0 + t x_1``, loss
-``|v - (x_1 - x_0)|²``; Lipman et al. 2023, Liu et al. 2023). Sampling integrates the
-ODE from noise with ``sample_steps`` Euler steps; each one-hot span is then decoded by its
-largest coordinate. Weights are averaged (EMA) over the steps; the learning rate decays
-linearly to zero.
+one-hots to ±1). Rows are joined to Gaussian noise ``x_0`` by straight lines
+``x_t = (1 - t) x_0 + t x_1`` (flow matching; Lipman et al. 2023, Liu et al. 2023). The
+network reads ``(x_t, t)`` and predicts the clean row: each value by squared error, each
+one-hot span as logits by cross-entropy (as CDTD and TabDiff treat categories as
+categories). Sampling integrates the flow ``dx/dt = (E[x_1 | x_t] - x_t) / (1 - t)`` from
+noise in ``sample_steps`` Euler steps, where a span's expectation is its predicted
+probabilities (as ±1 coordinates); the last step's probabilities are then *drawn* from, so
+rare categories keep their share. Weights are averaged (EMA) over the steps; the learning
+rate decays linearly to zero.
 
-``objective="ddpm"`` trains the same network as a variance-preserving diffusion model
-(cosine schedule, noise prediction, DDIM sampling with ``sample_steps`` steps) over the
-same space, TabDDPM's Gaussian part for every coordinate. The pilot on Adult
-(``benchmarks/synth_neural.py``, equal steps) is what chose ``"flow"`` as the default.
+Why this objective (pilot, Adult, 4,000 rows, 60 epochs, same network and steps, column
+shapes / related-pair trends): clean-row prediction with cross-entropy 0.961 / 0.827;
+plain velocity regression over the one-hots (``objective="velocity"``, argmax decoding)
+0.864 / 0.686, because an argmax over noisy relaxed one-hots inflates rare categories
+(education 0.70, native-country 0.67); a cosine-schedule DDPM over the same space
+(``objective="ddpm"``, noise prediction, DDIM sampling, TabDDPM's Gaussian part for every
+coordinate) 0.647 / 0.490.
 
 Conditions: a categorical condition is written into its span at every step (the
 interpolant of the noise and the wanted one-hot, "replacement" inpainting), so the other
@@ -43,7 +49,7 @@ from datakiln.synth.neural._training import torch
 __all__ = ["FlowMatching"]
 
 VALUE_SCALE = 4.0  # within-mode values (±0.99) × this: about unit spread, as the one-hots' ±1
-_OBJECTIVES = ("flow", "ddpm")
+_OBJECTIVES = ("flow", "velocity", "ddpm")
 
 
 def _network(width: int, hidden: int, depth: int, time_dim: int = 64) -> Any:
@@ -194,7 +200,9 @@ class FlowMatching(TorchSynthesizer):
         steps = max(n // batch, 1)
         total = steps * int(self.epochs)
         decay = float(self.ema)
-        flow = self.objective == "flow"
+        objective = self.objective
+        hot = t.as_tensor(codes, device=self._device)
+        tanh = self._layout.tanh
         net_params, ema_params = list(net.parameters()), list(average.parameters())
 
         def epoch(index: int) -> dict[str, float]:
@@ -204,10 +212,16 @@ class FlowMatching(TorchSynthesizer):
                 done = index * steps + step
                 for group in optimizer.param_groups:
                     group["lr"] = float(self.learning_rate) * (1 - done / total)
-                x1 = x1_all[order[step * batch:(step + 1) * batch]]
+                rows = order[step * batch:(step + 1) * batch]
+                x1 = x1_all[rows]
                 noise = t.randn_like(x1)
                 time = t.rand(len(x1), device=self._device)
-                if flow:
+                if objective == "flow":  # predict the clean row: values by MSE, slots by cross-entropy
+                    xt = (1 - time[:, None]) * noise + time[:, None] * x1
+                    raw = net(xt, time)
+                    values = ((raw[:, tanh] - x1[:, tanh]) ** 2).sum(dim=1)
+                    loss = (values + self._layout.cross_entropy(raw, hot[rows])).mean()
+                elif objective == "velocity":
                     xt = (1 - time[:, None]) * noise + time[:, None] * x1
                     loss = ((net(xt, time) - (x1 - noise)) ** 2).mean()
                 else:
@@ -249,10 +263,20 @@ class FlowMatching(TorchSynthesizer):
         x0 = t.randn(m, self.encoder_.width, generator=generator).to(self._sample_device)
         where, wanted = self._clamps(plan, m)
         x = x0.clone()
+        scale, offset = (t.as_tensor(a, device=self._sample_device) for a in self._scale())
+        tanh = self._layout.tanh
         grid = t.linspace(0.0, 1.0, steps + 1, device=self._sample_device)
         for i in range(steps):
             now, after = grid[i], grid[i + 1]
-            if self.objective == "flow":
+            if self.objective == "flow":  # Euler along (x1_hat - x) / (1 - t); slots by their expectation
+                if len(where):
+                    x[:, where] = (1 - now) * x0[:, where] + now * wanted
+                raw = net(x, now.expand(m))
+                out = self._layout.activate(raw)  # softmax per span (and tanh, replaced:)
+                out[:, tanh] = (raw[:, tanh] / VALUE_SCALE).clamp(-1.0, 1.0)
+                x1 = out * scale + offset
+                x = x + (after - now) * (x1 - x) / (1 - now)
+            elif self.objective == "velocity":
                 if len(where):
                     x[:, where] = (1 - now) * x0[:, where] + now * wanted
                 x = x + (after - now) * net(x, now.expand(m))
@@ -267,8 +291,14 @@ class FlowMatching(TorchSynthesizer):
                 x = a_next.sqrt() * x1 + (1 - a_next).sqrt() * eps
         if len(where):
             x[:, where] = wanted
-        scale, offset = (t.as_tensor(a, device=self._sample_device) for a in self._scale())
+        if self.objective == "flow":  # the last prediction: slot probabilities, drawn by the decoder
+            if len(where):
+                out[:, where] = (wanted + 1) / 2
+            return out
         out = (x - offset) / scale
-        tanh = self._layout.tanh
         out[:, tanh] = out[:, tanh].clamp(-1.0, 1.0)
         return out
+
+    @property
+    def _stochastic_decode(self) -> bool:  # type: ignore[override]
+        return self.objective == "flow"
