@@ -17,7 +17,11 @@ real holdout data's.
 
 Every contestant's result is cached as it finishes (``benchmarks/results/synth_neural_<data>.json``
 plus its sampled rows under ``--cache``), so an interrupted run resumes where it stopped;
-``--redo NAME`` runs one again. Heavy: run it under the shared lock, e.g.
+``--redo NAME`` runs one again. Every torch contestant (SDV's included) runs on ``--threads``
+torch threads (default 1: on this shared 2-core machine two threads under load were about
+5x slower than one, from OpenMP spinning). Seconds per epoch are training seconds after
+each library's preprocessing (SDV: ``preprocess``, then ``fit_processed_data``).
+Heavy: run it under the shared lock, e.g.
 
     flock /tmp/datakiln-heavy.lock nice -n 5 python benchmarks/synth_neural.py --data adult
     python benchmarks/synth_neural.py --data adult --table      # print the cached table only
@@ -80,11 +84,20 @@ def load(data: str) -> tuple[pa.Table, pa.Table]:
     return table.take(pa.array(np.sort(train_rows))), table.take(pa.array(np.sort(test_rows)))
 
 
-def child(name: str, data: str, out: Path, options: dict[str, Any]) -> None:
+TORCH_MODELS = {"TVAE", "CTGAN", "FlowMatching"}
+
+
+def child(name: str, data: str, out: Path, options: dict[str, Any], threads: int) -> None:
     """Fit ``name`` on ``data`` in this fresh process, sample the training size, print timings."""
     warnings.filterwarnings("ignore")
     label, cls, kwargs = CONTESTANTS[name]
     kwargs = {**kwargs, **options}
+    if cls in TORCH_MODELS:
+        kwargs["threads"] = threads
+    elif cls is None:
+        import torch
+
+        torch.set_num_threads(threads)
     train, _ = load(data)
     epochs = None
     if cls is None:
@@ -150,10 +163,11 @@ def _threads() -> int | None:
         return None
 
 
-def run(name: str, data: str, cache: Path, options: dict[str, Any], tag: str = "") -> dict[str, Any]:
+def run(name: str, data: str, cache: Path, options: dict[str, Any], tag: str = "", threads: int = 1
+        ) -> dict[str, Any]:
     out = cache / f"{data}-{name}{tag}.parquet"
     command = [sys.executable, __file__, "--child", name, "--data", data, "--out", str(out),
-               "--options", json.dumps(options)]
+               "--options", json.dumps(options), "--threads", str(threads)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"{name} on {data} failed:\n{done.stderr[-4000:]}")
@@ -262,11 +276,13 @@ def main() -> None:
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "datakiln-synth-neural")
     parser.add_argument("--tag", default="", help="suffix of the results file (pilots, other budgets)")
     parser.add_argument("--no-privacy", action="store_true", help="skip the privacy section (pilots)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of every torch contestant, SDV's too (default 1)")
     parser.add_argument("--child")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data, args.out, json.loads(args.options))
+        child(args.child, args.data, args.out, json.loads(args.options), args.threads)
         return
     warnings.filterwarnings("ignore")
     path = RESULTS / f"synth_neural_{args.data}{args.tag}.json"
@@ -281,7 +297,8 @@ def main() -> None:
             rows_path = args.cache / f"{args.data}-{name}{args.tag}.parquet"
             if name in redo or name not in results or not rows_path.exists():
                 print(f"fitting {name} on {args.data} ...", file=sys.stderr, flush=True)
-                results[name] = run(name, args.data, args.cache, json.loads(args.options), args.tag)
+                results[name] = run(name, args.data, args.cache, json.loads(args.options), args.tag,
+                                    args.threads)
                 results[name].pop("shapes", None)
             if "shapes" not in results[name] or args.rescore:
                 print(f"evaluating {name} ...", file=sys.stderr, flush=True)
@@ -294,7 +311,8 @@ def main() -> None:
     rows = 32_561 if args.data == "adult" else None
     print(f"{args.data}: every synthesizer fitted in a fresh process on the training rows, sampled "
           f"{rows or 'as many'} rows, scored by datakiln.evaluate against the real holdout; {os.cpu_count()} "
-          f"cores. '!' = worse than real holdout rows (copies above the holdout's rate; DCR share > 0.55)\n")
+          f"cores (shared). '!' = worse than real holdout rows (copies above the holdout's rate; "
+          f"DCR share > 0.55)\n")
     print(table(args.data, results))
     print()
     print(headline(results))
