@@ -68,7 +68,7 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.table:
         train, test = _adult()
-        size = {"hidden": args.hidden, "depth": 3, "device": "cpu"}
+        size = {"hidden": args.hidden, "depth": 3, "device": "cpu", "threads": 1}
         for group in GROUPS:
             record = results.setdefault(group, {"runs": {}})
             if len(record["runs"]) >= args.seeds:
