@@ -3,17 +3,20 @@
 Generates a table (default 5,000,000 rows × 12 columns) with missing values, exact
 duplicate rows, padded text and outliers, as zstd Parquet in a temporary folder. Both
 sides read the file, trim text, drop exact duplicates, impute medians (numbers) and modes
-(text), clip outliers at the IQR fences, and write zstd Parquet. Median of ``--repeats``.
+(text), clip outliers at the IQR fences, and write zstd Parquet.
 
-    python benchmarks/clean.py [--rows 5000000] [--repeats 3] [--data DIR]
+Cold against cold: every contestant runs in a fresh process (fresh objects) after the
+input file was read once by the parent (page cache equally warm), rounds interleaved; the
+table shows wall and CPU (process) time, medians of ``--rounds`` with their spread.
+``--before SRC`` adds a row for an older checkout's ``src`` in the same run.
+
+    python benchmarks/clean.py [--rows 5000000] [--rounds 5] [--data DIR] [--before /old/src]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -80,33 +83,58 @@ def with_pandas(source: Path, target: Path) -> int:
     return len(frame)
 
 
+CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+import clean
+run = clean.with_pandas if sys.argv[2] == "pandas" else clean.with_datakiln
+start()
+rows = run(Path(sys.argv[3]), Path(sys.argv[4]))
+stop(rows=rows)
+"""
+
+
 def main() -> None:
+    from _cold import Contestant, before_env, interleaved, table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--before", default=None, help="an older checkout's src/ for a 'before' row")
     args = parser.parse_args()
     folder = args.data or Path(tempfile.mkdtemp(prefix="kiln-clean-"))
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / f"dirty_{args.rows}.parquet"
     if not source.exists():
         write_dirty(source, args.rows)
-    runs: dict[str, list[float]] = {"pandas + scikit-learn": [], "datakiln Cleaner": []}
-    rows: dict[str, int] = {}
-    for _ in range(args.repeats):
-        for name, run in (("pandas + scikit-learn", with_pandas), ("datakiln Cleaner", with_datakiln)):
-            started = time.perf_counter()
-            rows[name] = run(source, folder / f"out_{name[:4]}.parquet")
-            runs[name].append(time.perf_counter() - started)
+    source.read_bytes()  # the page cache equally warm for every contestant
+    here = str(Path(__file__).resolve().parent)
+    contestants = [Contestant("pandas + scikit-learn", CHILD, [here, "pandas", str(source),
+                                                               str(folder / "out_pandas.parquet")]),
+                   Contestant("datakiln Cleaner", CHILD, [here, "datakiln", str(source),
+                                                          str(folder / "out_datakiln.parquet")])]
+    if args.before:
+        contestants.append(Contestant("datakiln Cleaner (before)", CHILD, [here, "datakiln", str(source),
+                                      str(folder / "out_before.parquet")], env=before_env(args.before)))
+    interleaved(contestants, args.rounds)
     print(f"{args.rows:,} rows × 11 columns (5 % nulls in 3 columns, ~1 % duplicate rows, padded "
-          f"text, outliers); median of {args.repeats}")
-    print(f"| {'tool':24s} | {'median s':>9s} | {'rows out':>10s} | {'M rows/s':>9s} |")
-    print(f"|{'-' * 26}|{'-' * 10}:|{'-' * 11}:|{'-' * 10}:|")
-    for name, times in runs.items():
-        median = statistics.median(times)
-        print(f"| {name:24s} | {median:9.2f} | {rows[name]:>10,} | {args.rows / median / 1e6:9.2f} |")
-    ratio = statistics.median(runs["pandas + scikit-learn"]) / statistics.median(runs["datakiln Cleaner"])
-    print(f"datakiln Cleaner speed = {ratio:.2f}x pandas + scikit-learn")
+          f"text, outliers); read → trim → dedup → impute → clip → write zstd Parquet; "
+          f"{args.rounds} interleaved cold rounds, medians (min–max)\n")
+    for c in contestants:
+        c.runs = [dict(r, rows_in=args.rows) for r in c.runs]
+    print(table(contestants, rows_key="rows_in", unit="M rows in/s"))
+    print()
+    print("rows out: " + ", ".join(f"{c.name} {c.runs[0]['rows']:,}" for c in contestants))
+    pandas, ours = contestants[0], contestants[1]
+    line = (f"datakiln Cleaner: {args.rows / ours.median('wall') / 1e6:.2f} M rows/s (wall) = "
+            f"{pandas.median('wall') / ours.median('wall'):.2f}x pandas + scikit-learn")
+    if args.before:
+        before = contestants[2]
+        line += (f"; before: {args.rows / before.median('wall') / 1e6:.2f} M rows/s "
+                 f"({pandas.median('wall') / before.median('wall'):.2f}x)")
+    print(line)
 
 
 if __name__ == "__main__":

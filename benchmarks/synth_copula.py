@@ -9,11 +9,13 @@ dependency of datakiln.
 Equal work: every contestant runs in a fresh Python process with fresh objects (no cache
 filled by an earlier run), and the input files are read once beforehand so the OS page
 cache is equally warm for all. Each process reads the CSV (untimed), then times its first
-fit and its first sample of ``--sample-rows`` rows; ``--repeat`` runs that many fresh
-processes per contestant and reports the median. Peak RSS is the child's own
-(``resource.getrusage``). datakiln samples on one thread per core; SDV on one.
+fit and its first sample of ``--sample-rows`` rows (SDV: ``--sdv-sample-rows``, its speed
+is per row); ``--rounds`` rounds of fresh processes, interleaved, and the medians with
+their spread (min–max) of wall and CPU (process) time are shown. Peak RSS is the child's
+own (``resource.getrusage``). datakiln samples on one thread per core; SDV on one.
+``--before SRC`` adds a row for an older checkout's ``src`` (same run).
 
-    python benchmarks/synth_copula.py [--repeat 1] [--sample-rows 1000000]
+    python benchmarks/synth_copula.py [--rounds 5] [--sample-rows 1000000] [--before /old/src]
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,12 +56,12 @@ def child(which: str, sample_rows: int, out: Path) -> None:
         from datakiln.synth import GaussianCopula
 
         train = _train()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         model = GaussianCopula().fit(train)
-        fit_s = time.perf_counter() - started
-        started = time.perf_counter()
+        fit_s, fit_cpu = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
         model.sample(sample_rows, seed=0)
-        sample_s = time.perf_counter() - started
+        sample_s, sample_cpu = time.perf_counter() - started, time.process_time() - cpu
         rows = model.sample(train.num_rows, seed=1)
     else:
         from sdv.metadata import Metadata
@@ -67,29 +69,21 @@ def child(which: str, sample_rows: int, out: Path) -> None:
 
         train = _train()
         frame = train.to_pandas()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         metadata = Metadata.detect_from_dataframes({"adult": frame})
         synthesizer = GaussianCopulaSynthesizer(metadata)
         synthesizer.fit({"adult": frame})
-        fit_s = time.perf_counter() - started
-        started = time.perf_counter()
+        fit_s, fit_cpu = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
         synthesizer.sample(sample_rows)
-        sample_s = time.perf_counter() - started
+        sample_s, sample_cpu = time.perf_counter() - started, time.process_time() - cpu
         sampled = synthesizer.sample(train.num_rows)
         sampled = sampled["adult"] if isinstance(sampled, dict) else sampled  # SDV 2 returns {table: frame}
         rows = pa.Table.from_pandas(sampled, preserve_index=False).cast(train.schema)
     pq.write_table(rows, out)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"fit_s": fit_s, "sample_s": sample_s, "peak_mb": peak_mb}))
-
-
-def cold_run(which: str, sample_rows: int, out: Path) -> dict[str, float]:
-    """Run :func:`child` in a fresh interpreter; its JSON line back."""
-    done = subprocess.run([sys.executable, __file__, "--child", which, "--sample-rows", str(sample_rows),
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
-    if done.returncode != 0:
-        raise SystemExit(f"{which} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps({"fit_s": fit_s, "fit_cpu": fit_cpu, "wall": sample_s, "cpu": sample_cpu,
+                      "sample_s": sample_s, "rows": sample_rows, "peak_mb": peak_mb}))
 
 
 def sdmetrics_score(real: pa.Table, synthetic: pa.Table, roles: dict[str, str]) -> float:
@@ -102,10 +96,29 @@ def sdmetrics_score(real: pa.Table, synthetic: pa.Table, roles: dict[str, str]) 
     return report.get_score()
 
 
+CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import synth_copula
+synth_copula.child(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+"""
+
+
+def _cell(c: Any, key: str, cpu_key: str) -> str:
+    values = [r[key] for r in c.runs]
+    return (f"{statistics.median(values):6.2f} ({min(values):5.2f}–{max(values):5.2f}) | "
+            f"{statistics.median(r[cpu_key] for r in c.runs):6.2f}")
+
+
 def main() -> None:
+    from _cold import Contestant, before_env, interleaved
+
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=1, help="fresh processes per contestant (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of fresh processes")
     parser.add_argument("--sample-rows", type=int, default=1_000_000)
+    parser.add_argument("--sdv-sample-rows", type=int, default=100_000)
+    parser.add_argument("--before", default=None, help="an older checkout's src/ for a 'before' row")
     parser.add_argument("--child", choices=sorted(CONTESTANTS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -120,53 +133,64 @@ def main() -> None:
         import sdmetrics  # noqa: F401
         import sdv  # noqa: F401
     except ImportError:
-        contestants = ["datakiln"]
+        have_sdv = False
         print("SDV/SDMetrics are not installed (pip install -e '.[bench]'): datakiln only")
     else:
-        contestants = ["datakiln", "sdv"]
-    results = {}
+        have_sdv = True
+    here = str(Path(__file__).resolve().parent)
     with tempfile.TemporaryDirectory() as folder:
-        for which in contestants:
-            runs = [cold_run(which, args.sample_rows, Path(folder) / f"{which}-{i}.parquet")
-                    for i in range(args.repeat)]
-            median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            rows = pq.read_table(Path(folder) / f"{which}-0.parquet")
-            results[CONTESTANTS[which]] = (median, rows)
+        runs = [Contestant(CONTESTANTS["datakiln"], CHILD,
+                           [here, "datakiln", str(args.sample_rows), f"{folder}/datakiln.parquet"])]
+        if args.before:
+            runs.append(Contestant(CONTESTANTS["datakiln"] + " (before)", CHILD,
+                                   [here, "datakiln", str(args.sample_rows), f"{folder}/before.parquet"],
+                                   env=before_env(args.before)))
+        if have_sdv:
+            runs.append(Contestant(CONTESTANTS["sdv"], CHILD,
+                                   [here, "sdv", str(args.sdv_sample_rows), f"{folder}/sdv.parquet"]))
+        interleaved(runs, args.rounds)
+        results = {c.name: (c, pq.read_table(c.argv[-1])) for c in runs}
         train = _train()
         test = datakiln.read(test_path, names=ADULT_COLUMNS).to_arrow()
         test = test.set_column(14, "income", pc.replace_substring(test["income"], ".", ""))
         print(f"Adult train ({train.num_rows:,} rows × 15 columns); cold runs: each contestant in a fresh "
               f"process with fresh objects, input files read once beforehand (page cache equally warm), "
-              f"median of {args.repeat} process(es); sampling {args.sample_rows:,} rows; utility: "
-              f"HistGradientBoosting trained on {train.num_rows:,} synthetic rows, tested on the real test "
-              f"split; {os.cpu_count()} cores\n")
-        header = (f"| {'synthesizer':30} | {'fit s':>6} | {'sample rows/s':>13} | {'peak MB':>7} | "
-                  f"{'shapes':>6} | {'pairs':>6} | {'score':>6} | {'SDMetrics':>9} | {'ROC AUC':>7} | "
-                  f"{'F1 >50K':>7} |")
+              f"{args.rounds} interleaved rounds, medians (min–max); sampling {args.sample_rows:,} rows "
+              f"(SDV {args.sdv_sample_rows:,}); utility: HistGradientBoosting trained on {train.num_rows:,} "
+              f"synthetic rows (last round), tested on the real test split; {os.cpu_count()} cores\n")
+        header = (f"| {'synthesizer':40} | {'fit wall s (min–max)':>20} | {'CPU s':>6} | "
+                  f"{'sample wall s (min–max)':>23} | {'CPU s':>6} | {'M rows/s':>8} | {'peak MB':>7} | "
+                  f"{'score':>6} | {'SDMetrics':>9} | {'ROC AUC':>7} | {'F1 >50K':>7} |")
         print(header)
         print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
-        scores = {}
-        real = None
-        for name, (run, rows) in results.items():
+        speeds, real = {}, None
+        for name, (c, rows) in results.items():
             report = datakiln.evaluate(train, rows, holdout=test, target="income", privacy=False,
                                        detection=False)
-            roles = {c["column"]: c["role"] for c in report.fidelity["columns"]}
-            quality = sdmetrics_score(train, rows, roles) if len(contestants) == 2 else float("nan")
+            roles = {col["column"]: col["role"] for col in report.fidelity["columns"]}
+            quality = sdmetrics_score(train, rows, roles) if have_sdv else float("nan")
             utility = report.utility["synthetic"]
-            speed = args.sample_rows / run["sample_s"]
-            scores[name] = (run["fit_s"], speed, report.fidelity["score"])
-            print(f"| {name:30} | {run['fit_s']:6.2f} | {speed:13,.0f} | {run['peak_mb']:7,.0f} | "
-                  f"{report.fidelity['column_shapes']:6.3f} | {report.fidelity['column_pair_trends']:6.3f} | "
-                  f"{report.fidelity['score']:6.3f} | {quality:9.3f} | "
+            speed = c.median("rows") / c.median("wall")
+            speeds[name] = (speed, c.median("rows") / c.median("cpu"), c.median("fit_s"))
+            peak = statistics.median(r["peak_mb"] for r in c.runs)
+            print(f"| {name:40} | {_cell(c, 'fit_s', 'fit_cpu'):>29} | {_cell(c, 'wall', 'cpu'):>32} | "
+                  f"{speed / 1e6:8.3f} | {peak:7,.0f} | {report.fidelity['score']:6.3f} | {quality:9.3f} | "
                   f"{utility['roc_auc']:7.3f} | {utility['minority_f1']:7.3f} |")
             real = report.utility["real"]
-        blank = " | ".join(f"{'':>{w}}" for w in (6, 13, 7, 6, 6, 6, 9))
-        print(f"| {'(real data, for reference)':30} | {blank} | "
+        print(f"| {'(real data, for reference)':40} | {'':>{len(header) - 66}} | "
               f"{real['roc_auc']:7.3f} | {real['minority_f1']:7.3f} |")
-    if len(scores) == 2:
-        (fit, speed, quality), (sdv_fit, sdv_speed, sdv_quality) = scores.values()
-        print(f"\ndatakiln vs SDV GaussianCopula (cold vs cold): fit {sdv_fit / fit:.1f}x faster, sampling "
-              f"{speed / sdv_speed:.1f}x faster, quality {quality:.3f} vs {sdv_quality:.3f}")
+    ours = speeds[CONTESTANTS["datakiln"]]
+    line = f"\ndatakiln sampling {ours[0] / 1e6:.2f} M rows/s wall ({ours[1] / 1e6:.2f} M rows/CPU s)"
+    if have_sdv:
+        theirs = speeds[CONTESTANTS["sdv"]]
+        line += (f" = {ours[0] / theirs[0]:.0f}x SDV GaussianCopula's sampling speed (cold vs cold; CPU: "
+                 f"{ours[1] / theirs[1]:.0f}x), fit {theirs[2] / ours[2]:.1f}x faster")
+    if args.before:
+        before = speeds[CONTESTANTS["datakiln"] + " (before)"]
+        line += f"; before: {before[0] / 1e6:.2f} M rows/s"
+        if have_sdv:
+            line += f" ({before[0] / theirs[0]:.0f}x SDV)"
+    print(line)
 
 
 if __name__ == "__main__":
