@@ -275,7 +275,7 @@ def _summarise(table: pa.Table, plan: dict[str, tuple[str, bool]], capacity: int
             values = _numbers(column, mode)
             state.distinct.add_hashes(mix64(values.view(np.uint64)), floors.get(name))
             finite, state.non_finite = _non_finite(values)
-            state.moments = Moments.of_numpy(values if finite.all() else values[finite])
+            state.moments = Moments.of_array(pa.array(values if finite.all() else values[finite]))
         else:
             state.distinct.add_hashes(hash_values(column), floors.get(name))
         # exact extremes for text and time (float64 cannot carry every nanosecond tick)
