@@ -25,7 +25,7 @@ from datakiln.clean.outliers import Outliers
 from datakiln.clean.repair import RepairTypes
 from datakiln.clean.report import CleaningReport, StepReport
 from datakiln.dataset.dataset import Dataset, as_dataset
-from datakiln.errors import InvalidArgumentError, SchemaError
+from datakiln.errors import InvalidArgumentError, MemoryBudgetError, SchemaError
 from datakiln.schema import refuse_nested
 from datakiln.units import parse_bytes
 
@@ -118,7 +118,7 @@ class Cleaner:
         cut = next((i for i, step in enumerate(self.steps_) if not step.row_wise), len(self.steps_))
 
         def tables() -> Any:
-            for table, parts in _stages(dataset._tables(memory_budget=budget), self.steps_, cut):
+            for table, parts in _stages(dataset, budget, self.steps_, cut):
                 report.rows_in += parts.pop("rows_in")
                 for name, nulls in parts.pop("missing").items():
                     missing[name] = missing.get(name, 0) + nulls
@@ -157,16 +157,17 @@ class Cleaner:
         return self.fit(data).transform(data, **kwargs)
 
 
-STAGE_THREADS = 2  # per parallel stage of the main pass; tables in flight: threads + 1 each
+STAGE_THREADS = 2  # threads of the stage after a duplicates step (one more table in flight each)
 
 
-def _stages(source: Any, steps: list[Step], cut: int) -> Any:
-    """``(table, tallies)`` of every source table after all steps, in order.
+def _stages(dataset: Dataset, budget: int | None, steps: list[Step], cut: int) -> Any:
+    """``(table, tallies)`` of every table of ``dataset`` after all steps, in order.
 
-    The row-wise steps before the stateful one (``cut``, a duplicates step) and those after
-    it run on worker threads, a table per task; the stateful step runs in between, in
-    order, on the calling thread (it numbers rows as they come). Each task tallies into its
-    own :class:`StepReport`, merged in order by the caller, so counts never race.
+    The row-wise steps before the stateful one (``cut``, a duplicates step) run on the
+    read's own worker threads (no extra tables in flight), those after it on
+    :data:`STAGE_THREADS` threads; the stateful step runs in between, in order, on the
+    calling thread (it numbers rows as they come). Each table tallies into its own
+    :class:`StepReport`, merged in order by the caller, so counts never race.
     """
     from datakiln.dataset._executor import ordered_map
 
@@ -178,17 +179,28 @@ def _stages(source: Any, steps: list[Step], cut: int) -> Any:
     def after(table: pa.Table, parts: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
         return _run(table, steps[cut + 1:], parts), parts
 
-    first = ordered_map(((lambda t=t: before(t)) for t in source), threads=STAGE_THREADS,
-                        in_flight=STAGE_THREADS + 1)
     if cut == len(steps):
-        yield from first
+        yield from dataset._tables(before, memory_budget=budget)
         return
+    first = dataset._tables(before, memory_budget=_read_share(dataset, budget))
 
     def middle() -> Any:
         for table, parts in first:  # the stateful step, in order
             yield lambda t=table, p=parts: after(*_run_one(t, steps[cut], p))
 
-    yield from ordered_map(middle(), threads=STAGE_THREADS, in_flight=STAGE_THREADS + 1)
+    yield from ordered_map(middle(), threads=STAGE_THREADS, in_flight=STAGE_THREADS)
+
+
+def _read_share(dataset: Dataset, budget: int | None) -> int | None:
+    """Half the budget for the read when that still fits one read task: the stage after a
+    duplicates step holds tables too, and the two together stay within the budget."""
+    if budget is None:
+        return None
+    try:
+        dataset._in_flight(budget // 2)
+    except MemoryBudgetError:
+        return budget
+    return budget // 2
 
 
 def _run_one(table: pa.Table, step: Step, parts: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
