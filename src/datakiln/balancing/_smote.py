@@ -71,4 +71,6 @@ def smote_rows(x: np.ndarray, y: np.ndarray, strategy: dict[int, int], k: int,
         labels.append(np.full(n, klass, dtype=y.dtype))
     if not parts:
         return np.zeros((x.shape[1], 0)), np.zeros(0, dtype=y.dtype)
+    if len(parts) == 1:  # one growing class (two-class data): no copy
+        return parts[0], labels[0]
     return np.concatenate(parts, axis=1), np.concatenate(labels)

@@ -89,7 +89,7 @@ def _smote_batches(dataset: Dataset, codec: FeatureCodec, method: Method, balanc
                     if klass not in graphs:
                         graphs[klass] = ClassNeighbours(real_x[real_y == klass], k)
                     made.append((graphs[klass].new_rows(n, seed), np.full(n, klass, dtype=real_y.dtype)))
-            columns = np.concatenate([m[0] for m in made], axis=1)
+            columns = made[0][0] if len(made) == 1 else np.concatenate([m[0] for m in made], axis=1)
             yield codec.decode(columns.T, np.concatenate([m[1] for m in made]))
             continue
         if metric is not None:
