@@ -23,11 +23,17 @@ from datakiln.synth import GaussianCopula
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'datakiln[ray]')")
 from datakiln.distributed import ray as dray  # noqa: E402
 
+#: the moto server's test credentials, set for the Ray workers as a cluster sets them on its
+#: nodes (datakiln never passes credentials to tasks); the s3_bucket fixture sets the same here
+S3_ENV = {"AWS_ACCESS_KEY_ID": "datakiln-test-key", "AWS_SECRET_ACCESS_KEY": "datakiln-test-secret-4f7a",
+          "AWS_DEFAULT_REGION": "us-east-1"}
+
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(moto_endpoint: str):
     assert not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {**S3_ENV, "AWS_ENDPOINT_URL": moto_endpoint}})
     yield ray
     ray.shutdown()
 
@@ -126,3 +132,30 @@ def test_ray_train_workers_get_disjoint_shards_by_rank(local_ray, adult_parquet:
              for r in range(2)]
     assert shards == local  # the same shards a plain loader with that rank gives
     assert np.unique(everything).size > 500
+
+
+def test_workers_write_parts_to_s3_and_the_manifest_commits_last(local_ray, adult_parquet: Path,
+                                                                  s3_bucket: str):
+    ds = datakiln.read(adult_parquet)
+    url = f"{s3_bucket}/adult"
+    with datakiln.engine("ray") as engine:
+        engine.nodes_used.clear()
+        written = dray.write(ds.select(["age", "income"]), url)
+        assert sum(engine.nodes_used.values()) == 6  # six parts, uploaded by the Ray tasks
+    assert len(written) == 6
+    assert datakiln.read(url).to_arrow().equals(ds.select(["age", "income"]).to_arrow())
+
+    def broken(table: pa.Table) -> pa.Table:
+        if table["age"][0].as_py() == ds.to_arrow()["age"][300].as_py():
+            raise datakiln.SchemaError("batch 4 is broken")
+        return table
+
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    with datakiln.engine("ray"), pytest.raises(datakiln.SchemaError, match="batch 4 is broken"):
+        dray.write(ds.map_batches(broken), f"{s3_bucket}/failed")
+    with pytest.raises(datakiln.SourceNotFoundError):
+        datakiln.read(f"{s3_bucket}/failed").to_arrow()  # nothing committed, nothing read
+    fs.invalidate_cache()
+    assert not [p for p in fs.find(s3_bucket) if "/failed/" in p and "part-" in p]  # parts deleted

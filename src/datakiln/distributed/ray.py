@@ -46,7 +46,8 @@ from datakiln.errors import DatakilnError, InvalidArgumentError
 from datakiln.io.arrow import TableSource
 from datakiln.io.base import Source, apply_pushdown
 
-__all__ = ["RayBlockSource", "RayEngine", "from_ray", "make_engine", "sample", "to_ray", "train_loader"]
+__all__ = ["RayBlockSource", "RayEngine", "from_ray", "make_engine", "sample", "to_ray", "train_loader",
+           "write"]
 
 _ENGINES: dict[tuple[Any, ...], RayEngine] = {}
 
@@ -300,6 +301,96 @@ def to_ray(dataset: Any) -> Any:
 
 def _table_only(result: tuple[str, pa.Table]) -> pa.Table:
     return result[1]
+
+
+# -- writes from the workers -------------------------------------------------------------------
+def _write_part(result: tuple[str, pa.Table], url: str, compression: str) -> tuple[str, int, int]:
+    """On a worker: one table as one Parquet object at ``url``; (node, rows, bytes)."""
+    import fsspec
+
+    node, table = result
+    if not table.num_rows:
+        return node, 0, 0
+    sink = pa.BufferOutputStream()
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, sink, compression=compression)
+    data = sink.getvalue().to_pybytes()
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.pipe_file(path, data)
+    return node, table.num_rows, len(data)
+
+
+def write(dataset: Any, url: str, *, overwrite: bool = False, compression: str = "zstd",
+          engine: RayEngine | None = None) -> list[str]:
+    """Write ``dataset`` to an object store as Parquet parts written by the Ray tasks themselves.
+
+    Each read task's rows go through the plan on a worker, which uploads them as one part
+    (``part-NNNNN-<run>.parquet`` under ``url``); the driver then writes the manifest
+    ``_datakiln.json`` listing them, last: readers read only what a manifest lists, so a write
+    that fails or is killed leaves nothing visible (its objects are deleted now or by the next
+    write to ``url``). Workers reach the store with their own credentials (environment or
+    profile on each node; datakiln never ships them). A local path goes to
+    :meth:`Dataset.write` (one writer, the same commit rule). Returns the URLs written.
+    """
+    from datakiln.io.objectstore import RemoteOutput, is_remote
+
+    if not is_remote(url):
+        result = dataset.write(url, format="parquet", overwrite=overwrite, compression=compression)
+        return [str(p) for p in result.files] or [str(result.path)]
+    engine = engine or dataset._current_engine() or make_engine()
+    ray = engine.connect()
+    output = RemoteOutput(url, directory=True, overwrite=overwrite)
+    columns, condition, rest = dataset._pushdown()
+    if any(op.kind == "limit" for op in rest):
+        raise InvalidArgumentError("write on Ray takes a plan without limit(); write ds.limit(n) locally")
+    from datakiln.dataset.dataset import _apply
+
+    def work(table: pa.Table, ops: Any = tuple(rest)) -> pa.Table:
+        return _apply(table, ops)
+
+    names: list[str] = []
+    refs: list[Any] = []
+    try:
+        tasks = dataset.source.read_tasks(columns, condition)
+        for index, ref in enumerate(engine.submit(dataset.source, tasks, work)):
+            names.append(f"part-{index:05d}.parquet")
+            refs.append(engine._function(_write_part).remote(ref, output.object_url(names[-1]), compression))
+        rows = 0
+        while refs:
+            try:
+                node, count, size = ray.get(refs[0])
+            except ray.exceptions.RayTaskError as exc:
+                names.pop(0), refs.pop(0)
+                cause = getattr(exc, "cause", None)
+                raise cause if isinstance(cause, DatakilnError) else exc from None
+            name, _ = names.pop(0), refs.pop(0)
+            engine.nodes_used[node] = engine.nodes_used.get(node, 0) + 1
+            if count:
+                output.adopt(name, size)
+                rows += count
+        return output.commit(format="parquet", rows=rows)
+    except BaseException:
+        _adopt_landed(ray, output, names, refs)
+        output.discard()  # every uploaded part is adopted by now, so the discard deletes it
+        raise
+
+
+def _adopt_landed(ray: Any, output: Any, names: list[str], refs: list[Any]) -> None:
+    """After a failure: cancel the part tasks not started, wait for the others, and adopt
+    every object of this run found under the output (so the discard deletes it; no upload
+    may land after the discard)."""
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref)
+    with contextlib.suppress(Exception):
+        ray.wait(refs, num_returns=len(refs), timeout=600)
+    with contextlib.suppress(Exception):
+        output.fs.invalidate_cache()
+        for path, info in output.fs.find(output.root, detail=True).items():
+            name = path.rsplit("/", 1)[-1]
+            if f"-{output.token}." in name:
+                output.adopt(name.replace(f"-{output.token}", ""), int(info.get("size") or 0))
 
 
 # -- copula sampling partitioned by seed ---------------------------------------------------------
