@@ -93,11 +93,11 @@ def test_targets_take_the_unfused_path_and_move() -> None:
         np.testing.assert_allclose(got, want)
 
 
-@pytest.mark.parametrize("hue", [0.0, 0.1])
-def test_jitter_with_normalize_within_one_grey_level(hue: float) -> None:
+@pytest.mark.parametrize("hue, backend", [(0.0, "auto"), (0.1, "auto"), (0.0, "numpy"), (0.0, "torch")])
+def test_jitter_with_normalize_within_one_grey_level(hue: float, backend: str) -> None:
     images = photo(64, 20, 24, seed=2)
     batch = ImageBatch(images, row_ids=np.arange(64) * 3)
-    ops = [ColorJitter(0.6, 0.6, 0.6, hue), Normalize()]
+    ops = [ColorJitter(0.6, 0.6, 0.6, hue, backend=backend), Normalize()]
     rng = SampleRandom(batch.row_ids, seed=11)
     fused, params = Compose(ops).forward(batch, rng)
     reference, want = unfused(ops, batch, rng)

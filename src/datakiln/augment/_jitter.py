@@ -359,10 +359,59 @@ def _groups(factors: dict[int, np.ndarray], order: np.ndarray) -> dict[tuple[int
     return groups
 
 
+class _PlanarOps:
+    """A NumPy backend's primitives on channels-first float32 ``N×C×H×W`` arrays the kernel
+    owns: the grey image and the saturation blend read whole contiguous planes (SIMD)
+    instead of every third value (measured per 224 px image: 100 us for the one strided
+    cast into this layout, then 13-35 us per pass, against 35-80 us per strided pass)."""
+
+    def __init__(self, base: _NumpyOps) -> None:
+        self.base = base
+        #: scratch planes reused chunk after chunk (fresh multi-MB arrays page-fault: that
+        #: tripled the kernel's time in the loader's threads)
+        self._scratch: dict[str, np.ndarray] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 scratch array of ``shape`` (a view of one kept for the largest chunk)."""
+        held = self._scratch.get(name)
+        if held is None or held.shape[0] < shape[0] or held.shape[1:] != shape[1:]:
+            held = self._scratch[name] = np.empty(shape, np.float32)
+        return held[:shape[0]]
+
+    def to_float(self, x: Any) -> Any:
+        return x  # already the kernel's own float32 copy
+
+    def scaled(self, x: Any, factor: Any) -> Any:
+        return np.multiply(x, factor, out=x)
+
+    def grey(self, y: Any) -> Any:
+        g = self.buffer("grey", (y.shape[0],) + y.shape[2:])
+        part = self.buffer("part", g.shape)
+        np.multiply(y[:, 0], GREY_WEIGHTS[0], out=g)
+        for c in (1, 2):
+            np.multiply(y[:, c], GREY_WEIGHTS[c], out=part)
+            np.add(g, part, out=g)
+        return g
+
+    def add_grey_(self, y: Any, g: Any, k: Any) -> Any:
+        kg = self.buffer("part", g.shape)  # free again: the grey image is complete
+        np.multiply(g, np.asarray(k, np.float32).reshape(-1, 1, 1), out=kg)
+        return np.add(y, kg[:, None], out=y)
+
+
 def _jitter_normalized(images: np.ndarray, factors: dict[int, np.ndarray], order: np.ndarray,
                        backend: str, mul: np.ndarray, add: np.ndarray) -> np.ndarray:
-    """:func:`jitter` followed by ``* mul + add`` per channel, into channels-first float32."""
+    """:func:`jitter` followed by ``* mul + add`` per channel, into channels-first float32.
+
+    With the NumPy backends each chunk is cast once into channels-first float32 and the
+    whole jitter runs there (:class:`_PlanarOps`); the deferred map ``A * Y + B`` and the
+    normalisation are then one multiply-add per image. Samples that draw a hue shift (HSV
+    wants channels last) and the torch backend take the channels-last kernel."""
     ops = _backend(backend)
+    planar_ops = None if isinstance(ops, _TorchOps) else _PlanarOps(ops)
     bound = 255.0 if images.dtype == np.uint8 else 1.0
     n, h, w, channels = images.shape
     out = np.empty((n, channels, h, w), np.float32)
@@ -370,21 +419,32 @@ def _jitter_normalized(images: np.ndarray, factors: dict[int, np.ndarray], order
     add = np.asarray(add, np.float64)
     step = _chunk_rows(images)
     for key, members in _groups(factors, order).items():
+        planar = planar_ops is not None and HUE not in key
         for start in range(0, len(members), step):
             index = np.asarray(members[start:start + step])
             part = images[index]
-            if not key:
-                y, a, b = part, np.ones(len(index)), np.zeros(len(index))
+            if planar:
+                y = planar_ops.buffer("image", (len(index), channels, h, w))  # type: ignore[union-attr]
+                y[...] = part.transpose(0, 3, 1, 2)
+                state = _State(planar_ops, y, bound)  # type: ignore[arg-type]
+                state.is_input = False
             else:
                 state = _State(ops, part, bound)
-                _run_group(state, key, {op: np.asarray(factors[op], np.float64)[index] for op in key})
-                state.settle()  # the image is now exactly A * Y + B
-                y, a, b = state.ops.to_numpy(state.y), state.a, state.b
+            _run_group(state, key, {op: np.asarray(factors[op], np.float64)[index] for op in key})
+            state.settle()  # the image is now exactly A * Y + B
+            y, a, b = state.ops.to_numpy(state.y), state.a, state.b
             for j, i in enumerate(index.tolist()):
+                scale = (a[j] * mul).astype(np.float32)
+                shift = (b[j] * mul + add).astype(np.float32)
+                if planar:
+                    target = out[i]
+                    np.multiply(y[j], scale.reshape(-1, 1, 1), out=target)
+                    np.add(target, shift.reshape(-1, 1, 1), out=target)
+                    continue
                 for c in range(channels):
                     target = out[i, c]
-                    np.multiply(y[j, :, :, c], np.float32(a[j] * mul[c]), out=target)
-                    np.add(target, np.float32(b[j] * mul[c] + add[c]), out=target)
+                    np.multiply(y[j, :, :, c], scale[c], out=target)
+                    np.add(target, shift[c], out=target)
     return out.transpose(0, 2, 3, 1)
 
 
