@@ -10,7 +10,8 @@ mean losses) for ``epochs`` epochs and adds what every model needs:
   same seed gives the same weights on CPU (same thread count), and the caller's global
   torch random state is left untouched.
 - Progress: ``verbose=True`` shows a rich progress bar with the live losses of each epoch;
-  ``history`` (one ``{"epoch", losses..., "fidelity"}`` record per epoch) is kept either way.
+  ``history`` (one ``{"epoch", losses..., "seconds", "fidelity"}`` record per epoch; ``seconds``
+  is the epoch's training time, without the fidelity check) is kept either way.
 - Early stopping: every ``check_every`` epochs the model's fidelity on the validation split
   (:meth:`NeuralSynthesizer.fidelity`) is measured; after ``patience`` checks without a gain
   the fit stops and the best weights are restored.
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -255,9 +257,11 @@ def train(model: Any, *, epochs: int, epoch_fn: Callable[[int], dict[str, float]
         for epoch in range(start, epochs):
             for module in modules.values():
                 module.train()
+            began = time.perf_counter()
             losses = epoch_fn(epoch)
             record: dict[str, Any] = {"epoch": epoch + 1,
-                                      **{k: round(float(v), 5) for k, v in losses.items()}}
+                                      **{k: round(float(v), 5) for k, v in losses.items()},
+                                      "seconds": round(time.perf_counter() - began, 4)}
             last = epoch + 1 == epochs
             if reference is not None and ((epoch + 1) % check_every == 0 or last):
                 score = model.fidelity(reference, np.random.default_rng([int(model.seed), epoch]))
@@ -269,7 +273,8 @@ def train(model: Any, *, epochs: int, epoch_fn: Callable[[int], dict[str, float]
                     stale += 1
                 stopped = patience is not None and stale >= patience
             history.append(record)
-            show(epoch + 1, "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
+            show(epoch + 1, "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                                      if k not in ("epoch", "seconds")))
             if path is not None and ((epoch + 1) % check_every == 0 or last or stopped):
                 _save_checkpoint(path, model, key, epoch + 1, history, stale, best_score, best_state, modules,
                                  optimizers, rng)
