@@ -148,6 +148,11 @@ def evaluate(real: Any, synthetic: Any, *, holdout: Any = None, target: str | No
         raise InvalidArgumentError(f"sample_rows must be at least 10, got {sample_rows!r}")
     budget = parse_bytes(memory_budget)
     real_ds, synth_ds = _as_input(real, "real"), _as_input(synthetic, "synthetic")
+    from datakiln.evaluation.images import evaluate_images, is_image_data
+
+    if is_image_data(real_ds):  # images: Fréchet distance, KID, class fidelity, memorisation
+        held = None if holdout is None else _as_input(holdout, "holdout")
+        return evaluate_images(real_ds, synth_ds, holdout=held, seed=seed)  # type: ignore[return-value]
     for side, ds in (("real", real_ds), ("synthetic", synth_ds)):
         refuse_nested(ds.arrow_schema, f"evaluation (the {side} data)")
     holdout_ds = None if holdout is None else _as_input(holdout, "holdout")

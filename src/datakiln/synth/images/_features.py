@@ -51,11 +51,14 @@ class FeatureClassifier:
         Channels of the first convolutions (default 32; doubled twice).
     epochs : int
         Passes over the images (default 8), Adam at ``lr`` 2e-3 with a one-cycle schedule,
-        batch 128, random 2-pixel translations (and horizontal flips for colour images).
+        batch 128 (fewer for small sets: 1/20 of the images, at least 16), random
+        2-pixel translations (and horizontal flips for colour images).
     seed : int
         Initialisation and batch order.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    threads : int, optional
+        Torch threads while fitting (default: the CPUs this process may use).
     """
 
     def __init__(
@@ -67,7 +70,9 @@ class FeatureClassifier:
         seed: int = 0,
         device: str = "auto",
         flips: bool | None = None,
+        threads: int | None = None,
     ) -> None:
+        self.threads = threads
         self.width, self.epochs, self.lr, self.seed, self.device, self.flips = (
             width,
             epochs,
@@ -79,6 +84,12 @@ class FeatureClassifier:
 
     def fit(self, pixels: np.ndarray, codes: np.ndarray, classes: int) -> FeatureClassifier:
         """Train on ``pixels`` (N×H×W×C uint8) with labels ``codes`` (0..classes-1)."""
+        from datakiln.synth.images._training import torch_threads
+
+        with torch_threads(self.threads):
+            return self._fit(pixels, codes, classes)
+
+    def _fit(self, pixels: np.ndarray, codes: np.ndarray, classes: int) -> FeatureClassifier:
         from datakiln.synth.images._training import choose_device, seeded
 
         torch = import_optional("torch", extra="torch")
@@ -88,7 +99,8 @@ class FeatureClassifier:
         with seeded(self.seed) as generator:
             self.net_ = _network(torch, channels, classes, self.width).to(self.device_)
         optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
-        steps = self.epochs * max(1, -(-len(pixels) // 128))
+        batch = int(min(128, max(16, len(pixels) // 20)))  # small sets: more, smaller steps
+        steps = self.epochs * max(1, -(-len(pixels) // batch))
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=steps)
         x_all = _to_tensor(torch, pixels)
         y_all = torch.from_numpy(np.asarray(codes, np.int64))
@@ -97,8 +109,8 @@ class FeatureClassifier:
         self.net_.train()
         for _ in range(self.epochs):
             order = rng.permutation(len(pixels))
-            for start in range(0, len(order), 128):
-                index = torch.from_numpy(order[start : start + 128])
+            for start in range(0, len(order), batch):
+                index = torch.from_numpy(order[start : start + batch])
                 x = _jitter(torch, x_all[index], generator, flips).to(self.device_)
                 y = y_all[index].to(self.device_)
                 loss = torch.nn.functional.cross_entropy(self.net_["head"](self.net_["body"](x)), y)

@@ -71,15 +71,25 @@ def choose_device(device: str) -> Any:
     return chosen
 
 
+def default_threads() -> int:
+    """The CPUs this process may use, less those the 1-minute load average says are busy
+    (at least 1): torch's OpenMP threads spin, so on a shared machine 2 threads competing
+    with other work run several times slower than 1."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = int(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(usable, usable - busy + 1))
+
+
 @contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch threads (default: the CPUs this process may use), restored after."""
+    """Run with ``threads`` torch threads (default :func:`default_threads`), restored after."""
     import torch
 
     before = torch.get_num_threads()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    wanted = threads or usable
-    torch.set_num_threads(max(1, int(wanted or 1)))
+    torch.set_num_threads(max(1, int(threads or default_threads())))
     try:
         yield
     finally:
