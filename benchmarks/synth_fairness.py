@@ -59,10 +59,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--model", default="GaussianCopula", help="a datakiln.synth class name")
     parser.add_argument("--options", default="{}", help="JSON keyword arguments of the model")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results JSON (resumed)")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = json.loads(args.results.read_text()) if args.results.exists() else {}
     record = results.setdefault(args.model, {"runs": {}})
     if not args.table:
         import datakiln.synth as synth
@@ -91,7 +92,7 @@ def main() -> None:
                                  "eo": fair["equalized_odds_difference"]}
                 out["female_share"] = pc.mean(pc.cast(pc.equal(rows["sex"], "Female"), pa.float64())).as_py()
                 record["runs"][key] = out
-                RESULTS.write_text(json.dumps(results, indent=1))
+                args.results.write_text(json.dumps(results, indent=1))
                 print(key, out, file=sys.stderr, flush=True)
     print(report_table(results))
 

@@ -62,10 +62,11 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=40)
     parser.add_argument("--tune-epochs", type=int, default=150)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results JSON (resumed)")
     parser.add_argument("--table", action="store_true", help="print the cached results only")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = json.loads(args.results.read_text()) if args.results.exists() else {}
     if not args.table:
         train, test = _adult()
         size = {"hidden": args.hidden, "depth": 3, "device": "cpu", "threads": 1}
@@ -101,11 +102,11 @@ def main() -> None:
                     "pretrained_only": _score(real, only),
                     "tune_s": tuned_s,
                 }
-                RESULTS.write_text(json.dumps(results, indent=1))
+                args.results.write_text(json.dumps(results, indent=1))
                 print(f"{group} seed {seed}: {record['runs'][str(seed)]}", file=sys.stderr, flush=True)
             record["test_rows"] = real.num_rows
-            record["settings"] = vars(args)
-            RESULTS.write_text(json.dumps(results, indent=1))
+            record["settings"] = {k: v for k, v in vars(args).items() if k not in ("results", "table")}
+            args.results.write_text(json.dumps(results, indent=1))
     print(report(results))
 
 
