@@ -492,6 +492,66 @@ def headline(results: dict[tuple[str, str], dict[str, float] | str]) -> str:
     return line
 
 
+def profile_256(folder: Path, batches: int = 5, batch: int = 128) -> None:
+    """Where datakiln's 256 px time goes: thread CPU ms per image of each stage on one
+    thread (medians over ``batches`` batches of the shuffled epoch's rows), then cProfile's
+    top 10 (by own time) of the whole per-batch work (ufunc time counts in its caller)."""
+    import cProfile
+    import io
+    import pstats
+
+    import torch
+
+    import datakiln
+    from datakiln.augment import ColorJitter, Compose, HorizontalFlip, Normalize, RandomResizedCrop
+    from datakiln.augment._random import SampleRandom
+    from datakiln.augment.base import ImageBatch
+
+    torch.set_num_threads(1)
+    geometry, colour = Compose([RandomResizedCrop(224), HorizontalFlip()]), Compose(
+        [ColorJitter(0.4, 0.4, 0.4), Normalize()])
+    loader = datakiln.read_images(str(folder)).loader(
+        batch, transform=Compose([*geometry.ops, *colour.ops]), format="torch", num_threads=1, seed=0)
+    pipeline = loader._images
+    assert pipeline is not None
+    order = np.random.default_rng(0).permutation(pipeline.rows)
+    stages: dict[str, list[float]] = {"decode (simplejpeg into the batch)": [],
+                                      "RandomResizedCrop + HorizontalFlip (fused)": [],
+                                      "ColorJitter + Normalize (fused)": [],
+                                      "whole batch (decode, augment, record)": []}
+    names = list(stages)
+
+    def clocked(fn: Callable[..., Any], *args: Any, **options: Any) -> tuple[float, Any]:
+        started = time.thread_time()
+        out = fn(*args, **options)
+        return (time.thread_time() - started) * 1e3 / batch, out
+
+    for k in range(batches + 1):
+        rows = order[k * batch:(k + 1) * batch]
+        rng = SampleRandom(rows, seed=0, epoch=0)
+        spent, images = clocked(pipeline.decode, rows)
+        spent2, (middle, _) = clocked(geometry.forward, ImageBatch(images, rows), rng.child("g"))
+        spent3, _ = clocked(colour.forward, middle, rng.child("c"))
+        spent4, _ = clocked(pipeline.assemble, rows, {"label": np.zeros(batch, np.int64)}, seed=0, epoch=0)
+        if k:  # the first batch warms caches and imports
+            for name, value in zip(names, (spent, spent2, spent3, spent4)):
+                stages[name].append(value)
+    print(f"datakiln 256 px, one thread, thread CPU ms per image (median of {batches} batches of {batch}):")
+    print(f"| {'stage':44s} | {'ms/image':>8s} |")
+    print(f"|{'-' * 46}|{'-' * 9}:|")
+    for name, values in stages.items():
+        print(f"| {name:44s} | {statistics.median(values):8.3f} |")
+    profiler = cProfile.Profile()
+    rows = order[:batch]
+    profiler.runcall(pipeline.assemble, rows, {"label": np.zeros(batch, np.int64)}, seed=0, epoch=0)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(10)
+    lines = text.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    print("cProfile of one batch, top 10 by own time (s):")
+    print("\n".join(line.replace("/work/main/", "") for line in lines[start:start + 11]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000, help="images of 256 px to generate")
@@ -503,6 +563,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 512 images (or --images), 1 run, no 2-worker variants")
     parser.add_argument("--json", type=Path, default=None, help="also write the medians here (JSON)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the table: datakiln's 256 px stages per image and a top-10 profile")
     parser.add_argument("--child", nargs=3, metavar=("NAME", "PIPELINE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -539,6 +601,8 @@ def main() -> None:
     print_table(results, args.runs)
     if args.json is not None:
         args.json.write_text(json.dumps({f"{p}/{n}": r for (p, n), r in results.items()}, indent=1))
+    if args.profile:
+        profile_256(large)
     if args.data is None:
         shutil.rmtree(folder, ignore_errors=True)
     print(headline(results))

@@ -20,6 +20,7 @@ algorithm: NumPy and torch (``_Ops`` hides the difference; hue runs through NumP
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -359,6 +360,9 @@ def _groups(factors: dict[int, np.ndarray], order: np.ndarray) -> dict[tuple[int
     return groups
 
 
+_SCRATCH = threading.local()
+
+
 class _PlanarOps:
     """A NumPy backend's primitives on channels-first float32 ``N×C×H×W`` arrays the kernel
     owns: the grey image and the saturation blend read whole contiguous planes (SIMD)
@@ -367,9 +371,13 @@ class _PlanarOps:
 
     def __init__(self, base: _NumpyOps) -> None:
         self.base = base
-        #: scratch planes reused chunk after chunk (fresh multi-MB arrays page-fault: that
-        #: tripled the kernel's time in the loader's threads)
-        self._scratch: dict[str, np.ndarray] = {}
+        #: scratch planes reused chunk after chunk and call after call on this thread (about
+        #: 7 MB per thread; fresh multi-MB arrays page-fault: that tripled the kernel's time
+        #: in the loader's threads)
+        scratch = getattr(_SCRATCH, "planes", None)
+        if scratch is None:
+            scratch = _SCRATCH.planes = {}
+        self._scratch: dict[str, np.ndarray] = scratch
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.base, name)
