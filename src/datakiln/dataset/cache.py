@@ -1,7 +1,9 @@
 """A local, fingerprinted, memory-mappable copy of any dataset: convert once, read at random.
 
 ``Dataset.cache(path)`` streams the rows into an uncompressed Arrow IPC file (record
-batches of 1,048,576 rows) with a ``<path>.json`` sidecar holding the source fingerprint.
+batches of 131,072 to 1,048,576 rows: large batches, e.g. of a Parquet row group, are
+written as they come, without a copy; small ones are combined) with a ``<path>.json`` sidecar
+holding the source fingerprint.
 Calling it again with unchanged content reuses the file; a cache of files also needs the
 files' paths, sizes and modification times unchanged (a value edited in place can leave
 the hashed footer or samples as they were), so touching or moving them rebuilds it.
@@ -28,6 +30,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["CACHE_BATCH_ROWS", "cache_dataset", "cache_in_store", "cache_key", "cache_stats"]
 
 CACHE_BATCH_ROWS = 1 << 20  # few, large record batches: random gathers resolve chunks cheaply
-CACHE_VERSION = 2
+MIN_BATCH_ROWS = 1 << 17  # batches this large are written as they come, without a combining copy
+CACHE_VERSION = 3  # 3: batches of 131,072 to 1,048,576 rows (2: exactly 1,048,576)
 
 
 def _sidecar(path: Path) -> Path:
@@ -100,10 +104,32 @@ def write_arrow(dataset: Dataset, target: Path) -> int:
     """Stream ``dataset`` into the Arrow IPC file ``target``; returns the rows written."""
     rows = 0
     with pa.OSFile(str(target), "wb") as sink, ipc.new_file(sink, dataset.arrow_schema) as writer:
-        for batch in dataset.iter_batches(batch_rows=CACHE_BATCH_ROWS):
+        for batch in _large_batches(dataset):
             writer.write_batch(batch)
             rows += batch.num_rows
     return rows
+
+
+def _large_batches(dataset: Dataset) -> Iterator[pa.RecordBatch]:
+    """Record batches of at least :data:`MIN_BATCH_ROWS` rows (the last may be short).
+
+    A table whose batches are already that large is written as it comes (a Parquet row
+    group: no copy); smaller ones are gathered and combined into :data:`CACHE_BATCH_ROWS`.
+    """
+    pending: list[pa.Table] = []
+    have = 0
+    for table in dataset._tables():
+        batches = table.to_batches(max_chunksize=CACHE_BATCH_ROWS)
+        if not pending and all(b.num_rows >= MIN_BATCH_ROWS for b in batches):
+            yield from batches
+            continue
+        pending.append(table)
+        have += table.num_rows
+        if have >= CACHE_BATCH_ROWS:
+            yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=CACHE_BATCH_ROWS)
+            pending, have = [], 0
+    if have:
+        yield from pa.concat_tables(pending).combine_chunks().to_batches()
 
 
 def cache_in_store(dataset: Dataset, *, key: str | None = None, refresh: bool = False,
