@@ -281,8 +281,8 @@ class CTGAN(TorchSynthesizer):
                 for _ in range(int(self.discriminator_steps)):
                     cond, _, _, _, real_rows = conditions(batch)
                     real = data[t.as_tensor(real_rows, device=device)]
-                    _, fake = fake_rows(batch, cond)
-                    fake = fake.detach()
+                    with t.no_grad():  # the discriminator step needs no generator graph
+                        _, fake = fake_rows(batch, cond)
                     real_in = real if cond is None else t.cat([real, cond], dim=1)
                     fake_in = fake if cond is None else t.cat([fake, cond], dim=1)
                     loss_d = -(judge(real, cond).mean() - judge(fake, cond).mean())
