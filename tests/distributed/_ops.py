@@ -40,6 +40,28 @@ def as_parquet(table: pa.Table, path: Path, row_group_rows: int) -> Path:
     return path
 
 
+def adult_case(folder: Path) -> tuple[datakiln.Dataset, str, list[str] | None]:
+    """The Adult sample (600 real rows) as Parquet of six row groups: six Ray tasks a pass."""
+    from tests.conftest import ADULT_COLUMNS, sample_dataset
+
+    table = datakiln.read(sample_dataset("adult/adult-train.csv"), names=ADULT_COLUMNS).to_arrow()
+    return datakiln.read(as_parquet(table, folder / "adult.parquet", 100)), "income", None
+
+
+def generated_case(folder: Path) -> tuple[datakiln.Dataset, str, list[str] | None]:
+    """A generated table of every column kind (nulls, unicode, decimals, time zones) as Parquet
+    of eight row groups; the samplers get its columns without nulls."""
+    from tests.conftest import every_kind_table
+
+    table = every_kind_table(1200, seed=4)
+    table = table.append_column("label", pa.array(["a", "b", "b", "c"] * 300))
+    return (datakiln.read(as_parquet(table, folder / "generated.parquet", 150)), "label",
+            ["id", "price", "label"])
+
+
+CASES = {"adult": adult_case, "generated": generated_case}
+
+
 def outcomes(ds: datakiln.Dataset, target: str, tmp: Path, name: str,
              complete: list[str] | None = None) -> dict[str, Any]:
     """The results of every operation; ``complete``: columns without nulls for the samplers."""

@@ -1,19 +1,17 @@
 """The Ray engine on a simulated three-node cluster (``ray.cluster_utils.Cluster``: a head and
 two worker nodes on this machine, one CPU each), started once for this module.
 
-A generated table (every column kind, nulls, unicode, decimals, time zones) as Parquet of
-eight row groups: every operation gives the local result, and the tasks ran on all three
-nodes (each node is its own raylet with its own workers and object store).
+The Adult sample and a generated table (every column kind, nulls, unicode, decimals, time
+zones), each as Parquet of several row groups: every operation gives the local result, and
+the tasks ran on all three nodes (each node is its own raylet, workers and object store).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from tests.conftest import every_kind_table
-from tests.distributed._ops import as_parquet, assert_same, outcomes
+from tests.distributed._ops import CASES, assert_same, outcomes
 
 import datakiln
 
@@ -35,15 +33,13 @@ def cluster():
     cluster.shutdown()
 
 
-def test_three_node_cluster_equals_the_local_run(cluster, tmp_path: Path):
-    table = every_kind_table(1200, seed=4)
-    table = table.append_column("label", pa.array(["a", "b", "b", "c"] * 300))
-    ds = datakiln.read(as_parquet(table, tmp_path / "generated.parquet", 150))
-    complete = ["id", "price", "label"]  # the samplers need columns without nulls
-    local = outcomes(ds, "label", tmp_path, "local", complete)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_three_node_cluster_equals_the_local_run(cluster, case: str, tmp_path: Path):
+    ds, target, complete = CASES[case](tmp_path)
+    local = outcomes(ds, target, tmp_path, "local", complete)
     with datakiln.engine("ray", address=cluster.address) as engine:
         engine.nodes_used.clear()
-        on_ray = outcomes(ds, "label", tmp_path, "ray", complete)
+        on_ray = outcomes(ds, target, tmp_path, "ray", complete)
     assert_same(local, on_ray)
     alive = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
     assert len(alive) == 3

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from tests.conftest import ADULT_COLUMNS, sample_dataset
-from tests.distributed._ops import as_parquet, assert_same, outcomes, without_timing
+from tests.distributed._ops import CASES, as_parquet, assert_same, outcomes, without_timing
 
 import datakiln
 from datakiln.synth import GaussianCopula
@@ -44,19 +44,25 @@ def adult_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return as_parquet(table, tmp_path_factory.mktemp("adult") / "adult.parquet", 100)
 
 
-def test_every_operation_on_ray_equals_the_local_run(local_ray, adult_parquet: Path, tmp_path: Path):
-    ds = datakiln.read(adult_parquet)
-    local = outcomes(ds, "income", tmp_path, "local")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_operation_on_ray_equals_the_local_run(local_ray, case: str, tmp_path: Path):
+    ds, target, complete = CASES[case](tmp_path)
+    local = outcomes(ds, target, tmp_path, "local", complete)
     with datakiln.engine("ray") as engine:
         engine.nodes_used.clear()
-        on_ray = outcomes(ds, "income", tmp_path, "ray")
+        on_ray = outcomes(ds, target, tmp_path, "ray", complete)
         tasks = sum(engine.nodes_used.values())
-    assert tasks >= 6 * 8  # six row groups, read and summarised as Ray tasks in every pass
+    assert tasks >= 6 * 8  # six or eight row groups, read and summarised as Ray tasks every pass
     assert_same(local, on_ray)
     assert local["files"][0] == "_datakiln.json" and len(local["files"]) == 5  # four parts + manifest
+
+
+def test_engine_switch_on_read_and_sampling_by_seed(local_ray, adult_parquet: Path):
+    ds = datakiln.read(adult_parquet)
+    local = without_timing(ds.profile(sample_rows=256).to_dict())
     # engine= on read() is the same switch as the block
     again = datakiln.read(adult_parquet, engine="ray").profile(sample_rows=256).to_dict()
-    assert_same({"profile": local["profile"]}, {"profile": without_timing(again)})
+    assert_same({"profile": local}, {"profile": without_timing(again)})
 
     # sampling partitioned by seed: chunks run as Ray tasks give the rows of the local sample
     model = GaussianCopula(by=None).fit(ds)
