@@ -245,3 +245,17 @@ def test_the_models_learn_the_dependence_between_columns():
         low = out.filter(pc.equal(out["label"], "low"))["value"].to_numpy()
         assert np.median(high) > 60 and np.median(low) < 40, name
         assert abs(len(high) / 2000 - 0.5) < 0.1, name
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_odd_columns_keep_their_type_and_content(name):
+    rows = 120
+    odd = pa.table({"allnull": pa.array([None] * rows, type=pa.float64()), "const": [7] * rows,
+                    "cat": pa.array(["a", "b", "c"] * (rows // 3)).dictionary_encode(),
+                    "big": pa.array(["x", "y"] * (rows // 2), type=pa.large_string()),
+                    "flag": [True, False, None] * (rows // 3)})
+    kw = {} if name == "pca" else {"epochs": 1, "batch_size": 60}
+    out = SMALL[name](**kw).fit(odd).sample(50, seed=1)
+    assert out.schema == odd.schema
+    assert out["allnull"].null_count == 50 and set(out["const"].to_pylist()) == {7}
+    assert set(out["cat"].to_pylist()) <= {"a", "b", "c"} and set(out["big"].to_pylist()) <= {"x", "y"}

@@ -143,7 +143,8 @@ class Encoder:
                                 "null": bool((~np.isfinite(x)).any()),
                                 "low": float(finite.min()) if finite.size else 0.0,
                                 "high": float(finite.max()) if finite.size else 0.0,
-                                "integer": bool(is_int), "edges": edges.tolist()})
+                                "integer": bool(is_int), "edges": edges.tolist(),
+                                "present": bool(finite.size)})
         return cls(columns, table.schema)
 
     def extend(self, table: pa.Table) -> Encoder:
@@ -164,6 +165,7 @@ class Encoder:
                 x = ticks(column)
                 finite = x[np.isfinite(x)]
                 if finite.size:
+                    col["present"] = True
                     col["low"] = min(col["low"], float(finite.min()))
                     col["high"] = max(col["high"], float(finite.max()))
                 col["null"] = col["null"] or bool((~np.isfinite(x)).any())
@@ -304,7 +306,7 @@ class Encoder:
             else:
                 means, stds = np.asarray(col["means"]), np.asarray(col["stds"])
                 k = len(means)
-                missing = slot >= k
+                missing = (slot >= k) | (not col.get("present", True))  # no value in training: always missing
                 mode = np.minimum(slot, k - 1)
                 assert alpha is not None
                 x = np.clip(alpha * 4 * stds[mode] + means[mode], col["low"], col["high"])
@@ -417,6 +419,8 @@ def _check_column(col: Any, schema: pa.Schema, roles: dict[str, str]) -> None:
             raise ModelFormatError(f"{where}.{key} must be a finite number")
     if col["low"] > col["high"]:
         raise ModelFormatError(f"{where}: low is above high")
+    if not isinstance(col.get("present", True), bool):
+        raise ModelFormatError(f"{where}.present must be true or false")
     if not isinstance(col.get("integer"), bool):
         raise ModelFormatError(f"{where}.integer must be true or false")
     edges = col.get("edges")
