@@ -7,8 +7,8 @@ from datakiln.synth.modelfile import ModelData, read_model, write_model
 from datakiln.synth.neural.base import NeuralSynthesizer
 from datakiln.synth.pca import PCASynthesizer
 
-__all__ = ["CTGAN", "MIN_TRAINING_ROWS", "TVAE", "FlowMatching", "GaussianCopula", "MSTSynthesizer",
-           "ModelData", "NeuralSynthesizer", "PCASynthesizer", "SmallTrainingWarning", "Synthesizer", "load",
+__all__ = ["CTGAN", "MIN_TRAINING_ROWS", "TVAE", "ConditionalGAN", "ConvVAE", "FlowMatching", "GaussianCopula",
+           "MSTSynthesizer", "ModelData", "NeuralSynthesizer", "PCASynthesizer", "SmallTrainingWarning", "Synthesizer", "load",
            "read_model", "register", "write_model"]
 
 
@@ -17,4 +17,8 @@ def __getattr__(name: str) -> object:  # the torch models load torch only when f
         from datakiln.synth import neural
 
         return getattr(neural, name)
+    if name in ("ConditionalGAN", "ConvVAE"):  # image models (torch on use)
+        from datakiln.synth import images
+
+        return getattr(images, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
