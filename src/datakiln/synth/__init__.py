@@ -7,9 +7,10 @@ from datakiln.synth.modelfile import ModelData, read_model, write_model
 from datakiln.synth.neural.base import NeuralSynthesizer
 from datakiln.synth.pca import PCASynthesizer
 
-__all__ = ["CTGAN", "MIN_TRAINING_ROWS", "TVAE", "ConditionalGAN", "ConvVAE", "FlowMatching", "GaussianCopula",
-           "MSTSynthesizer", "ModelData", "NeuralSynthesizer", "PCASynthesizer", "SmallTrainingWarning", "Synthesizer", "load",
-           "read_model", "register", "write_model"]
+__all__ = ["CTGAN", "MIN_TRAINING_ROWS", "TVAE", "ConditionalGAN", "ConvVAE", "FlowMatching",
+           "GaussianCopula",
+           "MSTSynthesizer", "ModelData", "NeuralSynthesizer", "PCASynthesizer", "SmallTrainingWarning",
+           "Synthesizer", "load", "read_model", "register", "write_model"]
 
 
 def __getattr__(name: str) -> object:  # the torch models load torch only when first used
