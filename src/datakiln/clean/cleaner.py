@@ -91,7 +91,7 @@ class Cleaner:
         for step in self.steps_:
             step.fit(current, budget)
             if step.row_wise:
-                current = current.map_batches(_silent(step))
+                current = _mapped(current, step)
         return self
 
     def transform(self, data: Any, *, output: str | os.PathLike[str] | None = None,
@@ -110,7 +110,7 @@ class Cleaner:
         current = dataset
         for step in self.steps_:  # the duplicates step sees exactly the rows it will get
             if step.row_wise:
-                current = current.map_batches(_silent(step))
+                current = _mapped(current, step)
             else:
                 step.prepare(current, budget)
                 break
@@ -223,6 +223,18 @@ def _merge(total: StepReport, part: StepReport) -> None:
     for column, changes in part.columns.items():
         for change, rows in changes.items():
             total.count(column, change, rows)
+
+
+def _mapped(current: Dataset, step: Step) -> Dataset:
+    """``current`` with the row-wise ``step`` applied table by table. Its inference head (the
+    first rows, behind ``profile()``'s column kinds) is the step applied to ``current``'s head
+    when no row is dropped, instead of a read of the whole new plan's first tables."""
+    mapped = current.map_batches(_silent(step))
+    head = current._inference_sample()
+    stepped = step.apply(head, StepReport(step.name))
+    if stepped.num_rows == head.num_rows:
+        mapped._head = stepped
+    return mapped
 
 
 def _silent(step: Step) -> Any:
