@@ -98,7 +98,11 @@ def fit(
                                           "written as training goes; rerunning the same fit resumes it."),
     device: str = typer.Option("auto", "--device", help="Neural models: auto (CUDA if available), cpu, "
                                "cuda."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="Neural models: torch threads "
+                                       "(default: every core)."),
     seed: int = seed_option("Seed of the fit (same seed, same model on CPU)."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Image models: resize images to this "
+                                          "square size first (needed when their sizes differ)."),
     overwrite: bool = overwrite_option("a file at --out", "an earlier model"),
     read_kwargs: dict[str, Any] | None = None,
 ) -> None:
@@ -126,7 +130,8 @@ def fit(
             from datakiln.cli.commands._synth_images import fit_images
 
             return fit_images(data, out, model, epochs=epochs, batch_size=batch_size, patience=patience,
-                              checkpoint=checkpoint, device=device, seed=seed, overwrite=overwrite)
+                              checkpoint=checkpoint, device=device, seed=seed, overwrite=overwrite,
+                              image_size=image_size)
         if model == "mst" and epsilon is None:
             raise InvalidArgumentError("--model mst is differentially private: give --epsilon (e.g. 1) and "
                                        "--domain (the public domain file)")
@@ -142,7 +147,7 @@ def fit(
                 fitted = cls(**_neural_kwargs(cls, constraints=constraint or None, pii=pii, text=text,
                                               max_categories=max_categories, epochs=epochs,
                                               batch_size=batch_size, patience=patience, checkpoint=checkpoint,
-                                              device=device, seed=seed, verbose=True)
+                                              device=device, threads=threads, seed=seed, verbose=True)
                              ).fit(dataset, on_progress=advance)
             elif model == "mst":
                 from datakiln.synth.dp import MSTSynthesizer
