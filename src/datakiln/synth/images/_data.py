@@ -92,7 +92,8 @@ def _decode(column: pa.ChunkedArray, mode: str | None, size: tuple[int, int] | N
     decoded = decode_batch(items, mode=chosen, size=size)
     if isinstance(decoded, list):
         raise SchemaError(
-            "the images have different sizes; give image_size=(height, width) to resize them to one size"
+            "the images have different sizes; give image_size=(height, width) (kiln: --image-size) "
+            "to resize them"
         )
     if (
         mode is None
