@@ -94,7 +94,7 @@ class FlowMatching(TorchSynthesizer):
     batch_size : int
         Rows per step (default 1,024).
     hidden, depth : int
-        Width (default 512) and number of hidden layers (default 3) of the network.
+        Width (default 256) and number of hidden layers (default 3) of the network.
     learning_rate : float
         AdamW's initial step size (default 2e-3), decayed linearly to 0 over the epochs.
     ema : float
@@ -112,7 +112,7 @@ class FlowMatching(TorchSynthesizer):
         As for :class:`~datakiln.synth.neural.base.NeuralSynthesizer`.
     """
 
-    def __init__(self, *, epochs: int = 200, batch_size: int = 1024, hidden: int = 512, depth: int = 3,
+    def __init__(self, *, epochs: int = 200, batch_size: int = 1024, hidden: int = 256, depth: int = 3,
                  learning_rate: float = 2e-3, ema: float = 0.995, sample_steps: int = 20,
                  objective: str = "flow", patience: int | None = None, check_every: int = 10,
                  validation: float = 0.1, checkpoint: str | None = None, constraints: list[Any] | None = None,
