@@ -90,6 +90,9 @@ def test_sample_count_shape_dtype_and_labels(name: str, request) -> None:
     pixels, codes = model.sample_images(5, conditions={"label": "7"}, seed=1)
     assert pixels.shape == (5, 16, 16, 1) and list(codes) == [7] * 5
     assert model.sample(0).num_rows == 0
+    batches = list(model.sample_batches(1100, batch_rows=300, seed=4))  # the rows of sample(), in pieces
+    assert [b.num_rows for b in batches] == [300, 300, 300, 200]
+    assert pa.concat_tables(batches).equals(model.sample(1100, seed=4))
 
 
 @pytest.mark.parametrize("name", ["gan", "vae"])

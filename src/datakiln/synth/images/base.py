@@ -266,22 +266,29 @@ class ImageSynthesizer(Synthesizer):
     def _sampler(self) -> Any:
         return self.nets_[self._sampler_net]
 
-    def _generate(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """uint8 N×H×W×C images of the classes ``codes`` (noise from ``rng``)."""
+    def _chunks(self, codes: np.ndarray, rng: np.random.Generator) -> Any:
+        """uint8 images of the classes ``codes``, 500 at a time; the noise comes from one torch
+        generator seeded from ``rng`` in fixed chunks, so any batching yields the same images."""
         torch = import_optional("torch", extra="torch")
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         net = self._sampler()
         was_training = net.training
         net.eval()
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(codes), _SAMPLE_BATCH):
-                y = torch.from_numpy(np.asarray(codes[start : start + _SAMPLE_BATCH], np.int64))
-                z = torch.randn((len(y), self.latent_dim), generator=generator)
-                out.append(self._draw(torch, z.to(self.device_), y.to(self.device_)).float().cpu().numpy())
-        net.train(was_training)
+        try:
+            with torch.no_grad():
+                for start in range(0, len(codes), _SAMPLE_BATCH):
+                    y = torch.from_numpy(np.asarray(codes[start : start + _SAMPLE_BATCH], np.int64))
+                    z = torch.randn((len(y), self.latent_dim), generator=generator)
+                    drawn = self._draw(torch, z.to(self.device_), y.to(self.device_)).float().cpu().numpy()
+                    yield self._from_model(drawn)
+        finally:
+            net.train(was_training)
+
+    def _generate(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """uint8 N×H×W×C images of the classes ``codes`` (noise from ``rng``)."""
+        out = list(self._chunks(codes, rng))
         shape = (0, self.height_, self.width_, self.channels_)
-        return self._from_model(np.concatenate(out)) if out else np.zeros(shape, np.uint8)
+        return np.concatenate(out) if out else np.zeros(shape, np.uint8)
 
     # -- sample ------------------------------------------------------------------------------------
     def sample_images(
@@ -316,13 +323,20 @@ class ImageSynthesizer(Synthesizer):
         return labels_table(self._generate(codes, rng), codes, self.classes_, self.label_type_)
 
     def _batches(self, n: int, batch_rows: int, conditions: dict[str, Any], rng: np.random.Generator) -> Any:
+        """The images of ``sample(n, conditions, seed)`` (the same ones) in tables of ``batch_rows``."""
         codes = self._codes(n, conditions, rng)
-        seeds = rng.integers(2**62, size=-(-n // max(batch_rows, 1)) or 1)
-        for i, start in enumerate(range(0, n, batch_rows)):
-            part = codes[start : start + batch_rows]
-            yield labels_table(
-                self._generate(part, np.random.default_rng(seeds[i])), part, self.classes_, self.label_type_
-            )
+        pending: list[np.ndarray] = []
+        done = 0
+        for chunk in self._chunks(codes, rng):
+            pending.append(chunk)
+            while sum(len(p) for p in pending) >= batch_rows:
+                pixels = np.concatenate(pending)
+                part, pending = pixels[:batch_rows], [pixels[batch_rows:]]
+                yield labels_table(part, codes[done : done + len(part)], self.classes_, self.label_type_)
+                done += len(part)
+        rest = np.concatenate(pending) if pending else np.zeros((0,), np.uint8)
+        if len(rest):
+            yield labels_table(rest, codes[done:], self.classes_, self.label_type_)
 
     # -- files -------------------------------------------------------------------------------------------
     def _to_state(self, full: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -370,9 +384,8 @@ class ImageSynthesizer(Synthesizer):
         self.history_, self.epochs_done_ = list(state.get("history", [])), state["epochs_done"]
         label = self.schema_.field(self.schema_.names[1]) if len(self.schema_) > 1 else None
         self.label_type_ = label.type if label is not None else None
-        self.device_ = choose_device(
-            "cpu" if self.device == "auto" and not torch.cuda.is_available() else self.device
-        )
+        # a model trained on a GPU loads anywhere: CUDA when present, else the CPU
+        self.device_ = choose_device("auto" if str(self.device).startswith(("auto", "cuda")) else self.device)
         with seeded(self.seed):
             self.nets_ = {k: v.to(self.device_) for k, v in self._build(torch).items()}
         arrays_to_module(self._sampler(), arrays, self._sampler_net)
