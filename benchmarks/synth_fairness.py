@@ -103,7 +103,7 @@ def report_table(results: dict) -> str:
         runs = record["runs"]
         lines.append(f"{model} on Adult: TSTR HistGradientBoosting tested on the Adult test split, '>50K' "
                      f"decisions by sex; mean ± std over seeds\n")
-        head = (f"| {'training rows':22} | {'seeds':>5} | {'female share':>12} | {'ROC AUC':>15} | "
+        head = (f"| {'training rows':28} | {'seeds':>5} | {'female share':>12} | {'ROC AUC':>15} | "
                 f"{'F1 >50K':>15} | {'parity diff':>15} | {'equal. odds diff':>16} |")
         lines += [head, "|" + "|".join("-" * len(p) for p in head.split("|")[1:-1]) + "|"]
         real = None
@@ -118,11 +118,11 @@ def report_table(results: dict) -> str:
                 return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
 
             share = np.mean([r["female_share"] for r in picked])
-            lines.append(f"| {'synthetic, ' + way:22} | {len(picked):5d} | {share:12.3f} | "
+            lines.append(f"| {'synthetic, ' + way:28} | {len(picked):5d} | {share:12.3f} | "
                          f"{stat('roc_auc'):>15} | "
                          f"{stat('f1'):>15} | {stat('dp'):>15} | {stat('eo'):>16} |")
         if real is not None:
-            lines.append(f"| {'real (TRTR)':22} | {'':>5} | {'':>12} | {real['roc_auc']:15.3f} | "
+            lines.append(f"| {'real (TRTR)':28} | {'':>5} | {'':>12} | {real['roc_auc']:15.3f} | "
                          f"{real['f1']:15.3f} | {real['dp']:15.3f} | {real['eo']:16.3f} |")
         lines.append("")
     return "\n".join(lines)
