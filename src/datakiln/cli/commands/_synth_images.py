@@ -30,6 +30,7 @@ def fit_images(
     seed: int,
     overwrite: bool,
     image_size: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Fit an image model on the images at ``data`` and save it to ``out``; the progress bar
     counts epochs and shows the last epoch's losses."""
@@ -42,7 +43,13 @@ def fit_images(
     inputs = source_inputs(dataset.source)
     check_output(out, inputs=inputs, overwrite=overwrite, is_own=is_own_model)
     cls = getattr(images, IMAGE_MODELS[model])
-    given = {"epochs": epochs, "batch_size": batch_size, "patience": patience, "image_size": image_size}
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "patience": patience,
+        "image_size": image_size,
+        "threads": threads,
+    }
     fitted = cls(device=device, seed=seed, **{k: v for k, v in given.items() if v is not None})
     started = time.perf_counter()
     columns = [

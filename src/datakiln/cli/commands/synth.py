@@ -131,7 +131,7 @@ def fit(
 
             return fit_images(data, out, model, epochs=epochs, batch_size=batch_size, patience=patience,
                               checkpoint=checkpoint, device=device, seed=seed, overwrite=overwrite,
-                              image_size=image_size)
+                              image_size=image_size, threads=threads)
         if model == "mst" and epsilon is None:
             raise InvalidArgumentError("--model mst is differentially private: give --epsilon (e.g. 1) and "
                                        "--domain (the public domain file)")
