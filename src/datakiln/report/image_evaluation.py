@@ -59,6 +59,14 @@ def _measures(m: dict[str, Any]) -> str:
                 "5% by construction",
             )
         )
+        rows.append(
+            (
+                f"… and much nearer one training image than the next ({space})",
+                f"{mem['share_below_and_singular']:.1%}",
+                "",
+                "copies, not blurry averages",
+            )
+        )
     body = "".join(
         f"<tr><td>{html.escape(a)}</td><td>{b}</td><td>{c}</td><td>{d}</td></tr>" for a, b, c, d in rows
     )

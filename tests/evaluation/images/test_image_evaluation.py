@@ -65,6 +65,11 @@ def test_nearest_distances_match_brute_force_and_copies_are_flagged() -> None:
     assert {c["generated"] for c in result["near_copies"]} >= set(range(10))
     assert all(c["train"] == c["generated"] for c in result["near_copies"] if c["generated"] < 10)
     assert 0.10 <= result["share_below"] <= 0.2
+    assert 0.10 <= result["share_below_and_singular"] <= result["share_below"]
+    # a blurry average sits near many training images in pixels but copies none of them
+    blurry = np.repeat(train.mean(axis=0, keepdims=True), 40, axis=0)
+    averaged = memorisation({"pixel": blurry}, {"pixel": holdout}, {"pixel": train})["pixel"]
+    assert averaged["share_below"] == 1.0 and averaged["share_below_and_singular"] == 0.0
 
 
 def test_class_fidelity_and_wilson() -> None:

@@ -121,3 +121,54 @@ def sample_images(
             )
     shown = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "no conditions"
     console.print(f"sampled {rows:,} images ({esc(shown)}) -> {esc(str(result['path']))}")
+
+
+def print_image_report(report: Any, title: str, *, json_path: str | None, html: str | None) -> None:
+    """``kiln evaluate`` on images: the headline measures with their intervals."""
+    from rich.table import Table
+
+    m = report.measures
+    table = Table(title=esc(f"{title} ({report.info['seconds']:.1f} s)"), title_justify="left")
+    for name in ("measure", "generated", "95% interval", "real holdout"):
+        table.add_column(name)
+
+    def span(values: Any, percent: bool = False) -> str:
+        return f"{values[0]:.1%} – {values[1]:.1%}" if percent else f"{values[0]:.4g} – {values[1]:.4g}"
+
+    fd, kid = m["frechet_distance"], m["kid"]
+    table.add_row(
+        "Fréchet distance (features)",
+        f"{fd['value']:.4g}",
+        span(fd["interval"]),
+        f"{m['frechet_distance_holdout']['value']:.4g}",
+    )
+    table.add_row("KID", f"{kid['value']:.4g}", span(kid["interval"]), f"{m['kid_holdout']['value']:.4g}")
+    for key in ("precision", "recall"):
+        table.add_row(
+            key, f"{m['precision_recall'][key]:.1%}", "", f"{m['precision_recall_holdout'][key]:.1%}"
+        )
+    fid = m["class_fidelity"]
+    table.add_row(
+        "class fidelity",
+        f"{fid['accuracy']:.1%}",
+        span(fid["interval"], True),
+        f"{m['classifier_holdout_accuracy']['value']:.1%}",
+    )
+    for space, mem in m["memorisation"].items():
+        table.add_row(
+            f"… and singular: much nearer one training image ({space})",
+            f"{mem['share_below_and_singular']:.1%}",
+            "",
+            "",
+        )
+        table.add_row(
+            f"closer than holdout p5 ({space})",
+            f"{mem['share_below']:.1%}",
+            span(mem["interval"], True),
+            "5%",
+        )
+    console.print(table)
+    console.print(f"[yellow]note:[/] {esc(report.info['note'])}")
+    for label, path in (("JSON", json_path), ("HTML report", html)):
+        if path:
+            console.print(f"{label}: {esc(path)}")

@@ -109,6 +109,10 @@ def evaluate_command(
             report.to_json(json_path, overwrite=overwrite, inputs=read)
         if html:
             report.to_html(html, overwrite=overwrite, inputs=read)
+    if hasattr(report, "measures"):  # image data: Fréchet distance, class fidelity, memorisation
+        from datakiln.cli.commands._synth_images import print_image_report
+
+        return print_image_report(report, f"{synthetic} against {real}", json_path=json_path, html=html)
     console.print(summary_table(report, f"{synthetic} against {real} ({report.info['seconds']:.1f} s)"))
     if report.fidelity.get("detection_note"):
         console.print(f"[yellow]detection:[/] {esc(report.fidelity['detection_note'])}")

@@ -33,7 +33,7 @@ def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
     p = hits / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [float(centre - half), float(centre + half)]
+    return [max(0.0, float(centre - half)), min(1.0, float(centre + half))]
 
 
 def frechet_interval(
@@ -60,6 +60,8 @@ def kid(
     rng = np.random.default_rng(seed)
     d = real.shape[1]
     m = min(subset_size, len(real), len(fake))
+    if m == min(len(real), len(fake)):  # small sets: half-size subsets, so the subsets differ
+        m = max(2, m // 2)
     values = []
     for _ in range(subsets):
         x = real[rng.choice(len(real), m, replace=False)]
@@ -126,13 +128,22 @@ def memorisation(
     generated and holdout item; the share of generated items closer than the holdout's
     ``quantile`` (5th percentile) — about 5% when the generator copies no more than a fresh
     real image would — with its Wilson interval, and the indices of the closest generated
-    items (near-copies) with their nearest training item."""
+    items (near-copies) with their nearest training item. ``share_below_and_singular`` also
+    asks that the nearest training item be much nearer than the second (distance ratio below
+    the holdout's ``quantile``): blurry averages are near many training images in pixels
+    without copying any; copies are near one."""
     out: dict[str, Any] = {}
     for space in generated:
         gen_d, gen_i = _nearest_with_index(generated[space], train[space])
-        hold_d = nearest_distances(holdout[space], train[space])[:, 0]
+        gen_two = nearest_distances(generated[space], train[space], k=2)
+        hold_two = nearest_distances(holdout[space], train[space], k=2)
+        hold_d = hold_two[:, 0]
         threshold = float(np.quantile(hold_d, quantile))
         below = gen_d < threshold
+        # a copy sits much nearer one training image than the next; a blurry average does not
+        gen_ratio = gen_two[:, 0] / np.maximum(gen_two[:, 1], 1e-12)
+        ratio_threshold = float(np.quantile(hold_two[:, 0] / np.maximum(hold_two[:, 1], 1e-12), quantile))
+        both = below & (gen_ratio < ratio_threshold)
         order = np.argsort(gen_d)
         flagged = [int(i) for i in order if below[i]]
         out[space] = {
@@ -145,6 +156,8 @@ def memorisation(
                 {"generated": i, "train": int(gen_i[i]), "distance": float(gen_d[i])} for i in flagged[:24]
             ],
             "flagged": len(flagged),
+            "share_below_and_singular": float(both.mean()),
+            "ratio_threshold": ratio_threshold,
         }
     return out
 
