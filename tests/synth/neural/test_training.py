@@ -1,6 +1,7 @@
 """The shared parts of the neural models: the encoding, the training loop, the CLI registry."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from tests.conftest import ADULT_COLUMNS, every_kind_table
 from typer.testing import CliRunner
@@ -30,6 +31,19 @@ def test_fit_modes_finds_separated_modes_and_exact_values():
     means, stds, weights = fit_modes(np.array([0.0] * 90 + [5.0] * 10), 10, rng)  # few values: one mode each
     np.testing.assert_array_equal(means, [0.0, 5.0])
     np.testing.assert_allclose(weights, [0.9, 0.1])
+
+
+def test_spikes_become_exact_modes_and_are_sampled_exactly():
+    """capital-gain-like: 90% zeros and a long tail; the zeros must come back as exact zeros."""
+    rng = np.random.default_rng(3)
+    x = np.where(rng.random(5000) < 0.9, 0.0, np.round(rng.lognormal(8, 1, 5000)))
+    means, stds, weights = fit_modes(x, 10, rng)
+    zero = np.flatnonzero(means == 0)
+    assert len(zero) == 1 and stds[zero[0]] == 0 and abs(weights[zero[0]] - (x == 0).mean()) < 1e-12
+    table = pa.table({"gain": x})
+    encoder = Encoder.fit(table, {"gain": "numeric"}, rng)
+    values, _ = encoder.inverse(encoder.transform(table, rng))["gain"]
+    np.testing.assert_array_equal(values == 0, x == 0)
 
 
 def test_encoding_round_trips_the_table():

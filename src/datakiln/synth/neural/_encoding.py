@@ -42,6 +42,7 @@ __all__ = ["MODE_ROWS", "Encoder", "Span"]
 MODE_ROWS = 50_000  # values per column the mixture of modes is fitted on
 _WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped (as SDV's weight threshold)
 _BINS = 10  # quantile bins per numeric column in the fidelity view
+SPIKE_SHARE = 0.01  # a value this common is its own exact mode
 
 
 @dataclass(frozen=True)
@@ -58,22 +59,40 @@ def fit_modes(x: np.ndarray, max_modes: int, rng: np.random.Generator,
               iterations: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(means, stds, weights) of a 1-D Gaussian mixture of at most ``max_modes`` modes, by EM.
 
-    ``x`` holds finite values only. Few distinct values: one exact mode each (std tiny).
+    ``x`` holds finite values only. A std of 0 marks an *exact* mode, a value that is
+    reproduced exactly: every value of a column with at most ``max_modes`` distinct values,
+    and every spike (a value holding at least :data:`SPIKE_SHARE` of the rows and five times a
+    typical value's share, such as the zeros of capital-gain or the 40 of hours-per-week);
+    the other values get EM's Gaussian modes.
     """
     if x.size == 0:
-        return np.zeros(1), np.ones(1), np.ones(1)
+        return np.zeros(1), np.zeros(1), np.ones(1)
     if x.size > MODE_ROWS:
         x = rng.choice(x, MODE_ROWS, replace=False)
     distinct, counts = np.unique(x, return_counts=True)
     if len(distinct) <= max_modes:
-        gaps = np.diff(distinct)
-        tiny = (gaps.min() if gaps.size else max(abs(distinct[0]), 1.0)) * 1e-3
-        return distinct.astype(float), np.full(len(distinct), tiny), counts / counts.sum()
+        return distinct.astype(float), np.zeros(len(distinct)), counts / counts.sum()
+    spike = counts >= max(SPIKE_SHARE * x.size, 5 * x.size / len(distinct))  # far above a typical value
+    if spike.sum() >= max_modes:  # keep room for one Gaussian mode: the most common spikes only
+        top = np.argsort(-counts, kind="stable")[:max_modes - 1]
+        spike = np.zeros(len(distinct), dtype=bool)
+        spike[top] = True
+    rest = x[~np.isin(x, distinct[spike])]
+    means, stds, weights = _em(rest, max_modes - int(spike.sum()), iterations)
+    means = np.concatenate([distinct[spike].astype(float), means])
+    stds = np.concatenate([np.zeros(int(spike.sum())), stds])
+    weights = np.concatenate([counts[spike] / x.size, weights * rest.size / x.size])
+    order = np.argsort(means, kind="stable")
+    return means[order], stds[order], weights[order]
+
+
+def _em(x: np.ndarray, modes: int, iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian modes of ``x`` by EM on standardised values; light modes dropped half way."""
     centre, scale = float(x.mean()), float(x.std()) or 1.0
     z = (x - centre) / scale
-    means = np.quantile(z, (np.arange(max_modes) + 0.5) / max_modes)
-    variances = np.full(max_modes, 1.0 / max_modes)
-    weights = np.full(max_modes, 1.0 / max_modes)
+    means = np.quantile(z, (np.arange(modes) + 0.5) / modes)
+    variances = np.full(modes, 1.0 / modes)
+    weights = np.full(modes, 1.0 / modes)
     floor = 1e-6
     for step in range(iterations):
         log_p = (np.log(weights) - 0.5 * np.log(2 * np.pi * variances)
@@ -88,8 +107,7 @@ def fit_modes(x: np.ndarray, max_modes: int, rng: np.random.Generator,
         if step == iterations // 2:  # drop light modes once, then settle the rest
             keep = weights >= _WEIGHT_FLOOR
             means, variances, weights = means[keep], variances[keep], weights[keep] / weights[keep].sum()
-    order = np.argsort(means)
-    return centre + scale * means[order], scale * np.sqrt(variances[order]), weights[order]
+    return centre + scale * means, scale * np.sqrt(variances), weights
 
 
 class Encoder:
@@ -253,13 +271,9 @@ class Encoder:
             means, stds = np.asarray(col["means"]), np.asarray(col["stds"])
             weights = np.asarray(col["weights"])
             xf = np.where(finite, x, means[0])
-            log_p = np.log(weights + 1e-12) - np.log(stds) - 0.5 * ((xf[:, None] - means) / stds) ** 2
-            log_p -= log_p.max(axis=1, keepdims=True)
-            prob = np.exp(log_p)
-            cumulative = np.cumsum(prob, axis=1)
-            draw = rng.random(n) * cumulative[:, -1]
-            mode = np.minimum((cumulative < draw[:, None]).sum(axis=1), len(means) - 1)
-            alpha = np.clip((xf - means[mode]) / (4 * stds[mode]), -0.99, 0.99)
+            mode = _modes(xf, means, stds, weights, rng)
+            spread = np.where(stds[mode] > 0, 4 * stds[mode], 1.0)
+            alpha = np.where(stds[mode] > 0, np.clip((xf - means[mode]) / spread, -0.99, 0.99), 0.0)
             alphas.append(np.where(finite, alpha, 0.0))
             codes.append(np.where(finite, mode, len(means)) if col["null"] else mode)
         a = np.stack(alphas, axis=1).astype(np.float32) if alphas else np.zeros((n, 0), np.float32)
@@ -309,7 +323,7 @@ class Encoder:
                 missing = (slot >= k) | (not col.get("present", True))  # no value in training: always missing
                 mode = np.minimum(slot, k - 1)
                 assert alpha is not None
-                x = np.clip(alpha * 4 * stds[mode] + means[mode], col["low"], col["high"])
+                x = np.clip(alpha * 4 * stds[mode] + means[mode], col["low"], col["high"])  # std 0: exact
                 if col["integer"]:
                     x = np.round(x)
                 out[span.column] = (x, missing)
@@ -371,6 +385,33 @@ class Encoder:
                                    ) from exc
 
 
+def _modes(x: np.ndarray, means: np.ndarray, stds: np.ndarray, weights: np.ndarray,
+           rng: np.random.Generator) -> np.ndarray:
+    """Mode of each value: an exact mode (std 0) if the value is its value, else drawn from the
+    posterior of the Gaussian modes (the nearest mode when there is none)."""
+    exact = stds == 0
+    mode = np.full(len(x), -1, dtype=np.int64)
+    if exact.any():
+        values = means[exact]
+        index = np.searchsorted(values, x).clip(0, len(values) - 1)
+        hit = values[index] == x
+        mode[hit] = np.flatnonzero(exact)[index[hit]]
+    rest = mode < 0
+    if not rest.any():
+        return mode
+    if exact.all():
+        mode[rest] = np.abs(x[rest, None] - means).argmin(axis=1)
+        return mode
+    gauss = np.flatnonzero(~exact)
+    safe = stds[gauss]
+    log_p = np.log(weights[gauss] + 1e-12) - np.log(safe) - 0.5 * ((x[rest, None] - means[gauss]) / safe) ** 2
+    log_p -= log_p.max(axis=1, keepdims=True)
+    cumulative = np.cumsum(np.exp(log_p), axis=1)
+    draw = rng.random(int(rest.sum())) * cumulative[:, -1]
+    mode[rest] = gauss[np.minimum((cumulative < draw[:, None]).sum(axis=1), len(gauss) - 1)]
+    return mode
+
+
 def _pick(block: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
     if rng is None or block.shape[1] == 1:
         return np.argmax(block, axis=1)
@@ -410,7 +451,9 @@ def _check_column(col: Any, schema: pa.Schema, roles: dict[str, str]) -> None:
             raise ModelFormatError(f"{where} has no categories")
         return
     means = _number_list(col.get("means"), f"{where}.means")
-    stds = _number_list(col.get("stds"), f"{where}.stds", positive=True)
+    stds = _number_list(col.get("stds"), f"{where}.stds")
+    if (stds < 0).any():
+        raise ModelFormatError(f"{where}.stds must be >= 0 (0: an exact value)")
     weights = _number_list(col.get("weights"), f"{where}.weights")
     if not (len(means) == len(stds) == len(weights)):
         raise ModelFormatError(f"{where}: means, stds and weights differ in length")
