@@ -260,3 +260,12 @@ def test_objects_written_by_other_processes_join_the_commit():
         datakiln.read(url).to_arrow()  # written but not committed: not read
     output.commit(format="parquet", rows=30)
     assert datakiln.read(url).to_arrow().column("id").to_pylist() == list(range(30))
+
+
+def test_balance_writes_and_rereads_an_s3_output(s3_bucket, adult_sample):
+    url = f"{s3_bucket}/balanced.parquet"
+    balanced = datakiln.balance(adult_sample, "income", method="random_under", seed=0, output=url)
+    counts = pc.value_counts(balanced.to_arrow().column("income")).to_pylist()
+    assert len({c["counts"] for c in counts}) == 1  # classes equal after under-sampling
+    written = pq.read_table(url.removeprefix("s3://"), filesystem=_fs())  # the object itself
+    assert written.num_rows == balanced.count() == 2 * min(c["counts"] for c in counts)
