@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     header = (
         f"{'model':<16}{'fit s':>8}{'FD (95% CI)':>24}{'KID':>9}{'prec':>7}{'recall':>7}{'class fid.':>11}"
-        f"{'mem px':>8}{'mem feat':>9}"
+        f"{'mem px':>8}{'mem feat':>9}{'copies px':>10}"
     )
     print(header)
     for name, seconds, report in rows:
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['kid']['value']:>9.3f}{m['precision_recall']['precision']:>7.2f}{m['precision_recall']['recall']:>7.2f}"
             f"{m['class_fidelity']['accuracy']:>11.1%}{m['memorisation']['pixel']['share_below']:>8.1%}"
             f"{m['memorisation']['feature']['share_below']:>9.1%}"
+            f"{m['memorisation']['pixel']['share_below_and_singular']:>10.1%}"
         )
     m = rows[0][2].measures
     fd = m["frechet_distance_holdout"]

@@ -31,6 +31,15 @@ def test_fit_then_sample_an_image_folder(model: str, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     back = datakiln.read_images(out).to_arrow()
     assert back.num_rows == 9 and set(back.column("label").to_pylist()) == {"ship"}
+    if model == "image-vae":  # kiln evaluate judges image folders
+        more = tmp_path / "more"
+        assert runner.invoke(app, ["synth", "sample", str(kiln), "-n", "30", "-o", str(more)]).exit_code == 0
+        page = tmp_path / "images.html"
+        result = runner.invoke(
+            app, ["evaluate", "--real", str(folder), "--synthetic", str(more), "--html", str(page)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "class fidelity" in result.output and "Inception" in page.read_text()
     shards = tmp_path / "shards"
     result = runner.invoke(app, ["synth", "sample", str(kiln), "-n", "5", "-o", str(shards), "--to", "tar"])
     assert result.exit_code == 0, result.output
