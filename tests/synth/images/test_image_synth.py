@@ -166,6 +166,11 @@ def test_fit_is_deterministic_and_resume_continues_exactly(small: pa.Table, tmp_
     assert resumed.sample(8, seed=0).equals(whole.sample(8, seed=0))
     plain = tmp_path / "plain.kiln"
     whole.save(plain)
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine")
+    with pytest.raises(OutputExistsError):  # before any training
+        ConditionalGAN(epochs=1, **params).fit(small, checkpoint=foreign)
+    assert foreign.read_text() == "mine"
     with pytest.raises(ModelFormatError, match="optimizer state"):
         ConditionalGAN(epochs=4, **params).fit(small, resume=plain)
 

@@ -95,6 +95,11 @@ class ImageSynthesizer(Synthesizer):
         """
         torch = import_optional("torch", extra="torch")
         self._check_params()
+        if checkpoint is not None:  # refused now (a foreign file there), not after the first epochs
+            from datakiln.io.write import check_output
+            from datakiln.synth.modelfile import is_own_model
+
+            check_output(checkpoint, is_own=is_own_model)
         arrays = images_to_arrays(data, label=label, size=self.image_size)
         if arrays.classes and len(arrays.classes) > 1000:
             raise InvalidArgumentError(
