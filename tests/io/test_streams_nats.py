@@ -59,6 +59,9 @@ def test_round_trip_through_a_durable_consumer(name):
     assert got.column("city").to_pylist() == source.column("city").to_pylist()
     assert got.schema.field("x").type == pa.float64()
     assert stream.lag() == 0
+    stream.seek(1001)  # replay from stream sequence 1001 (Kafka: seek to an offset)
+    replayed = pa.Table.from_batches(list(stream.iter_batches(idle_timeout_s=0.5)))
+    assert replayed.column("seq").to_pylist() == list(range(1000, 1200))
     stream.close()
 
 
