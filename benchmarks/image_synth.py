@@ -47,6 +47,13 @@ def _cifar(split: str, limit: int) -> pa.Table:
     return table.take(pa.array(keep)).select(["image", "label"])
 
 
+def _resized(table: pa.Table, size: int) -> pa.Table:
+    from datakiln.synth.images._data import images_to_arrays, labels_table
+
+    arrays = images_to_arrays(table, size=size)
+    return labels_table(arrays.pixels, arrays.codes, arrays.classes, arrays.label_type)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", choices=["mnist", "cifar"], default="mnist")
@@ -58,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gan-lr", type=float, default=5e-4)
     parser.add_argument("--per-class", type=int, default=200, help="generated images per class")
     parser.add_argument("--classifier-epochs", type=int, default=6)
+    parser.add_argument("--image-size", type=int, default=None, help="resize first (default: as stored)")
+    parser.add_argument("--gan-batch", type=int, default=64)
+    parser.add_argument("--latent", type=int, default=128)
+    parser.add_argument("--diffaugment", default="color,translation,cutout")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
 
     from datakiln.evaluation.images import evaluate_images
@@ -73,21 +85,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     judge = None
-    for name, model in (
+    common = {
+        "early_stopping": False,
+        "image_size": args.image_size,
+        "threads": args.threads,
+        "width": args.width,
+    }
+    models = (
         (
             "ConditionalGAN",
-            ConditionalGAN(epochs=args.gan_epochs, width=args.width, lr=args.gan_lr, early_stopping=False),
-        ),
-        (
-            "ConvVAE",
-            ConvVAE(
-                epochs=args.vae_epochs,
-                width=args.width,
-                sigma=1.0 if args.data == "mnist" else 0.3,
-                early_stopping=False,
+            ConditionalGAN(
+                epochs=args.gan_epochs,
+                lr=args.gan_lr,
+                batch_size=args.gan_batch,
+                latent_dim=args.latent,
+                diffaugment=args.diffaugment,
+                **common,
             ),
         ),
-    ):
+        ("ConvVAE", ConvVAE(epochs=args.vae_epochs, sigma=1.0 if args.data == "mnist" else 0.3, **common)),
+    )
+    if args.image_size is not None:
+        train, test = _resized(train, args.image_size), _resized(test, args.image_size)
+    for name, model in models:
         started = time.perf_counter()
         model.fit(
             train,
