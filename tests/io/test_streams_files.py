@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import datakiln
 from datakiln.cli.app import app
-from datakiln.errors import InvalidArgumentError
+from datakiln.errors import InvalidArgumentError, UnsupportedFormatError
 
 
 def later(delay: float, fn) -> threading.Thread:
@@ -56,11 +56,14 @@ def test_follow_csv_from_latest_and_after_truncation(tmp_path: Path):
     assert again == [{"id": 9, "score": 1.5}]
 
 
-def test_a_plain_file_without_follow_is_refused(tmp_path: Path):
+def test_a_plain_file_without_follow_and_read_of_a_stream_are_refused(tmp_path: Path):
     path = tmp_path / "x.jsonl"
     path.write_text("{}\n")
     with pytest.raises(InvalidArgumentError, match="follow=True"):
         datakiln.read_stream(path)
+    for stream in ("-", "redis://127.0.0.1:6379/0?stream=x", "nats://127.0.0.1:4222?stream=X"):
+        with pytest.raises(UnsupportedFormatError, match="read_stream"):
+            datakiln.read(stream)  # a stream is not a file: the error names the right call
 
 
 def test_standard_input_is_a_stream_that_ends_at_eof():

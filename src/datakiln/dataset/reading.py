@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from datakiln.dataset.dataset import Dataset
-from datakiln.errors import InvalidArgumentError
+from datakiln.errors import InvalidArgumentError, UnsupportedFormatError
 from datakiln.io import open_source
 from datakiln.io._secrets import redact_url
 
@@ -143,6 +143,9 @@ def read(
         options = {k: v for k, v in options.items() if v is not None}
         return read_sql(str(path), table=table, query=query, schema=schema,
                         memory_budget=memory_budget, **options)
+    if isinstance(path, str) and (path == "-" or path.split("://")[0].lower() in ("redis", "rediss", "nats")):
+        raise UnsupportedFormatError(f"{redact_url(path)!r} is a stream, which has no end: read it with "
+                                     "datakiln.read_stream(...) (batches, windowed profile, online loader)")
     dataset = Dataset(open_source(path, format=format, **options), kinds=schema,
                       memory_budget=memory_budget)
     log.info("read %s as %s", dataset.source.name, type(dataset.source).__name__)
