@@ -519,7 +519,8 @@ class Dataset:
               compression: str = "zstd",
               on_progress: Callable[[int], None] | None = None,
               overwrite: bool = False, encryption: Any = None) -> WriteResult:
-        """Write the rows atomically as Parquet (zstd), CSV or JSON Lines.
+        """Write the rows atomically as Parquet (zstd), CSV or JSON Lines (image rows also as
+        ``format="imagefolder"``, one folder per label, or ``"tar"`` WebDataset shards).
 
         One file by default; a directory of ``part-NNNNN`` shards (and the manifest
         ``_datakiln.json``) with ``rows_per_file``; hive ``key=value`` directories with
@@ -538,6 +539,12 @@ class Dataset:
         """
         from datakiln.io.write import format_for, source_inputs, write_tables
 
+        if format in ("imagefolder", "tar"):  # encoded images: OUT/<class>/NNNNNNNN.png or tar shards
+            from datakiln.io.image_folder import write_images
+
+            return write_images(self._tables(), path, format=format, rows_per_file=rows_per_file,
+                                on_progress=on_progress, overwrite=overwrite,
+                                inputs=source_inputs(self._source))
         return write_tables(self._tables(), self.arrow_schema, path, format=format_for(path, format),
                             partition_by=partition_by, rows_per_file=rows_per_file,
                             compression=compression, on_progress=on_progress,

@@ -20,7 +20,7 @@ import pyarrow as pa
 from datakiln.errors import SchemaError, WriteError
 from datakiln.io._image_probe import sniff_format
 
-__all__ = ["write_image_folder"]
+__all__ = ["write_image_folder", "write_images"]
 
 _UNSAFE = re.compile(r"[\x00-\x1f/\\:*?\"<>|]")
 _ENDING = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
@@ -87,3 +87,41 @@ def write_image_folder(
             raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
         raise
     return {"path": str(target), "rows": len(written), "classes": sorted(classes)}
+
+
+def write_images(
+    tables: Iterable[pa.Table],
+    path: str | os.PathLike[str],
+    *,
+    format: str = "imagefolder",
+    rows_per_file: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Any:
+    """``Dataset.write(path, format="imagefolder"|"tar")``: an ImageFolder tree or tar shards;
+    returns a :class:`~datakiln.io.write.WriteResult`."""
+    from datakiln.io.write import WriteResult
+
+    if format == "tar":
+        from datakiln.io.shards import write_tar_shards
+
+        done = write_tar_shards(
+            tables,
+            path,
+            rows_per_file=rows_per_file or 10_000,
+            overwrite=overwrite,
+            inputs=inputs,
+            on_progress=on_progress,
+        )
+        return WriteResult(str(done["path"]), rows=int(done["rows"]), bytes=int(done.get("bytes", 0)))
+    done = write_image_folder(tables, path, overwrite=overwrite, inputs=inputs, on_progress=on_progress)
+    root = Path(done["path"])
+    files = [
+        str(p.relative_to(root))
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "_datakiln.json"
+    ]
+    return WriteResult(
+        done["path"], files=files, rows=done["rows"], bytes=sum((root / f).stat().st_size for f in files)
+    )

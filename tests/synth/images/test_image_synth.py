@@ -203,6 +203,11 @@ def test_colour_images_and_write_image_folder(tmp_path) -> None:
     )
     with pytest.raises(OutputExistsError):
         write_image_folder([table], folder)  # the input is never the output
+    written = datakiln.from_arrow(table).write(tmp_path / "tree", format="imagefolder")  # Dataset.write
+    assert written.rows == 12 and all(f.endswith(".png") for f in written.files)
+    assert datakiln.read_images(tmp_path / "tree").count() == 12
+    shards = datakiln.from_arrow(table).write(tmp_path / "shards", format="tar", rows_per_file=5)
+    assert shards.rows == 12 and datakiln.read_images(tmp_path / "shards").count() == 12
 
 
 def test_bad_arguments_are_clear(small: pa.Table, gan: ConditionalGAN) -> None:
