@@ -43,6 +43,7 @@ MODE_ROWS = 50_000  # values per column the mixture of modes is fitted on
 _WEIGHT_FLOOR = 0.005  # modes lighter than this are dropped (as SDV's weight threshold)
 _BINS = 10  # quantile bins per numeric column in the fidelity view
 SPIKE_SHARE = 0.01  # a value this common is its own exact mode
+FEW_VALUES = 20  # a column with at most this many distinct values gets one exact mode per value
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def fit_modes(x: np.ndarray, max_modes: int, rng: np.random.Generator,
     """(means, stds, weights) of a 1-D Gaussian mixture of at most ``max_modes`` modes, by EM.
 
     ``x`` holds finite values only. A std of 0 marks an *exact* mode, a value that is
-    reproduced exactly: every value of a column with at most ``max_modes`` distinct values,
+    reproduced exactly: every value of a column with at most ``max(max_modes, FEW_VALUES)``
+    distinct values,
     and every spike (a value holding at least :data:`SPIKE_SHARE` of the rows and five times a
     typical value's share, such as the zeros of capital-gain or the 40 of hours-per-week);
     the other values get EM's Gaussian modes.
@@ -70,7 +72,7 @@ def fit_modes(x: np.ndarray, max_modes: int, rng: np.random.Generator,
     if x.size > MODE_ROWS:
         x = rng.choice(x, MODE_ROWS, replace=False)
     distinct, counts = np.unique(x, return_counts=True)
-    if len(distinct) <= max_modes:
+    if len(distinct) <= max(max_modes, FEW_VALUES):
         return distinct.astype(float), np.zeros(len(distinct)), counts / counts.sum()
     spike = counts >= max(SPIKE_SHARE * x.size, 5 * x.size / len(distinct))  # far above a typical value
     if spike.sum() >= max_modes:  # keep room for one Gaussian mode: the most common spikes only
@@ -284,6 +286,19 @@ class Encoder:
         """The rows × :attr:`width` float32 matrix of ``table``."""
         alphas, codes = self.slots(table, rng)
         return self.matrix(alphas, codes)
+
+    def value_mask(self, matrix: np.ndarray) -> np.ndarray:
+        """Rows × value (``tanh``) columns: True where the value matters, i.e. the row's mode is a
+        Gaussian one (not an exact value, not missing), so a loss on the value can skip the rest."""
+        out = []
+        for col in self.columns:
+            if col["kind"] != "numeric":
+                continue
+            span = next(s for s in self.spans if s.column == col["name"] and s.activation == "softmax")
+            slot = np.argmax(matrix[:, span.start:span.start + span.width], axis=1)
+            stds = np.asarray(col["stds"] + [0.0])  # the missing slot (if any) counts as exact
+            out.append(stds[np.minimum(slot, len(stds) - 1)] > 0)
+        return np.stack(out, axis=1) if out else np.zeros((len(matrix), 0), dtype=bool)
 
     def matrix(self, alphas: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Assemble the matrix from :meth:`slots`' output."""

@@ -83,6 +83,9 @@ class TorchSynthesizer(NeuralSynthesizer):
                 self._transfer(init)
             data = t.as_tensor(matrix, device=self._device)
             codes = self._hot_slots(matrix)
+            # rows × value columns: 1 where the value matters (a Gaussian mode), for the losses
+            self._value_mask = t.as_tensor(self.encoder_.value_mask(matrix), dtype=data.dtype,
+                                           device=self._device)
             optimizers, epoch_fn = self._setup_training(data, codes, rng)
             self.history_ = train(self, epochs=int(self.epochs), epoch_fn=epoch_fn, modules=self._modules,
                                   optimizers=optimizers, reference=reference, rng=rng, device=self._device,

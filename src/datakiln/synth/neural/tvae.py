@@ -143,6 +143,7 @@ class TVAE(TorchSynthesizer):
         n, batch = len(data), min(int(self.batch_size), len(data))
         steps = max(n // batch, 1)
         factor = float(self.loss_factor)
+        mask = self._value_mask
 
         def epoch(index: int) -> dict[str, float]:
             order = t.randperm(n, device=self._device)
@@ -155,8 +156,8 @@ class TVAE(TorchSynthesizer):
                 z = mu + t.randn_like(mu) * t.exp(0.5 * logvar)
                 raw = decoder(z)
                 s = sigma[tanh]
-                values = ((x[:, tanh] - t.tanh(raw[:, tanh])) ** 2 / (2 * s ** 2)).sum()
-                values = values + t.log(s).sum() * len(x)
+                weight = mask[rows]  # a value only counts where its mode is a Gaussian one
+                values = (((x[:, tanh] - t.tanh(raw[:, tanh])) ** 2 / (2 * s ** 2) + t.log(s)) * weight).sum()
                 categorical = layout.cross_entropy(raw, hot[rows]).sum()
                 reconstruction = factor * (values + categorical) / len(x)
                 kl = -0.5 * t.sum(1 + logvar - mu ** 2 - logvar.exp()) / len(x)
