@@ -210,6 +210,13 @@ def test_colour_images_and_write_image_folder(tmp_path) -> None:
     assert shards.rows == 12 and datakiln.read_images(tmp_path / "shards").count() == 12
 
 
+def test_another_label_column_name_is_kept(small: pa.Table) -> None:
+    renamed = small.rename_columns(["image", "digit"])
+    model = ConvVAE(epochs=1, width=8, **FAST).fit(renamed, label="digit")
+    table = model.sample(6, conditions={"digit": 4}, seed=0)
+    assert table.schema.names == ["image", "digit"] and table.column("digit").to_pylist() == [4] * 6
+
+
 def test_bad_arguments_are_clear(small: pa.Table, gan: ConditionalGAN) -> None:
     with pytest.raises(InvalidArgumentError, match="not a class"):
         gan.sample(3, conditions={"label": 11})

@@ -106,7 +106,7 @@ class ImageSynthesizer(Synthesizer):
                 f"{len(arrays.classes):,} classes: a class-conditional image model "
                 "needs at most 1,000; is the label column an identifier?"
             )
-        self._set_shape(arrays)
+        self._set_shape(arrays, label or "label")
         train, valid = self._split(arrays)
         started = time.perf_counter()
         with torch_threads(self.threads):
@@ -135,7 +135,7 @@ class ImageSynthesizer(Synthesizer):
         if self.checkpoint_every < 1:
             raise InvalidArgumentError(f"checkpoint_every must be >= 1, got {self.checkpoint_every!r}")
 
-    def _set_shape(self, arrays: ImageArrays) -> None:
+    def _set_shape(self, arrays: ImageArrays, label: str = "label") -> None:
         n, h, w, c = arrays.pixels.shape
         self.height_, self.width_, self.channels_ = int(h), int(w), int(c)
         self.pad_ = ((-h) % 8, (-w) % 8)
@@ -150,7 +150,7 @@ class ImageSynthesizer(Synthesizer):
         self.label_type_ = arrays.label_type
         self.class_counts_ = np.bincount(arrays.codes, minlength=len(self.classes_)).astype(np.int64)
         self.schema_ = labels_table(
-            arrays.pixels[:0], arrays.codes[:0], self.classes_, self.label_type_
+            arrays.pixels[:0], arrays.codes[:0], self.classes_, self.label_type_, label=label
         ).schema
 
     def _split(self, arrays: ImageArrays) -> tuple[ImageArrays, ImageArrays | None]:
@@ -268,6 +268,10 @@ class ImageSynthesizer(Synthesizer):
         x = x[:, :, ph // 2 : ph // 2 + self.height_, pw // 2 : pw // 2 + self.width_]
         return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
+    def _label_name(self) -> str:
+        """The label column's name in the training images (``label`` unless fit said otherwise)."""
+        return self.schema_.names[1] if len(self.schema_) > 1 else "label"
+
     def _sampler(self) -> Any:
         return self.nets_[self._sampler_net]
 
@@ -325,7 +329,9 @@ class ImageSynthesizer(Synthesizer):
 
     def _sample(self, n: int, conditions: dict[str, Any], rng: np.random.Generator) -> pa.Table:
         codes = self._codes(n, conditions, rng)
-        return labels_table(self._generate(codes, rng), codes, self.classes_, self.label_type_)
+        return labels_table(
+            self._generate(codes, rng), codes, self.classes_, self.label_type_, label=self._label_name()
+        )
 
     def _batches(self, n: int, batch_rows: int, conditions: dict[str, Any], rng: np.random.Generator) -> Any:
         """The images of ``sample(n, conditions, seed)`` (the same ones) in tables of ``batch_rows``."""
@@ -337,11 +343,17 @@ class ImageSynthesizer(Synthesizer):
             while sum(len(p) for p in pending) >= batch_rows:
                 pixels = np.concatenate(pending)
                 part, pending = pixels[:batch_rows], [pixels[batch_rows:]]
-                yield labels_table(part, codes[done : done + len(part)], self.classes_, self.label_type_)
+                yield labels_table(
+                    part,
+                    codes[done : done + len(part)],
+                    self.classes_,
+                    self.label_type_,
+                    label=self._label_name(),
+                )
                 done += len(part)
         rest = np.concatenate(pending) if pending else np.zeros((0,), np.uint8)
         if len(rest):
-            yield labels_table(rest, codes[done:], self.classes_, self.label_type_)
+            yield labels_table(rest, codes[done:], self.classes_, self.label_type_, label=self._label_name())
 
     # -- files -------------------------------------------------------------------------------------------
     def _to_state(self, full: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
