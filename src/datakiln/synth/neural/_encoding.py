@@ -300,6 +300,17 @@ class Encoder:
             out.append(stds[np.minimum(slot, len(stds) - 1)] > 0)
         return np.stack(out, axis=1) if out else np.zeros((len(matrix), 0), dtype=bool)
 
+    def gaussian_slots(self) -> np.ndarray:
+        """Value columns × matrix width: 1 at the Gaussian (not exact, not missing) mode slots
+        of each numeric column, so ``matrix @ G.T`` is each value's chance to matter."""
+        numeric = [c for c in self.columns if c["kind"] == "numeric"]
+        out = np.zeros((len(numeric), self.width), dtype=np.float32)
+        for j, col in enumerate(numeric):
+            span = next(s for s in self.spans if s.column == col["name"] and s.activation == "softmax")
+            gaussian = np.flatnonzero(np.asarray(col["stds"]) > 0)
+            out[j, span.start + gaussian] = 1.0
+        return out
+
     def matrix(self, alphas: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Assemble the matrix from :meth:`slots`' output."""
         n = alphas.shape[0]

@@ -179,6 +179,7 @@ class CTGAN(TorchSynthesizer):
         pac = int(self.pac)
         if pac < 1 or int(self.batch_size) % pac:
             raise InvalidArgumentError(f"batch_size ({self.batch_size}) must be a multiple of pac ({pac})")
+        self.__dict__.pop("_gauss", None)  # the gate follows this encoder
         modules = _networks(self.encoder_.width, self._cond_width(), int(self.embedding),
                             tuple(int(h) for h in self.generator),
                             tuple(int(h) for h in self.discriminator), pac)
@@ -261,7 +262,7 @@ class CTGAN(TorchSynthesizer):
         def fake_rows(size: int, cond: Any) -> tuple[Any, Any]:
             noise = t.randn(size, emb, device=device)
             raw = generator(noise if cond is None else t.cat([noise, cond], dim=1))
-            return raw, layout.activate(raw, tau=0.2)
+            return raw, self._gate(layout.activate(raw, tau=0.2))
 
         def judge(rows: Any, cond: Any) -> Any:
             x = rows if cond is None else t.cat([rows, cond], dim=1)
@@ -334,7 +335,20 @@ class CTGAN(TorchSynthesizer):
                 cond[t.arange(m), t.as_tensor(offsets)[column] + category] = 1.0
             inputs = t.cat([noise, cond.to(device)], dim=1)
         raw = self._modules["generator"](inputs)
-        return self._layout.activate(raw, tau=0.2, generator=generator)
+        return self._gate(self._layout.activate(raw, tau=0.2, generator=generator))
+
+    def _gate(self, out: Any) -> Any:
+        """Values scaled by their mode's chance to be Gaussian: a row on an exact mode (a spike
+        such as capital-gain's zeros) has value 0 in the real data, so it gets 0 here too."""
+        t = torch()
+        if not hasattr(self, "_gauss") or self._gauss.device != out.device:
+            self._gauss = t.as_tensor(self.encoder_.gaussian_slots(), device=out.device)
+        if not len(self._gauss):
+            return out
+        tanh = self._layout.tanh
+        gated = out.clone()
+        gated[:, tanh] = out[:, tanh] * (out @ self._gauss.T)
+        return gated
 
     def _frequencies(self) -> np.ndarray:
         """Real category shares of each conditional column (rows × widest), from the encoder."""
