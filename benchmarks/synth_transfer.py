@@ -135,6 +135,12 @@ def report(results: dict) -> str:
         best_other = max(np.mean([r[a]["fidelity"] for r in runs]) for a in ("alone", "pretrained_only"))
         wins.append(tuned > best_other)
     lines.append(f"\nfine-tuning has the best mean fidelity in {sum(wins)} of {len(wins)} groups")
+    settings = next((r.get("settings") for r in results.values() if r.get("settings")), None)
+    if settings:
+        pretrain = [round(r["pretrain_s"]) for r in results.values() if "pretrain_s" in r]
+        tune = [r["tune_s"] for g in results.values() for r in g.get("runs", {}).values()]
+        lines.append(f"settings: {settings}; pretraining {pretrain} s per group, fine-tuning "
+                     f"{np.mean(tune):.1f} s on average (one torch thread)")
     return "\n".join(lines)
 
 
