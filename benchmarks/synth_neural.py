@@ -60,6 +60,7 @@ CONTESTANTS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "ctgan": ("datakiln CTGAN", "CTGAN", {}),
     "flow": ("datakiln FlowMatching", "FlowMatching", {}),
     "flow-180": ("datakiln FlowMatching", "FlowMatching", {"epochs": 180}),
+    "flow-400": ("datakiln FlowMatching", "FlowMatching", {"epochs": 400}),
     "ddpm": ("datakiln FlowMatching ddpm", "FlowMatching", {"objective": "ddpm"}),
     "velocity": ("datakiln FlowMatching velocity", "FlowMatching", {"objective": "velocity"}),
     "sdv-tvae": ("SDV 2.0 TVAESynthesizer", None, {"epochs": 300}),
@@ -243,7 +244,7 @@ def _f(value: float | None, width: int, spec: str) -> str:
 
 
 def headline(results: dict[str, Any]) -> str:
-    ours = [n for n in ("flow", "flow-180", "ddpm", "tvae", "ctgan", "pca", "copula")
+    ours = [n for n in ("flow", "flow-180", "flow-400", "ddpm", "tvae", "ctgan", "pca", "copula")
             if "shapes" in results.get(n, {})]
     if not ours:
         return "headline: no datakiln model measured"
