@@ -69,7 +69,9 @@ def test_multi_object_output_is_listed_by_its_manifest(s3_bucket):
     manifest = json.loads(_fs().cat_file(f"{url.removeprefix('s3://')}/_datakiln.json"))
     listed = [f["path"] for f in manifest["files"]]
     assert len(listed) == 4 and all(n.startswith("part-0000") for n in listed)
-    assert _objects(url) == sorted(["_datakiln.json", *listed])  # nothing else left behind
+    record = f"_datakiln.runs/{manifest['run']}.json"  # the current run's, marked committed
+    assert _objects(url) == sorted(["_datakiln.json", record, *listed])  # nothing else left behind
+    assert json.loads(_fs().cat_file(f"{url.removeprefix('s3://')}/{record}"))["committed"] is True
     assert manifest["rows"] == 1000 and [f["bytes"] for f in manifest["files"]] == [
         _fs().size(f"{url.removeprefix('s3://')}/{n}") for n in listed]
     assert result.files == [f"{url}/{n}" for n in listed]
@@ -78,7 +80,8 @@ def test_multi_object_output_is_listed_by_its_manifest(s3_bucket):
 
     datakiln.from_arrow(_table(500, offset=7)).write(url, rows_per_file=200)  # replaces its own
     after = json.loads(_fs().cat_file(f"{url.removeprefix('s3://')}/_datakiln.json"))
-    assert _objects(url) == sorted(["_datakiln.json", *(f["path"] for f in after["files"])])
+    assert _objects(url) == sorted(["_datakiln.json", f"_datakiln.runs/{after['run']}.json",
+                                    *(f["path"] for f in after["files"])])
     assert datakiln.read(url).to_arrow().equals(_table(500, offset=7))
 
 
@@ -236,7 +239,8 @@ def test_any_fsspec_store_gets_the_same_commit():
     datakiln.from_arrow(_table(60, offset=5)).write(url, rows_per_file=50)
     root = url.removeprefix("memory:/")
     names = sorted(p[len(root) + 1:] for p in fsspec.filesystem("memory").find(root))
-    assert len(names) == 3 and names[0] == "_datakiln.json"  # the first output's 4 parts are gone
+    assert len(names) == 4 and names[0] == "_datakiln.json"  # the first output's 4 parts are gone
+    assert names[1].startswith("_datakiln.runs/")  # the current run's record
     assert datakiln.read(url).to_arrow().equals(_table(60, offset=5))
 
 
@@ -269,3 +273,51 @@ def test_balance_writes_and_rereads_an_s3_output(s3_bucket, adult_sample):
     assert len({c["counts"] for c in counts}) == 1  # classes equal after under-sampling
     written = pq.read_table(url.removeprefix("s3://"), filesystem=_fs())  # the object itself
     assert written.num_rows == balanced.count() == 2 * min(c["counts"] for c in counts)
+
+
+def test_two_writers_committing_at_once_leave_no_orphans(s3_bucket, monkeypatch):
+    """B reads the manifest before A commits and writes its own after: the last commit wins,
+    A's objects (unlisted now) are deleted, and the next write is not refused for them."""
+    import datakiln.io._output as output_module
+    from datakiln.io.objectstore import RemoteOutput
+
+    url = f"{s3_bucket}/both"
+    datakiln.from_arrow(_table(20)).write(url, rows_per_file=10)
+    writers = {name: RemoteOutput(url, directory=True) for name in ("a", "b")}
+    for offset, writer in enumerate(writers.values()):
+        stream = writer.open(writer.path / "part-00000.parquet")
+        pq.write_table(_table(5, offset=100 * (offset + 1)), stream)
+        stream.close()
+    real_pause = output_module.test_pause
+    order = []
+
+    def pause(stage):  # B has read the previous manifest: A commits now, before B's PUT
+        if stage == "commit" and not order:
+            order.append("a")
+            writers["a"].commit(format="parquet", rows=5)
+        real_pause(stage)
+
+    monkeypatch.setattr(output_module, "test_pause", pause)
+    writers["b"].commit(format="parquet", rows=5)
+    monkeypatch.setattr(output_module, "test_pause", real_pause)
+    assert order == ["a"]
+    assert datakiln.read(url).to_arrow().equals(_table(5, offset=200))  # B's, the last commit
+    names = _objects(url)
+    assert not [n for n in names if writers["a"].token in n]  # A's part and record went
+    datakiln.from_arrow(_table(7)).write(url, rows_per_file=10)  # not refused
+    assert datakiln.read(url).to_arrow().equals(_table(7))
+    manifest = json.loads(_fs().cat_file(f"{url.removeprefix('s3://')}/_datakiln.json"))
+    assert _objects(url) == sorted(["_datakiln.json", f"_datakiln.runs/{manifest['run']}.json",
+                                    *(f["path"] for f in manifest["files"])])
+
+
+def test_a_run_record_deleted_since_the_listing_is_not_a_dead_run(s3_bucket):
+    """A record that vanished between listing and reading belongs to a run that ended and
+    tidied after itself; taking it for a dead writer deleted a committed output's objects."""
+    from datakiln.io.objectstore import RUNS, _runs
+
+    fs = _fs()
+    root = f"{s3_bucket.removeprefix('s3://')}/runs"
+    fs.pipe_file(f"{root}/{RUNS}/dk0123456789ab.json", b"{half a rec")
+    found = _runs(fs, root, [f"{RUNS}/dkfedcba987654.json", f"{RUNS}/dk0123456789ab.json"])
+    assert found == {"dk0123456789ab": {}}  # the unreadable one only (a run that never started)

@@ -76,9 +76,10 @@ def _kill_child_at(url: str, stage: str, tmp_path: Path, rows: int = 1200, offse
 
 
 def _committed(url: str) -> list[str]:
+    """The manifest's objects and the record of the run that committed it (kept, marked)."""
     fs = s3fs.S3FileSystem()
     manifest = json.loads(fs.cat_file(f"{url.removeprefix('s3://')}/_datakiln.json"))
-    return sorted(f["path"] for f in manifest["files"])
+    return sorted([f"{RUNS}/{manifest['run']}.json", *(f["path"] for f in manifest["files"])])
 
 
 @pytest.mark.parametrize("stage", ["write", "commit"])

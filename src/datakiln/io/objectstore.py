@@ -16,7 +16,10 @@ An object store has no rename and no directories, so the local commit of
   (host, pid, heartbeat); the next write to the prefix (or :func:`recover_remote`) deletes the
   objects of runs whose writer is gone (on the same host: its process is dead or its pid
   names another process; from another host: no heartbeat for :data:`STALE_AFTER_S` seconds)
-  and, after a commit, the objects of the output it replaced.
+  and, after a commit, the objects of the output it replaced. A committed run's record stays,
+  marked ``committed``, while its manifest is the current one: when two writers commit at once
+  the last manifest wins, and the record is what lets the loser's unlisted objects be deleted
+  (by the loser itself, or by the next write) instead of blocking the prefix as foreign ones.
   Only objects carrying a recorded run's token, and files the manifest listed, are ever
   deleted: anything else under the prefix makes the write refuse, as a local directory
   holding foreign files does.
@@ -140,13 +143,21 @@ def _manifest(fs: Any, root: str) -> dict[str, Any] | None:
 
 
 def _runs(fs: Any, root: str, objects: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The recorded runs ``{token: record}`` under ``root`` (from the listing ``objects``)."""
+    """The recorded runs ``{token: record}`` under ``root`` (from the listing ``objects``).
+
+    A record deleted since the listing is left out (its run ended and tidied after itself);
+    one that cannot be parsed counts as ``{}`` (a run that never started writing properly)."""
     runs: dict[str, dict[str, Any]] = {}
     for name in objects:
         if name.startswith(RUNS + "/") and name.endswith(".json"):
             token = name[len(RUNS) + 1:-len(".json")]
-            record = _read_json(fs, f"{root}/{name}")
-            runs[token] = record if record is not None else {}
+            try:
+                record = json.loads(fs.cat_file(f"{root}/{name}"))
+            except FileNotFoundError:
+                continue
+            except ValueError:
+                record = None
+            runs[token] = record if isinstance(record, dict) else {}
     return runs
 
 
@@ -181,32 +192,52 @@ def _writer_gone(record: dict[str, Any]) -> bool:
 
 
 def recover_remote(url: str) -> list[str]:
-    """Delete what killed writers of the prefix ``url`` left; returns what was done.
+    """Delete what killed or superseded writers of the prefix ``url`` left; returns what was done.
 
     A run whose writer is gone loses its objects (those carrying its token), or, when its
-    manifest was committed, the objects of the output it replaced. Live runs and objects of
+    manifest was committed, the objects of the output it replaced. A committed run whose
+    manifest was since replaced (two writers committing at once: the last one wins) loses the
+    objects the manifest no longer lists. Live runs, the run the manifest names and objects of
     no recorded run are never touched.
     """
     fs, root = remote_filesystem(url)
-    return _recover(fs, root, _listing(fs, root))
+    return _recover(fs, root)
 
 
-def _recover(fs: Any, root: str, objects: dict[str, int]) -> list[str]:
-    done: list[str] = []
+def _recover(fs: Any, root: str) -> list[str]:
+    # The order matters: the records first, then the manifest and the listing that decide what
+    # goes, so that neither can be older than the verdict on a run (a run judged gone or
+    # committed writes no more objects, and commits no other manifest).
+    runs = _runs(fs, root, _listing(fs, root))
+    verdicts = {token: ("committed" if record.get("committed") is True else "gone")
+                for token, record in runs.items()
+                if record.get("committed") is True or _writer_gone(record)}
+    if not verdicts:
+        return []
     manifest = _manifest(fs, root)
     listed = {f["path"] for f in manifest["files"]} if manifest else set()
-    for token, record in _runs(fs, root, objects).items():
-        if not _writer_gone(record):
-            continue
-        if manifest is not None and manifest.get("run") == token:
+    current = manifest.get("run") if manifest else None
+    objects = _listing(fs, root)
+    done: list[str] = []
+    for token, verdict in verdicts.items():
+        record = runs[token]
+        if token == current:  # its commit stands: only the output it replaced may go
             doomed = [p for p in record.get("replacing") or [] if isinstance(p, str)
                       and p not in listed and p in objects]
-        else:
-            doomed = [p for p in objects if _token(p) == token and p not in listed]
+            _remove(fs, [f"{root}/{p}" for p in doomed])
+            if verdict == "gone":  # killed between its manifest and its record: say committed
+                fs.pipe_file(f"{root}/{RUNS}/{token}.json",
+                             json.dumps({**record, "committed": True, "replacing": []}).encode())
+            if doomed:
+                done.append(f"removed {len(doomed)} object(s) replaced by the write {token}")
+            continue
+        doomed = [p for p in objects if _token(p) == token and p not in listed]
         _remove(fs, [f"{root}/{p}" for p in doomed])
         _remove(fs, [f"{root}/{RUNS}/{token}.json"])
-        done.append(f"removed {len(doomed)} object(s) of the killed write {token}")
-        log.warning("removed %d object(s) a killed write (%s) left under %s", len(doomed), token, root)
+        what = "killed write" if verdict == "gone" else "write superseded by a later commit"
+        done.append(f"removed {len(doomed)} object(s) of the {what} {token}")
+        if doomed or verdict == "gone":
+            log.warning("removed %d object(s) of the %s %s under %s", len(doomed), what, token, root)
     return done
 
 
@@ -424,7 +455,7 @@ class RemoteOutput:
                              is_own=is_own)
             if directory:
                 if objects:
-                    _recover(self.fs, self.root, objects)
+                    _recover(self.fs, self.root)
                 self._record()
         except DatakilnError:
             raise
@@ -529,7 +560,11 @@ class RemoteOutput:
         self._committed = True
         try:  # tidying: what fails here is done by the next write (the run record says what)
             _remove(self.fs, [f"{self.root}/{p}" for p in replacing])
-            _remove(self.fs, [f"{self.root}/{RUNS}/{self.token}.json"])
+            # the record stays, marked committed, while this manifest is the current one: a
+            # writer that read the manifest before this commit and commits after it leaves
+            # this run's objects unlisted, and the record is what lets them be deleted
+            self._record(committed=True, replacing=[])
+            _recover(self.fs, self.root)  # superseded runs, this one included if it lost
         except Exception as exc:  # noqa: BLE001 - tidying only
             log.warning("committed %s, but could not delete the objects it replaced (%s); the next "
                         "write to it will", self.url, type(exc).__name__)
