@@ -321,3 +321,14 @@ def test_a_run_record_deleted_since_the_listing_is_not_a_dead_run(s3_bucket):
     fs.pipe_file(f"{root}/{RUNS}/dk0123456789ab.json", b"{half a rec")
     found = _runs(fs, root, [f"{RUNS}/dkfedcba987654.json", f"{RUNS}/dk0123456789ab.json"])
     assert found == {"dk0123456789ab": {}}  # the unreadable one only (a run that never started)
+
+
+def test_a_missing_bucket_is_named_with_the_fix(s3_bucket, tmp_path):
+    runner = CliRunner()
+    for extra in ([], ["--rows-per-file", "10"]):  # one object, and a prefix
+        source = tmp_path / "t.parquet"
+        pq.write_table(_table(20), source)
+        out = runner.invoke(app, ["convert", str(source), "s3://dk-no-such-bucket-r1/out.parquet"
+                                  if not extra else "s3://dk-no-such-bucket-r1/out", *extra])
+        assert out.exit_code == 2, out.output
+        assert "create 'dk-no-such-bucket-r1' first" in out.output and "Traceback" not in out.output

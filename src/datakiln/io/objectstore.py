@@ -101,6 +101,10 @@ def _failure(url: str, exc: BaseException) -> DatakilnError:
                 "AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the bucket policy")
     elif "Endpoint" in kind or isinstance(exc, ConnectionError):
         hint = " Check AWS_ENDPOINT_URL and that the server is reachable"
+    elif isinstance(exc, FileNotFoundError) or "NoSuchBucket" in str(exc):
+        bucket = url.split("://", 1)[-1].split("/", 1)[0]
+        hint = (f" datakiln creates no bucket: create {bucket!r} first (e.g. `aws s3 mb "
+                f"s3://{bucket}`), or check the URL and AWS_ENDPOINT_URL")
     return WriteError(f"cannot write {url!r}: {kind}: {exc}.{hint}")
 
 
