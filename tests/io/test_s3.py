@@ -332,3 +332,42 @@ def test_a_missing_bucket_is_named_with_the_fix(s3_bucket, tmp_path):
                                   if not extra else "s3://dk-no-such-bucket-r1/out", *extra])
         assert out.exit_code == 2, out.output
         assert "create 'dk-no-such-bucket-r1' first" in out.output and "Traceback" not in out.output
+
+
+def test_an_object_replaced_while_read_is_named_with_the_fix(s3_bucket):
+    """A reader that listed an output before another write replaced it gets one clear error
+    naming the URL and the fix (read again), not a bare 'The specified key does not exist'."""
+    url = f"{s3_bucket}/moving"
+    datakiln.from_arrow(_table(300)).write(url, rows_per_file=100)
+    first = datakiln.read(url)  # listed (and its footers read) now
+    datakiln.from_arrow(_table(300, offset=1)).write(url, rows_per_file=100)  # the parts go
+    with pytest.raises(DatakilnError) as gone:
+        first.to_arrow()
+    text = str(gone.value)
+    assert f"{url}/part-00000-" in text and "read the data again" in text
+    assert datakiln.read(url).to_arrow().equals(_table(300, offset=1))
+
+
+def test_a_glob_inside_an_output_reads_only_what_its_manifest_lists(s3_bucket):
+    """`s3://.../out/*.parquet` must not pick up the parts of a write in progress (or killed),
+    nor those of a first write that never committed."""
+    from datakiln.io.objectstore import RemoteOutput
+
+    url = f"{s3_bucket}/globbed"
+    datakiln.from_arrow(_table(200)).write(url, rows_per_file=100)
+    pending = RemoteOutput(url, directory=True)  # a write that has not committed (or was killed)
+    stream = pending.open(pending.path / "part-00000.parquet")
+    pq.write_table(_table(50, offset=9000), stream)
+    stream.close()
+    assert sum(n.endswith(".parquet") for n in _objects(url)) == 3
+    assert datakiln.read(f"{url}/*.parquet").to_arrow().equals(_table(200))
+    assert datakiln.read(f"{s3_bucket}/glob*/part-*").count() == 200
+
+    fresh = RemoteOutput(f"{s3_bucket}/first", directory=True)  # no manifest yet
+    stream = fresh.open(fresh.path / "part-00000.parquet")
+    pq.write_table(_table(50), stream)
+    stream.close()
+    with pytest.raises(SourceNotFoundError, match="matched no files"):
+        datakiln.read(f"{s3_bucket}/first/*.parquet").to_arrow()
+    pending.discard()
+    fresh.discard()

@@ -79,7 +79,44 @@ def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
         ) from exc
     except ValueError as exc:
         raise UnsupportedFormatError(f"unknown URL protocol {protocol!r} in {url!r}: {exc}") from exc
-    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+    return pafs.PyFileSystem(_StoreHandler(fs)), path
+
+
+def _vanished(fs: Any, path: str) -> FileNotFoundError:
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return FileNotFoundError(
+        f"{protocol}://{path} no longer exists: it was listed (or named by its output's manifest) "
+        "a moment ago, so another write replaced or deleted it while it was being read; read "
+        "the data again")
+
+
+class _Guarded:
+    """An fsspec file whose reads turn 'no such key' into :func:`_vanished`'s message."""
+
+    def __init__(self, handle: Any, fs: Any, path: str) -> None:
+        self._handle, self._fs, self._path = handle, fs, path
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def read(self, *args: Any) -> Any:
+        try:
+            return self._handle.read(*args)
+        except FileNotFoundError as exc:
+            raise _vanished(self._fs, self._path) from exc
+
+
+class _StoreHandler(pafs.FSSpecHandler):
+    """pyarrow's bridge to an fsspec store, saying plainly when an object vanished between
+    the listing (or the manifest) and the read: a concurrent write replaced it."""
+
+    def open_input_file(self, path: str) -> Any:
+        if not self.fs.isfile(path):
+            raise _vanished(self.fs, path)
+        return pa.PythonFile(_Guarded(self.fs.open(path, mode="rb"), self.fs, path), mode="r")
+
+    def open_input_stream(self, path: str) -> Any:
+        return self.open_input_file(path)
 
 
 def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.FileInfo], str | None]:
@@ -89,8 +126,11 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
     if any(ch in path for ch in "*?[") and fs.get_file_info(path).type == pafs.FileType.NotFound:
         if isinstance(fs, pafs.LocalFileSystem):
             matches = sorted(globlib.glob(path, recursive=True))
-        else:
-            matches = sorted(fs.handler.fs.glob(path))  # type: ignore[attr-defined]
+        else:  # inside a datakiln output, only what its manifest lists (objectstore.py)
+            from datakiln.io.objectstore import committed_matches
+
+            store = fs.handler.fs  # type: ignore[attr-defined]
+            matches = committed_matches(store, sorted(store.glob(path)))
         infos = [i for i in fs.get_file_info(matches) if i.type == pafs.FileType.File]
         if not infos:
             raise SourceNotFoundError(f"the pattern {original!r} matched no files")

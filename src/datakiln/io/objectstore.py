@@ -56,7 +56,7 @@ from datakiln.errors import (
 )
 
 __all__ = ["RUNS", "STALE_AFTER_S", "RemoteOutput", "check_remote_output", "committed_infos",
-           "is_remote", "recover_remote", "remote_filesystem"]
+           "committed_matches", "is_remote", "recover_remote", "remote_filesystem"]
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +361,36 @@ def committed_infos(fs: Any, root: str, infos: list[Any], formats: dict[str, tup
                 "write the output again")
         chosen.append(relative[name])
     return sorted(chosen, key=lambda i: i.path)
+
+
+def committed_matches(fs: Any, paths: Sequence[str]) -> list[str]:
+    """The objects of a glob's ``paths`` a reader may read: an object inside a datakiln output
+    (the nearest prefix above it holding a manifest) only if that manifest lists it, and,
+    without a manifest, none of a recorded run (a killed write). Other objects pass."""
+    manifests: dict[str, dict[str, Any] | None] = {}
+    recorded: dict[tuple[str, str], bool] = {}
+
+    def ancestors(path: str) -> Iterable[str]:
+        while "/" in path:
+            path = path.rsplit("/", 1)[0]
+            yield path
+
+    def readable(path: str) -> bool:
+        token = _token(path)
+        for root in ancestors(path):
+            if root not in manifests:
+                manifests[root] = _manifest(fs, root)
+            manifest = manifests[root]
+            if manifest is not None:
+                return path[len(root) + 1:] in {f["path"] for f in manifest["files"]}
+            if token is not None:
+                if (root, token) not in recorded:
+                    recorded[root, token] = fs.exists(f"{root}/{RUNS}/{token}.json")
+                if recorded[root, token]:
+                    return False
+        return True
+
+    return [path for path in paths if readable(path)]
 
 
 # -- writing ---------------------------------------------------------------------------------
