@@ -150,3 +150,28 @@ def test_which_writers_count_as_gone():
     assert not _writer_gone(elsewhere)  # another machine, recent heartbeat
     assert _writer_gone({**elsewhere, "heartbeat": now - STALE_AFTER_S - 60})
     assert _writer_gone({})  # a record that never got written whole
+
+
+def test_a_writer_gone_after_its_manifest_keeps_its_output(s3_bucket):
+    """Killed between its manifest's PUT and the tidying: its output stands, the objects it
+    replaced go, and its record is marked committed (kept while its manifest is current)."""
+    url = f"{s3_bucket}/late"
+    root = url.removeprefix("s3://")
+    fs = s3fs.S3FileSystem()
+    datakiln.from_arrow(_table(30, offset=0)).write(url, rows_per_file=10)
+    old = [n for n in _objects(url) if n.startswith("part-")]
+    new = _table(20, offset=500)
+    datakiln.from_arrow(new).write(url, rows_per_file=10)
+    manifest = json.loads(fs.cat_file(f"{root}/_datakiln.json"))
+    for name in old:  # as if the tidying never ran: the replaced parts are still there
+        fs.pipe_file(f"{root}/{name}", b"replaced")
+    record = {"run": manifest["run"], "host": "a-host-long-gone", "pid": 1, "heartbeat": 0.0,
+              "replacing": old}
+    fs.pipe_file(f"{root}/{RUNS}/{manifest['run']}.json", json.dumps(record).encode())
+    done = recover_remote(url)
+    assert done == [f"removed 3 object(s) replaced by the write {manifest['run']}"]
+    assert _objects(url) == sorted(["_datakiln.json", *_committed(url)])
+    assert datakiln.read(url).to_arrow().equals(new)
+    kept = json.loads(fs.cat_file(f"{root}/{RUNS}/{manifest['run']}.json"))
+    assert kept["committed"] is True
+    assert recover_remote(url) == []  # nothing left to do, and said once
