@@ -149,6 +149,10 @@ def test_split_writes_its_files_to_one_committed_prefix(s3_bucket, adult_sample)
     test = datakiln.read(result.paths["test"]).to_arrow()
     assert train.num_rows + test.num_rows == adult_sample.num_rows
     assert datakiln.read(f"{s3_bucket}/splits").count() == adult_sample.num_rows  # no split.json rows
+    # the plain names a local split has: the manifest says which object each one is
+    assert datakiln.read(f"{s3_bucket}/splits/train.parquet").to_arrow().equals(train)
+    with pytest.raises(SourceNotFoundError, match="no such object"):
+        datakiln.read(f"{s3_bucket}/splits/other.parquet").to_arrow()
 
 
 def test_image_folder_and_tar_shards_round_trip(s3_bucket, tmp_path):

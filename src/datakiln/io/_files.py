@@ -136,6 +136,12 @@ def _expand(fs: pafs.FileSystem, path: str, original: str) -> tuple[list[pafs.Fi
             raise SourceNotFoundError(f"the pattern {original!r} matched no files")
         return infos, None
     info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound and not isinstance(fs, pafs.LocalFileSystem):
+        from datakiln.io.objectstore import listed_as  # out/train.parquet of a split on a store
+
+        named = listed_as(fs.handler.fs, path.rstrip("/"))  # type: ignore[attr-defined]
+        if named is not None:
+            info = fs.get_file_info(named)
     if info.type == pafs.FileType.NotFound:
         if not isinstance(fs, pafs.LocalFileSystem):
             raise SourceNotFoundError(f"no such object, prefix or bucket: {original!r}; check the URL "

@@ -56,7 +56,7 @@ from datakiln.errors import (
 )
 
 __all__ = ["RUNS", "STALE_AFTER_S", "RemoteOutput", "check_remote_output", "committed_infos",
-           "committed_matches", "is_remote", "recover_remote", "remote_filesystem"]
+           "committed_matches", "is_remote", "listed_as", "recover_remote", "remote_filesystem"]
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +361,20 @@ def committed_infos(fs: Any, root: str, infos: list[Any], formats: dict[str, tup
                 "write the output again")
         chosen.append(relative[name])
     return sorted(chosen, key=lambda i: i.path)
+
+
+def listed_as(fs: Any, path: str) -> str | None:
+    """The object a datakiln output lists under the plain name ``path`` (``out/train.parquet``
+    for ``out/train-dk0123456789ab.parquet``: objects carry their run's token), or None."""
+    root, _, name = path.rpartition("/")
+    manifest = _manifest(fs, root) if root else None
+    if manifest is None or manifest.get("run") is None:
+        return None
+    token = manifest["run"]
+    for entry in manifest["files"]:
+        if entry["path"].replace(f"-{token}", "", 1) == name:
+            return f"{root}/{entry['path']}"
+    return None
 
 
 def committed_matches(fs: Any, paths: Sequence[str]) -> list[str]:
