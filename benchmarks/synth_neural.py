@@ -132,7 +132,7 @@ def child(name: str, data: str, out: Path, options: dict[str, Any], threads: int
         started = time.perf_counter()
         model.fit(train)
         fit_s = train_s = time.perf_counter() - started
-        epochs = _epochs(model)
+        epochs = _epochs(model) if cls in TORCH_MODELS else None  # PCA, copula: no epochs
         started = time.perf_counter()
         rows = model.sample(train.num_rows, seed=1)
         sample_s = time.perf_counter() - started
@@ -218,12 +218,13 @@ def table(data: str, results: dict[str, Any]) -> str:
         if not r or "shapes" not in r:
             continue
         real = r
-        per_epoch = r.get("train_s", r["fit_s"]) / r["epochs"] if r.get("epochs") else None
+        epochs = r.get("epochs") if "PCA" not in r["label"] else None  # stored by an earlier run
+        per_epoch = r.get("train_s", r["fit_s"]) / epochs if epochs else None
         held = r.get("holdout_exact_copy_rate") or 0.0
         copies = f"{r['exact_copy_rate']:.4f}" + ("!" if r["exact_copy_rate"] > held else " ")
         dcr = f"{r['dcr_share']:.3f}" + ("!" if r["dcr_share"] > 0.5 + _dcr_noise(r) else " ")
         lines.append(
-            f"| {r['label']:26} | {r['fit_s']:7.1f} | {_f(r.get('epochs'), 6, '.0f')} | "
+            f"| {r['label']:26} | {r['fit_s']:7.1f} | {_f(epochs, 6, '.0f')} | "
             f"{_f(per_epoch, 7, '.2f')} | {r['shapes']:6.3f} | {r['trends']:6.3f} | {r['trends_all']:9.3f} | "
             f"{r['detection_auc']:7.3f} | {r['detection_score']:9.3f} | {r['tstr_roc_auc']:8.3f} | "
             f"{r['tstr_f1']:7.3f} | {copies:>7} | {dcr:>9} | {_f(r.get('membership_auc'), 7, '.3f')} |")
