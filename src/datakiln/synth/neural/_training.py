@@ -99,6 +99,24 @@ class Layout:
         self.order = t.as_tensor(np.argsort(positions), device=device)
         self.spans = soft
         self.starts = np.array([s.start for s in soft], dtype=np.int64)
+        # spans of similar width share one padded block: less padding than one block for all
+        ranked = sorted(range(len(soft)), key=lambda j: soft[j].width)
+        groups: list[list[int]] = []
+        for j in ranked:
+            if groups and soft[j].width <= 2 * soft[groups[-1][0]].width:
+                groups[-1].append(j)
+            else:
+                groups.append([j])
+        self.groups = []
+        bucket_positions = [np.asarray(tanh, dtype=np.int64)]
+        for members in groups:
+            w = max(soft[j].width for j in members)
+            g_index, g_valid = index[members, :w], valid[members, :w]
+            self.groups.append((t.as_tensor(members, dtype=t.long, device=device),
+                                t.as_tensor(g_index, device=device), t.as_tensor(~g_valid, device=device),
+                                t.as_tensor(np.flatnonzero(g_valid.ravel()), device=device)))
+            bucket_positions.append(g_index[g_valid])
+        self.bucket_order = t.as_tensor(np.argsort(np.concatenate(bucket_positions)), device=device)
 
     def logits(self, raw: Any, which: Any = None) -> Any:
         """Rows × softmax spans × widest span of ``raw``'s span logits (padding very negative)."""
@@ -115,23 +133,30 @@ class Layout:
             noise = (t.randn_like(values) if generator is None
                      else t.randn(values.shape, generator=generator).to(values.device))
             values = values + noise * sigma[self.tanh]
-        logits = self.logits(raw)
-        if tau is not None:
-            uniform = (t.rand_like(logits) if generator is None
-                       else t.rand(logits.shape, generator=generator).to(logits.device))
-            exponential = (-t.log(uniform.clamp_min(1e-10))).clamp_min(1e-10)
-            gumbel = -t.log(exponential)
-            probs = t.softmax((logits + gumbel) / tau, dim=-1)
-        else:
-            probs = t.softmax(logits, dim=-1)
-        flat = probs.reshape(len(raw), -1)[:, self.valid_flat]
-        return t.cat([values, flat], dim=1)[:, self.order]
+        pieces = [values]
+        for _, index, pad, valid_flat in self.groups:
+            picked = raw.index_select(1, index.reshape(-1)).view(len(raw), *index.shape)
+            logits = picked.masked_fill(pad, -1e9)
+            if tau is not None:
+                uniform = (t.rand_like(logits) if generator is None
+                           else t.rand(logits.shape, generator=generator).to(logits.device))
+                exponential = (-t.log(uniform.clamp_min(1e-10))).clamp_min(1e-10)
+                probs = t.softmax((logits - t.log(exponential)) / tau, dim=-1)
+            else:
+                probs = t.softmax(logits, dim=-1)
+            pieces.append(probs.reshape(len(raw), -1)[:, valid_flat])
+        return t.cat(pieces, dim=1)[:, self.bucket_order]
 
     def cross_entropy(self, raw: Any, codes: Any) -> Any:
         """Rows' summed cross-entropy of every softmax span against its hot ``codes`` (rows × spans)."""
         t = torch()
-        log_p = t.log_softmax(self.logits(raw), dim=-1)
-        return -log_p.gather(2, codes.unsqueeze(2)).squeeze(2).sum(dim=1)
+        total = t.zeros(len(raw), dtype=raw.dtype, device=raw.device)
+        for members, index, pad, _ in self.groups:
+            picked = raw.index_select(1, index.reshape(-1)).view(len(raw), *index.shape)
+            logits = picked.masked_fill(pad, -1e9)
+            log_p = t.log_softmax(logits, dim=-1)
+            total = total - log_p.gather(2, codes[:, members].unsqueeze(2)).squeeze(2).sum(dim=1)
+        return total
 
 
 def fingerprint(model: Any, matrix: np.ndarray) -> str:
