@@ -2,7 +2,9 @@
 
 Contestants: datakiln's GaussianCopula, TVAE, CTGAN, PCASynthesizer and the flow-matching
 model (FlowMatching), and SDV 2.0's CTGANSynthesizer and TVAESynthesizer (``bench`` extra,
-comparison only) at their default epochs (300). Each contestant fits in a fresh Python
+comparison only) at their default epochs (300; ``--options '{"epochs": N}'`` sets another
+count for a run, stored with its results: the committed results ran TVAE/CTGAN and SDV's at
+10 epochs, all this shared 2-core machine allowed). Each contestant fits in a fresh Python
 process on the training rows, then samples as many rows as the training table has
 (Adult: 32,561); ``datakiln.evaluate`` (seed 0) scores the rows against the training table
 with the real holdout (Adult: the test split; bank-marketing: a stratified 20%):
