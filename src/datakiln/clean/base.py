@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakiln.clean.report import StepReport
-from datakiln.dataset._sketches import RowSample, hash_values, mix64
+from datakiln.dataset._sketches import RowSample, hash_values, mix64, row_key
 from datakiln.dataset.dataset import Dataset
 
 __all__ = ["Step", "count_true", "fill_scalar", "numeric_columns", "numeric_matrix", "row_hashes",
@@ -73,10 +73,12 @@ def row_hashes(table: pa.Table, columns: list[str]) -> np.ndarray:
 
 def sample_table(dataset: Dataset, columns: list[str], rows: int, seed: int,
                  memory_budget: int | None) -> pa.Table:
-    """A uniform sample of at most ``rows`` rows of ``columns`` (one streaming pass)."""
-    sample, rng = RowSample(rows), np.random.default_rng(seed)
+    """A uniform sample of at most ``rows`` rows of ``columns`` (one streaming pass), keyed by row
+    index so it is the same however the data is partitioned (batches, blocks, Ray tasks)."""
+    sample, first_row = RowSample(rows, key=row_key(seed, 0x636C65616E)), 0
     for table in dataset.select(columns)._tables(memory_budget=memory_budget):
-        sample.add(table, rng)
+        sample.add(table, first_row=first_row)
+        first_row += table.num_rows
     return sample.table if sample.table is not None else dataset.select(columns).arrow_schema.empty_table()
 
 

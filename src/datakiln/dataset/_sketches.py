@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["DistinctSketch", "FrequentItems", "Moments", "RowSample", "hash_values", "mix64"]
+__all__ = ["DistinctSketch", "FrequentItems", "Moments", "RowRandom", "RowSample", "hash_values", "mix64",
+           "row_key", "row_uniform"]
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -36,6 +37,46 @@ def mix64(x: np.ndarray) -> np.ndarray:
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x ^= x >> np.uint64(31)
     return x
+
+
+def row_key(*parts: int) -> np.uint64:
+    """One 64-bit key from integers (a seed, a purpose, a component index...), well mixed."""
+    key = np.uint64(0x243F6A8885A308D3)
+    with np.errstate(over="ignore"):
+        for part in parts:
+            key = mix64(np.array([key ^ np.uint64(int(part) % 2**64)], dtype=np.uint64))[0]
+    return key
+
+
+def row_uniform(key: np.uint64, row_ids: np.ndarray) -> np.ndarray:
+    """A uniform draw in [0, 1) for each row, a pure function of ``key`` and the row's index in
+    the dataset: the same rows get the same draws however the data is cut into batches,
+    blocks or Ray tasks (an arrival-order generator cannot promise that)."""
+    with np.errstate(over="ignore"):
+        bits = mix64(row_ids.astype(np.uint64, copy=False) ^ key)
+    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
+class RowRandom:
+    """Per-row uniforms keyed by (key, row index), drawn column after column.
+
+    Stands in for a ``numpy.random.Generator`` where code asks ``random(n)`` once per column
+    for ``n`` rows: the ``j``-th call returns :func:`row_uniform` under the key (key, j), so a
+    row's draws do not depend on which batch it arrived in.
+    """
+
+    def __init__(self, key: np.uint64, row_ids: np.ndarray) -> None:
+        self.key, self.row_ids, self._calls = key, np.asarray(row_ids, dtype=np.uint64), 0
+
+    def random(self, n: int | None = None) -> np.ndarray:
+        if n is not None and n != len(self.row_ids):
+            raise ValueError(f"RowRandom holds {len(self.row_ids)} rows, asked for {n}")
+        self._calls += 1
+        return row_uniform(row_key(int(self.key), self._calls), self.row_ids)
+
+    def take(self, members: np.ndarray | None) -> RowRandom:
+        """The same keys for the rows ``members`` (a boolean mask or indices) only."""
+        return self if members is None else RowRandom(self.key, self.row_ids[members])
 
 
 def _hash_strings(values: pa.Array) -> np.ndarray:
@@ -260,11 +301,18 @@ class FrequentItems:
 
 @dataclass
 class RowSample:
-    """Uniform sample of at most ``k`` rows: the rows with the smallest random priorities."""
+    """Uniform sample of at most ``k`` rows: the rows with the smallest random priorities.
+
+    With ``key`` set, :meth:`add` is given each table's first row index and a row's priority
+    is :func:`row_uniform` of (key, row index): the sample is then the same however the data
+    is partitioned (one table, many batches, Ray blocks). Without it priorities come from a
+    generator in arrival order.
+    """
 
     k: int
     table: pa.Table | None = None
     priorities: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    key: np.uint64 | None = None
 
     @property
     def threshold(self) -> float:
@@ -273,16 +321,24 @@ class RowSample:
             return 1.0
         return float(self.priorities.max())
 
-    def add(self, table: pa.Table, rng: np.random.Generator) -> None:
+    def add(self, table: pa.Table, rng: np.random.Generator | None = None, *,
+            first_row: int | None = None) -> None:
         """Offer every row of ``table``; only rows that can enter are drawn and copied.
 
-        With threshold ``t`` the number of rows below it is Binomial(n, t) and their
+        Keyed (``key`` set): ``first_row`` is the index of the table's first row in the dataset.
+        Otherwise, with threshold ``t`` the number of rows below it is Binomial(n, t) and their
         priorities are uniform on [0, t): drawing exactly that costs O(rows kept), not O(n).
         """
         n, limit = table.num_rows, self.threshold
         if n == 0:
             return
-        if limit >= 1.0:
+        if self.key is not None:
+            if first_row is None:
+                raise ValueError("a keyed RowSample needs each table's first_row")
+            priorities = row_uniform(self.key, np.arange(first_row, first_row + n, dtype=np.uint64))
+            chosen = np.arange(n) if limit >= 1.0 else np.flatnonzero(priorities < limit)
+            priorities = priorities[chosen]
+        elif limit >= 1.0:
             priorities = rng.random(n)
             chosen = np.arange(n)
         else:
@@ -292,7 +348,7 @@ class RowSample:
         if len(chosen) > self.k:
             best = np.sort(np.argpartition(priorities, self.k)[: self.k])
             chosen, priorities = chosen[best], priorities[best]
-        self.merge(RowSample(self.k, table.take(pa.array(chosen)), priorities))
+        self.merge(RowSample(self.k, table.take(pa.array(chosen)), priorities, self.key))
 
     @classmethod
     def of(cls, table: pa.Table, k: int, rng: np.random.Generator) -> RowSample:

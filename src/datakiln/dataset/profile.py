@@ -32,6 +32,7 @@ from datakiln.dataset._sketches import (
     RowSample,
     hash_values,
     mix64,
+    row_key,
 )
 from datakiln.errors import InvalidArgumentError
 from datakiln.io._secrets import redact_text
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from datakiln.dataset.dataset import Dataset
 
 __all__ = ["QUANTILES", "ColumnProfile", "Profile", "profile"]
+
+_SAMPLE_PURPOSE = 0x70726F66  # "prof": the quantile sample's key is (seed, this)
 
 #: quantile levels reported for numeric, integer and datetime columns
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -348,17 +351,16 @@ def profile(dataset: Dataset, *, memory_budget: int | str | None = "1GB", top_k:
     plan = _plan(dataset)
     capacity = max(1024, 20 * top_k)
     budget = parse_bytes(memory_budget)
-    rng = np.random.default_rng(seed)
     totals = {name: _ColumnState() for name in plan}
     floors = {name: state.distinct for name, state in totals.items()}
-    sample = RowSample(sample_rows)
+    sample = RowSample(sample_rows, key=row_key(seed, _SAMPLE_PURPOSE))  # keyed by row: any partitioning
     rows = 0
     for count, states, numeric in dataset._tables(
             lambda t: _summarise(t, plan, capacity, floors), memory_budget=budget):
-        rows += count
         for name, state in states.items():
             totals[name].merge(state)
-        sample.add(numeric, rng)
+        sample.add(numeric, first_row=rows)
+        rows += count
         if on_progress is not None:
             on_progress(count)
     columns = [_finish(name, plan[name][0], totals[name], rows, sample, schema[name], top_k,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakiln.dataset._sketches import RowRandom
 from datakiln.synth._component import Component, ndtri, nearest_correlation
 
 __all__ = ["Stats", "quantiles"]
@@ -26,8 +27,10 @@ class Stats:
         self.special: dict[str, np.ndarray] = {}  # name → counts of NaN, +inf, -inf
 
     def add(self, codes: dict[str, np.ndarray], numbers: dict[str, np.ndarray],
-            special: dict[str, np.ndarray], members: np.ndarray | None, rng: np.random.Generator) -> Stats:
-        """Add the rows ``members`` (all when None); returns ``self``."""
+            special: dict[str, np.ndarray], members: np.ndarray | None, rng: RowRandom | np.random.Generator
+            ) -> Stats:
+        """Add the rows ``members`` (all when None); returns ``self``. ``rng`` draws each row's
+        jitter (a :class:`RowRandom` over exactly these rows keeps it independent of batching)."""
         if members is None:
             part_codes, part_numbers, part_special = codes, numbers, special
             count = len(next(iter({**codes, **numbers}.values()))) if (codes or numbers) else 0

@@ -38,7 +38,7 @@ such a model mostly replays its training rows.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
 from datakiln.dataset._executor import ordered_map
-from datakiln.dataset._sketches import RowSample
+from datakiln.dataset._sketches import RowRandom, RowSample, row_key
 from datakiln.dataset.dataset import as_dataset
 from datakiln.errors import ConstraintError, InvalidArgumentError, ModelFormatError
 from datakiln.schema import refuse_nested
@@ -261,13 +261,14 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         self.pii_ = {name: kinds[name].pii for name, role in self.roles_.items() if role == "pii"}
         self._validate(dataset)
         rng = np.random.default_rng(self.seed)
-        sample = RowSample(self.sample_rows)
+        sample = RowSample(self.sample_rows, key=row_key(self.seed, 0))  # by row index: any partitioning
         counts: dict[str, dict[Any, int]] = {n: {} for n, r in self.roles_.items() if r == "categorical"}
         avoid: dict[str, set[str]] = {n: set() for n, r in self.roles_.items() if r == "text"}
         rows, last_id = 0, {}
         ngram = new_models(self)
         for table, part in dataset._tables(self._first_pass_batch, memory_budget=budget):
             self._check_training(part["violations"], rows, table.num_rows)
+            sample.add(table, first_row=rows)
             rows += table.num_rows
             for name, (values, found) in part["counts"].items():
                 seen = counts[name]
@@ -279,7 +280,6 @@ class GaussianCopula(CopulaSampling, Synthesizer):
                 last_id[name] = max(last_id.get(name, top), top)
             for name, (texts, classes) in part["texts"].items():
                 ngram[name].update(texts, classes)
-            sample.add(table, rng)
             self._progress(table.num_rows)
         if rows == 0 or sample.table is None:
             raise InvalidArgumentError("fit needs at least one row")
@@ -433,23 +433,30 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         whole_stats = Stats(whole)
         stats = [Stats(c) for c in components]
 
-        def work(index: int, table: pa.Table) -> tuple[int, dict[int, Stats]]:
-            rng = np.random.default_rng([self.seed, 1, index])
+        def work(first_row: int, table: pa.Table) -> tuple[int, dict[int, Stats]]:
+            # a row's jitter is keyed by (seed, component, column, row index), never by its batch
+            ids = np.arange(first_row, first_row + table.num_rows, dtype=np.uint64)
             codes, numbers, special = self._columns(self._derive(table))
             parts: dict[int, Stats] = {}
             if need_whole:
-                parts[-1] = Stats(whole).add(codes, numbers, special, None, rng)
+                jitter = RowRandom(row_key(self.seed, 1, 2**32), ids)
+                parts[-1] = Stats(whole).add(codes, numbers, special, None, jitter)
             keys = self._keys(codes, table.num_rows)
             present = np.unique(keys)
             for key in present:
                 members = None if len(present) == 1 else keys == key
-                parts[int(key)] = Stats(components[key]).add(codes, numbers, special, members, rng)
+                jitter = RowRandom(row_key(self.seed, 1, int(key)), ids).take(members)
+                parts[int(key)] = Stats(components[key]).add(codes, numbers, special, members, jitter)
             return table.num_rows, parts
 
-        batches = dataset.select(self.modelled_)._tables(memory_budget=budget)
-        tasks = ((lambda i=i, t=t: work(i, t)) for i, t in enumerate(batches))
+        def tasks() -> Iterator[Callable[[], tuple[int, dict[int, Stats]]]]:
+            first_row = 0
+            for table in dataset.select(self.modelled_)._tables(memory_budget=budget):
+                yield lambda first=first_row, t=table: work(first, t)
+                first_row += table.num_rows
+
         with threadpool_limits(1):
-            for rows, parts in ordered_map(tasks, threads=self.threads):
+            for rows, parts in ordered_map(tasks(), threads=self.threads):
                 for key, part in parts.items():
                     (whole_stats if key < 0 else stats[key]).merge(part)
                 self._progress(rows)
