@@ -124,13 +124,17 @@ def test_evaluate_writes_html_and_json(adult_sample, tmp_path):
     pq.write_table(GaussianCopula().fit(adult_sample).sample(600, seed=1), tmp_path / "synth.parquet")
     result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real.parquet"), "--synthetic",
                                  str(tmp_path / "synth.parquet"), "--target", "income", "--sample-rows",
-                                 "500", "--html", str(tmp_path / "r.html"),
+                                 "500", "--html", str(tmp_path / "r.html"), "--sensitive", "sex",
                                  "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     assert "column-pair trends" in result.stdout and "detection AUC" in result.stdout
+    assert "detection score" in result.stdout and "parity difference" in result.stdout
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["info"]["real_rows"] == 600 and data["utility"]["holdout"] == "20% of the real sample"
-    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    parity = data["utility"]["synthetic"]["fairness"]["demographic_parity_difference"]
+    assert 0 <= parity <= 1
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "Parity difference" in page and "score 2(1−AUC)" in page
     bad = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real.parquet"), "--synthetic",
                               str(tmp_path / "real.parquet"), "--target", "nope"])
     assert bad.exit_code == 2 and "target 'nope'" in bad.output

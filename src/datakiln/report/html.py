@@ -122,6 +122,8 @@ def _cards(report: dict[str, Any]) -> str:
         cards.append(_card("Detection AUC", _fmt(fidelity["detection_auc"]),
                            _grade(fidelity["detection_auc"], 0.6, 0.75, higher_is_better=False),
                            "0.5 = indistinguishable"
+                           + (f" · score 2(1−AUC) {_fmt(fidelity['detection_score'])}"
+                              if fidelity.get("detection_score") is not None else "")
                            + (f" · measured {_fmt(fidelity['detection_auc_measured'])}: "
                               + (fidelity.get("detection_note") or "below chance")
                               if fidelity.get("detection_note") else "")))
@@ -131,6 +133,14 @@ def _cards(report: dict[str, Any]) -> str:
         ratio = utility.get("synthetic_to_real_ratio")
         cards.append(_card(f"Utility ({metric})", f"{_fmt(synth)} <span class='muted'>/ {_fmt(real)}</span>",
                            _grade(ratio, 0.95, 0.85), "trained on synthetic / on real"))
+        fair = {m: (utility.get(m) or {}).get("fairness") or {} for m in ("synthetic", "real")}
+        for key, label in (("demographic_parity_difference", "Parity difference"),
+                           ("equalized_odds_difference", "Equalized-odds difference")):
+            if fair["synthetic"].get(key) is not None:
+                cards.append(_card(label, f"{_fmt(fair['synthetic'][key])} <span class='muted'>/ "
+                                          f"{_fmt(fair['real'].get(key))}</span>",
+                                   _grade(fair["synthetic"][key], 0.1, 0.2, higher_is_better=False),
+                                   "across the sensitive column; trained on synthetic / on real"))
     if privacy:
         flagged = privacy.get("flagged")
         cards.append(_card("Privacy", "flagged" if flagged else "no flag", "poor" if flagged else "good",

@@ -30,7 +30,9 @@ def summary_table(report: Any, title: str) -> Table:
     rows = [("fidelity score", fidelity["score"], "mean of shapes and pair trends; 1 is perfect"),
             ("column shapes", fidelity["column_shapes"], "KS / TV complement (SDMetrics)"),
             ("column-pair trends", fidelity["column_pair_trends"], "correlation / contingency (SDMetrics)"),
-            ("detection AUC", fidelity.get("detection_auc"), "0.5: real and synthetic look alike")]
+            ("detection AUC", fidelity.get("detection_auc"), "0.5: real and synthetic look alike"),
+            ("detection score", fidelity.get("detection_score"),
+             "2(1 - AUC), SDMetrics' convention; 1 is best")]
     if utility:
         metric = utility["headline_metric"]
         ratio, note = utility["synthetic_to_real_ratio"], utility.get("note")
@@ -38,6 +40,15 @@ def summary_table(report: Any, title: str) -> Table:
                   f"tested on {utility['holdout']}" + (f"; {note}" if note else "")),
                  (f"{metric}, trained on synthetic", (utility["synthetic"] or {}).get(metric),
                   f"ratio {ratio:.3f} of real" if ratio is not None else "no ratio: no real score")]
+    for model in ("real", "synthetic") if utility else ():
+        fairness = (utility.get(model) or {}).get("fairness")
+        if fairness:
+            rows += [(f"parity difference, trained on {model}",
+                      fairness.get("demographic_parity_difference"),
+                      "largest gap in selection rate between groups; 0 is parity"),
+                     (f"equalized-odds difference, trained on {model}",
+                      fairness.get("equalized_odds_difference"),
+                      "largest gap in true/false positive rate between groups")]
     if privacy:
         rows += [("exact copies", privacy["exact_copy_rate"], "synthetic rows equal to a training row"),
                  ("closer than holdout median", privacy.get("dcr_share_closer_than_holdout"),
@@ -74,6 +85,10 @@ def evaluate_command(
     synthetic: str = typer.Option(..., "--synthetic", help="The synthetic or augmented data to judge."),
     holdout: str | None = typer.Option(None, "--holdout", help="Real rows the generator never saw."),
     target: str | None = typer.Option(None, "--target", help="Column to predict for the ML utility section."),
+    sensitive: str | None = typer.Option(
+        None, "--sensitive", help="A protected column (e.g. sex): report the utility models' "
+        "demographic-parity and equalized-odds differences across its values (needs a classification "
+        "--target)."),
     html: str | None = typer.Option(None, "--html", help="Write the HTML report here."),
     json_path: str | None = typer.Option(None, "--json", help="Write every score as JSON here."),
     overwrite: bool = overwrite_option("a --json/--html file", "its own earlier report"),
@@ -104,7 +119,8 @@ def evaluate_command(
         with progress_bar("evaluating", total) as advance:
             report = datakiln.evaluate(tables["real"], tables["synthetic"], holdout=tables["holdout"],
                                        target=target, sample_rows=sample_rows, seed=seed,
-                                       memory_budget=memory_budget, on_progress=advance)
+                                       memory_budget=memory_budget, on_progress=advance,
+                                       **({"sensitive": sensitive} if sensitive else {}))
         if json_path:
             report.to_json(json_path, overwrite=overwrite, inputs=read)
         if html:
