@@ -44,19 +44,11 @@ def write_image_folder(
     """Write the encoded images of ``tables`` under ``path`` (one folder per ``label`` value;
     flat without a label). Returns ``{"path", "rows", "classes"}``; read it back with
     ``datakiln.read_images(path)``."""
-    from datakiln.io._output import TempOutput, check_inputs, check_target, commit, recover, write_manifest
+    from datakiln.io._output import commit, write_manifest
+    from datakiln.io.write import _prepare  # checks the target, tidies killed writes, opens the temp output
 
     target = Path(path).expanduser().absolute()
-    check_inputs(target, inputs)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        recover(target)
-        check_target(target, directory=True, overwrite=overwrite)
-        temp = TempOutput(target, directory=True)
-    except OSError as exc:
-        if isinstance(exc, WriteError):
-            raise
-        raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
+    temp = _prepare(target, directory=True, overwrite=overwrite, inputs=inputs)
     written: list[Path] = []
     classes: set[str] = set()
     try:

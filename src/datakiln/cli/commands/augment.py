@@ -204,20 +204,12 @@ def write_copies(dataset: Any, transform: Any, out: str, *, ops: str, copies: in
                  overwrite: bool, inputs: list[str]) -> tuple[int, int]:
     """Write ``copies`` augmented PNG copies of every image as an ImageFolder tree at ``out``
     (atomically, with datakiln's manifest); returns (files written, class folders)."""
-    from datakiln.io._output import TempOutput, check_inputs, check_target, commit, recover, write_manifest
+    from datakiln.io._output import commit, write_manifest
     from datakiln.io.image_codec import encode_png
+    from datakiln.io.write import _prepare  # checks the target, tidies killed writes, opens the temp output
 
     target = Path(out).expanduser().absolute()
-    check_inputs(target, inputs)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        recover(target)
-        check_target(target, directory=True, overwrite=overwrite)
-        temp = TempOutput(target, directory=True)
-    except OSError as exc:
-        if isinstance(exc, WriteError):
-            raise
-        raise WriteError(f"cannot write {str(target)!r}: {exc}") from exc
+    temp = _prepare(target, directory=True, overwrite=overwrite, inputs=inputs)
     names, written = _Tree(copies), []
     try:
         with progress_bar("augmenting", dataset.count() * copies) as advance:
