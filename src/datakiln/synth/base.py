@@ -57,7 +57,7 @@ def _check_condition(name: str, value: Any, dtype: pa.DataType) -> None:
         raise InvalidArgumentError(f"the condition {name}={value!r} is an empty range (low end above "
                                    f"high end); write ({ends[1]!r}, {ends[0]!r})")
 
-__all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "load", "register"]
+__all__ = ["MIN_TRAINING_ROWS", "SmallTrainingWarning", "Synthesizer", "column_role", "load", "register"]
 
 _MODELS: dict[str, type[Synthesizer]] = {}
 LAZY_MODELS: dict[str, str] = {"TVAE": "datakiln.synth.neural.tvae", "CTGAN": "datakiln.synth.neural.ctgan",
@@ -75,6 +75,18 @@ start to generalise rather than memorise."""
 
 class SmallTrainingWarning(UserWarning):
     """A synthesizer was fitted on fewer than :data:`MIN_TRAINING_ROWS` rows: expect copies."""
+
+
+def column_role(kind: str, dtype: pa.DataType) -> str:
+    """How a tabular model treats a column of schema ``kind`` and Arrow ``dtype``: numeric,
+    categorical, text, identifier or pii (the copula and the neural models share this)."""
+    if kind in ("identifier", "pii"):
+        return kind
+    if kind == "text" and (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)):
+        return "text"
+    numeric = (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
+               or pa.types.is_temporal(dtype))
+    return "numeric" if numeric and kind != "categorical" else "categorical"
 
 
 def register(cls: type[Synthesizer]) -> type[Synthesizer]:

@@ -65,7 +65,7 @@ from datakiln.synth._sampling import CHUNK_ROWS, CopulaSampling
 from datakiln.synth._stats import Stats, quantiles
 from datakiln.synth._validate import settings_problem
 from datakiln.synth._vocab import Categories, build_vocabulary, check_vocabulary_state
-from datakiln.synth.base import MIN_TRAINING_ROWS, SmallTrainingWarning, Synthesizer, register
+from datakiln.synth.base import MIN_TRAINING_ROWS, SmallTrainingWarning, Synthesizer, column_role, register
 from datakiln.synth.constraints import (
     Inequality,
     columns_of,
@@ -80,17 +80,6 @@ __all__ = ["CHUNK_ROWS", "GaussianCopula"]
 
 def _is_text(dtype: pa.DataType) -> bool:
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
-
-
-def _role(kind: str, dtype: pa.DataType) -> str:
-    """How the copula treats a column: numeric, categorical, text, identifier or pii."""
-    if kind in ("identifier", "pii"):
-        return kind
-    if kind == "text" and (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)):
-        return "text"
-    numeric = (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
-               or pa.types.is_temporal(dtype))
-    return "numeric" if numeric and kind != "categorical" else "categorical"
 
 
 @register
@@ -257,7 +246,7 @@ class GaussianCopula(CopulaSampling, Synthesizer):
         budget = parse_bytes(self.memory_budget)
         refuse_nested(dataset.arrow_schema, "the Gaussian copula")
         kinds = dataset.schema
-        self.roles_ = {f.name: _role(kinds[f.name].kind, f.type) for f in dataset.arrow_schema}
+        self.roles_ = {f.name: column_role(kinds[f.name].kind, f.type) for f in dataset.arrow_schema}
         self.pii_ = {name: kinds[name].pii for name, role in self.roles_.items() if role == "pii"}
         self._validate(dataset)
         rng = np.random.default_rng(self.seed)

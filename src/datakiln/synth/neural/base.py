@@ -42,7 +42,7 @@ from datakiln.schema import numeric_values as ticks
 from datakiln.schema import refuse_nested
 from datakiln.synth._fakes import fake_values, placeholder_text
 from datakiln.synth._sampling import _restore
-from datakiln.synth.base import MIN_TRAINING_ROWS, SmallTrainingWarning, Synthesizer
+from datakiln.synth.base import MIN_TRAINING_ROWS, SmallTrainingWarning, Synthesizer, column_role
 from datakiln.synth.constraints import Inequality, Integer, check, columns_of, parse_constraints, violations
 from datakiln.synth.neural._conditions import ConditionPlan, make_plan, rejection_stream
 from datakiln.synth.neural._encoding import Encoder
@@ -51,17 +51,6 @@ __all__ = ["CHUNK_ROWS", "NeuralSynthesizer"]
 
 CHUNK_ROWS = 16_384
 _ROLES = ("numeric", "categorical", "text", "identifier", "pii")
-
-
-def role_of(kind: str, dtype: pa.DataType) -> str:
-    """How the model treats a column: numeric, categorical, text, identifier or pii."""
-    if kind in ("identifier", "pii"):
-        return kind
-    if kind == "text" and (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)):
-        return "text"
-    numeric = (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
-               or pa.types.is_temporal(dtype))
-    return "numeric" if numeric and kind != "categorical" else "categorical"
 
 
 class NeuralSynthesizer(Synthesizer):
@@ -114,7 +103,7 @@ class NeuralSynthesizer(Synthesizer):
         dataset = as_dataset(data, what="fit")
         refuse_nested(dataset.arrow_schema, type(self).__name__)
         kinds = dataset.schema
-        self.roles_ = {f.name: role_of(kinds[f.name].kind, f.type) for f in dataset.arrow_schema}
+        self.roles_ = {f.name: column_role(kinds[f.name].kind, f.type) for f in dataset.arrow_schema}
         self.pii_ = {n: kinds[n].pii for n, r in self.roles_.items() if r == "pii"}
         self.constraints_ = parse_constraints(self.constraints, dataset.columns)
         for constraint in self.constraints_:
