@@ -53,7 +53,8 @@ def test_keyed_row_sample_is_the_same_for_any_batching():
 
 def test_profile_cleaner_sample_and_copula_do_not_depend_on_row_groups(tmp_path):
     one, many = _two_layouts(tmp_path)
-    c1, c2 = one.profile(sample_rows=256).to_dict()["columns"], many.profile(sample_rows=256).to_dict()["columns"]
+    c1 = one.profile(sample_rows=256).to_dict()["columns"]
+    c2 = many.profile(sample_rows=256).to_dict()["columns"]
     for x, y in zip(c1, c2):  # moments merge in another order: equal within float rounding
         assert {k: v for k, v in x.items() if k not in ("mean", "std")} == \
             {k: v for k, v in y.items() if k not in ("mean", "std")}
